@@ -1,0 +1,59 @@
+# streamrun: `make run` and `make test` do all set-up on a fresh machine.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+PYTHON ?= /usr/bin/python3
+CMAKE_FLAGS ?=
+
+# Debian packages the build, the tests and the benchmarks need.
+DEPS = cmake ninja-build g++ make pkg-config libyaml-cpp-dev libcli11-dev librdkafka-dev liblmdb-dev \
+       rapidjson-dev libspdlog-dev libfmt-dev doctest-dev libsimdjson-dev libxxhash-dev jq \
+       python3 python3-jsonschema
+
+.PHONY: all deps build run test unit e2e asan bench clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) || \
+	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main example: per-user one-minute click counts over the bundled click stream.
+run: build
+	./$(BUILD)/streamrun run pipelines/clickstream.yaml --fresh
+	@echo "--- pipelines/out/clicks_per_minute.jsonl (first 10 lines)"
+	@head -n 10 pipelines/out/clicks_per_minute.jsonl
+	@echo "--- pipelines/out/late_clicks.jsonl"
+	@cat pipelines/out/late_clicks.jsonl
+
+unit: build
+	./$(BUILD)/unit_tests
+
+e2e: build
+	STREAMRUN=$(CURDIR)/$(BUILD)/streamrun $(PYTHON) -m unittest discover -s tests/e2e -p '*_test.py' -v
+
+test: unit e2e
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTREAMRUN_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 ./$(ASAN_BUILD)/unit_tests
+	ASAN_OPTIONS=detect_leaks=1 STREAMRUN=$(CURDIR)/$(ASAN_BUILD)/streamrun STREAMRUN_SANITIZED=1 \
+	  $(PYTHON) -m unittest discover -s tests/e2e -p '*_test.py'
+
+bench: build
+	$(PYTHON) bench/run.py --build $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,123 @@
+// Batches: how records move between operators and threads.
+//
+// Records travel in batches of up to kBatchRows rows. Every record has its own bytes (`raw`: a
+// JSON text, or a line of a text source) that sinks write unchanged, plus the values of the
+// fields that steps downstream read (its "slots", laid out by the stream's Layout). A source
+// extracts only those fields, once; a filter passes records on as their original bytes.
+//
+// A Batch owns the memory its rows point to (its Arena). Batches are recycled through a pool, so
+// the steady state allocates nothing per record.
+//
+// Thread safety: a Batch is owned by one thread at a time and handed over through a channel
+// (engine/channel.h). The pool is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/value.h"
+
+namespace streamrun {
+
+// Event times and watermarks are epoch milliseconds.
+inline constexpr int64_t kMinTimestamp = std::numeric_limits<int64_t>::min();
+inline constexpr int64_t kMaxTimestamp = std::numeric_limits<int64_t>::max();
+
+inline constexpr size_t kBatchRows = 1024;          // rows per batch before it is sent
+inline constexpr size_t kBatchBytes = 256 * 1024;   // arena bytes per batch before it is sent
+
+// A bump allocator whose pointers stay valid until Reset(). Memory is kept across Reset().
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  char* Allocate(size_t n);
+  std::string_view Copy(std::string_view s);
+  // Frees everything allocated; keeps one block for reuse.
+  void Reset();
+  // Bytes handed out since the last Reset.
+  size_t used() const { return used_; }
+
+ private:
+  static constexpr size_t kBlockSize = 64 * 1024;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::vector<size_t> block_sizes_;
+  size_t cur_block_ = 0;
+  char* cur_ = nullptr;
+  size_t left_ = 0;
+  size_t used_ = 0;
+};
+
+// A field path as written in expressions: `a.b` or `a["odd key"]` is {"a", "b"}.
+using FieldPath = std::vector<std::string>;
+std::string FieldPathToString(const FieldPath& path);
+
+// The fields a stream's records carry as slots, in slot order.
+using Layout = std::vector<FieldPath>;
+
+struct Row {
+  int64_t ts = kMinTimestamp;  // event time
+  // The watermark before this record, as its source computed it (see engine/watermark.h). Lets a
+  // window decide lateness exactly as a single-threaded run in input order would.
+  int64_t wm = kMinTimestamp;
+  std::string_view raw;        // the record's bytes, without the newline
+  uint32_t slot = 0;           // index of its first slot in Batch::slots
+  uint16_t origin = 0;         // index of the source it came from (for <source>.errors)
+  uint16_t flags = 0;          // kRowText: raw is a text line, not JSON
+  uint64_t offset = 0;         // position in its source (byte offset, sequence number)
+};
+inline constexpr uint16_t kRowText = 1;
+
+struct Batch {
+  // Do not reorder: checkpoint barriers will be stored by kind in later formats.
+  enum class Kind : uint8_t {
+    kData = 0,
+    kEnd,      // the producer has finished: no batch follows from it
+    kBarrier,  // reserved for checkpoint barriers
+  };
+
+  Kind kind = Kind::kData;
+  uint32_t width = 0;         // slots per row: the size of the stream's Layout
+  std::vector<Row> rows;
+  std::vector<Value> slots;   // rows.size() * width values
+  Arena arena;
+  // The producer's watermark after this batch: no later record from it has a smaller `wm`.
+  int64_t watermark = kMinTimestamp;
+  // For inputs merged in sequence (a file source read by several subtasks): the chunk this batch
+  // belongs to, and whether it is the producer's last batch of that chunk.
+  uint64_t seq = 0;
+  bool seq_last = true;
+  uint64_t barrier_id = 0;    // reserved for checkpoint barriers
+
+  Value* SlotsOf(size_t r) { return slots.data() + rows[r].slot; }
+  const Value* SlotsOf(size_t r) const { return slots.data() + rows[r].slot; }
+
+  // Appends a row whose slots are all Missing; returns its index.
+  size_t AddRow(const Row& proto);
+  // Appends row `r` of `src` (same width), copying its bytes and strings into this arena.
+  void CopyRowFrom(const Batch& src, size_t r);
+  // Keeps only the rows for which keep[r] is true, in order (slots stay where they are).
+  void KeepRows(const std::vector<bool>& keep);
+  bool full() const { return rows.size() >= kBatchRows || arena.used() >= kBatchBytes; }
+  // Empties the batch for reuse (keeps its capacity).
+  void Clear();
+};
+
+// Batches come from and go back to a process-wide pool.
+struct BatchRecycler {
+  void operator()(Batch* b) const;
+};
+using BatchPtr = std::unique_ptr<Batch, BatchRecycler>;
+// An empty data batch of the given width.
+BatchPtr NewBatch(uint32_t width);
+
+// Copies a Value's bytes into `arena` when it points to memory (string, JSON).
+Value CopyValue(Arena& arena, const Value& v);
+
+}  // namespace streamrun

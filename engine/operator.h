@@ -1,0 +1,155 @@
+// The interfaces between the runtime and the operators (sources, steps, sinks).
+//
+// Each node of a pipeline (a source, a step or a sink) is parsed into a NodeConfig by the factory
+// registered for its type (operators/registry.h). The planner asks the NodeConfig which fields it
+// reads, then creates one Operator (or SourceOperator) per parallel subtask.
+//
+// Threading: every subtask runs on one thread, and everything chained with it runs on that
+// thread too. An Operator is created, opened, fed and finished on its subtask's thread, so it
+// needs no locks. Emitter::Emit may block: that is backpressure.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/status.h"
+
+namespace streamrun {
+
+// Where one output of an operator goes: the next operator of its chain, or an exchange that
+// routes batches to other threads.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // Takes the batch. Blocks while the consumer's queue is full. Returns Cancelled when the job is
+  // stopping, and the downstream operator's error when one in the chain failed.
+  virtual Status Emit(BatchPtr batch) = 0;
+};
+
+// Takes records that could not be read or evaluated and treats them as their source's `on_error`
+// says: fail (returns a DataError), drop (counts them), dead_letter (sends them, with the reason,
+// to <source>.errors).
+class ErrorReporter {
+ public:
+  virtual ~ErrorReporter() = default;
+  // Row `row` of `batch` failed in `where` (a step or source name) for `reason`.
+  virtual Status Report(const Batch& batch, size_t row, std::string_view where,
+                        std::string_view reason) = 0;
+  // Input of source `origin` at `offset` could not become a record at all.
+  virtual Status ReportInput(uint16_t origin, uint64_t offset, std::string_view text,
+                             std::string_view reason) = 0;
+  // Sends what is buffered on. Called at the end of each input batch.
+  virtual Status Flush() = 0;
+};
+
+struct OperatorContext {
+  std::string name;          // the step's or sink's name in the pipeline file
+  int subtask = 0;           // 0 .. parallelism-1
+  int parallelism = 1;
+  int max_parallelism = 128;
+  Layout input_layout;       // the layout of the batches Process receives
+  Layout output_layout;      // the layout the main output must have
+  Emitter* main = nullptr;   // the main output; never null (discards when nobody reads it)
+  Emitter* late = nullptr;   // <step>.late, or null when nobody reads it
+  ErrorReporter* errors = nullptr;
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+// A step or a sink. Its input is one logical stream: the runtime merges the inputs of a union
+// and rewrites each row's `wm` to the operator's watermark (the minimum over its inputs) before
+// Process sees it.
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  // `ctx` outlives the operator.
+  virtual Status Open(const OperatorContext& ctx) = 0;
+  // One batch of input. Rows come in order; batch->watermark is the watermark after it.
+  virtual Status Process(BatchPtr batch) = 0;
+  // Every input has ended: the watermark is +infinity. Emit what is left.
+  virtual Status Finish() = 0;
+  // For bounded inputs and the progress line: records and bytes written (sinks).
+  virtual uint64_t records_out() const { return 0; }
+};
+
+// Counters a source updates for the progress line and metrics. Written by one source thread,
+// read by the progress thread.
+struct SourceProgress {
+  std::atomic<uint64_t> records{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> total_bytes{0};  // 0 when unknown (unbounded or follow)
+};
+
+struct SourceContext {
+  std::string name;
+  uint16_t origin = 0;       // this source's index, stored in every row it makes
+  int subtask = 0;
+  int parallelism = 1;       // >1 only when the source's NodeConfig is splittable
+  Layout layout;             // the fields to extract into slots, in slot order
+  Emitter* out = nullptr;
+  ErrorReporter* errors = nullptr;
+  const std::atomic<bool>* cancelled = nullptr;
+  SourceProgress* progress = nullptr;
+  // Shared by the subtasks of one split source (NodeConfig::CreateShared), else null.
+  std::shared_ptr<void> shared;
+};
+
+class SourceOperator {
+ public:
+  virtual ~SourceOperator() = default;
+  // Reads until the input ends (returns Ok) or ctx.cancelled is set (returns Cancelled). Every
+  // row carries its event time and the watermark before it (engine/watermark.h); every batch
+  // carries the watermark after it.
+  virtual Status Run(SourceContext& ctx) = 0;
+};
+
+enum class NodeRole : uint8_t { kSource, kStep, kSink };
+
+// What a source does with input it cannot read, and the runtime with records an expression fails
+// on: the `on_error` setting of the source they came from.
+enum class OnError : uint8_t { kFail, kDrop, kDeadLetter };
+
+// The validated configuration of one node. Immutable after loading; shared by its subtasks.
+class NodeConfig {
+ public:
+  virtual ~NodeConfig() = default;
+
+  // The fields this node reads from its input given the fields its consumers read from its
+  // output (for sources: the fields it must extract, given its consumers' needs).
+  virtual std::vector<FieldPath> InputFields(const std::vector<FieldPath>& output_fields) const {
+    return output_fields;
+  }
+  // True when the node's input must be partitioned by key (a keyed exchange before it).
+  virtual bool keyed() const { return false; }
+  // The key fields, for keyed nodes.
+  virtual std::vector<FieldPath> key_fields() const { return {}; }
+  // How many subtasks this node may have: 1 for sinks and for sources that cannot be split.
+  virtual int max_subtasks() const { return 1 << 20; }
+  // Side streams this node produces besides its main output ("late").
+  virtual std::vector<std::string> side_outputs() const { return {}; }
+  // False for sinks.
+  virtual bool has_main_output() const { return true; }
+  // True for stateless steps (filter, map) that follow their input's parallelism.
+  virtual bool stateless() const { return false; }
+
+  // Steps and sinks: one operator per subtask.
+  virtual Result<std::unique_ptr<Operator>> CreateOperator() const {
+    return Status::RuntimeError("not a step or sink");
+  }
+  // Sources.
+  virtual Result<std::unique_ptr<SourceOperator>> CreateSource() const {
+    return Status::RuntimeError("not a source");
+  }
+  // Sources split over several subtasks: state they share (created once per run).
+  virtual std::shared_ptr<void> CreateShared(int /*parallelism*/) const { return nullptr; }
+  // Sources: what to do with bad input (and with records that expressions fail on).
+  virtual OnError on_error() const { return OnError::kFail; }
+  // For `graph`: a short label of the node's settings ("where: x > 1").
+  virtual std::string Describe() const { return ""; }
+};
+
+}  // namespace streamrun
