@@ -1,0 +1,115 @@
+// Key encoding and hashing (see key.h for the stable format).
+#include "engine/key.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <xxhash.h>
+
+namespace streamrun {
+namespace {
+
+void PutU64(std::string& out, uint64_t x) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xFF));
+}
+void PutU32(std::string& out, uint32_t x) {
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xFF));
+}
+uint64_t GetU64(const char* p) {
+  uint64_t x = 0;
+  for (int i = 0; i < 8; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
+  return x;
+}
+uint32_t GetU32(const char* p) {
+  uint32_t x = 0;
+  for (int i = 0; i < 4; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
+  return x;
+}
+
+}  // namespace
+
+void AppendKeyValue(std::string& out, const Value& v) {
+  Value::Kind kind = v.kind();
+  if (kind == Value::Kind::kMissing) kind = Value::Kind::kNull;
+  if (kind == Value::Kind::kDouble) {
+    double d = v.as_double();
+    if (std::trunc(d) == d && std::fabs(d) < 9.2e18) {
+      out.push_back(static_cast<char>(Value::Kind::kInt));
+      PutU64(out, static_cast<uint64_t>(static_cast<int64_t>(d)));
+      return;
+    }
+  }
+  out.push_back(static_cast<char>(kind));
+  switch (kind) {
+    case Value::Kind::kBool:
+      out.push_back(v.as_bool() ? 1 : 0);
+      break;
+    case Value::Kind::kInt:
+      PutU64(out, static_cast<uint64_t>(v.as_int()));
+      break;
+    case Value::Kind::kDouble: {
+      uint64_t bits;
+      double d = v.as_double();
+      std::memcpy(&bits, &d, sizeof bits);
+      PutU64(out, bits);
+      break;
+    }
+    case Value::Kind::kString:
+    case Value::Kind::kJson:
+      PutU32(out, static_cast<uint32_t>(v.as_string().size()));
+      out.append(v.as_string());
+      break;
+    default:
+      break;
+  }
+}
+
+bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v) {
+  if (*pos >= key.size()) return false;
+  auto kind = static_cast<Value::Kind>(key[*pos]);
+  ++*pos;
+  auto need = [&](size_t n) { return *pos + n <= key.size(); };
+  switch (kind) {
+    case Value::Kind::kNull:
+      *v = Value::Null();
+      return true;
+    case Value::Kind::kBool:
+      if (!need(1)) return false;
+      *v = Value::Bool(key[*pos] != 0);
+      *pos += 1;
+      return true;
+    case Value::Kind::kInt:
+      if (!need(8)) return false;
+      *v = Value::Int(static_cast<int64_t>(GetU64(key.data() + *pos)));
+      *pos += 8;
+      return true;
+    case Value::Kind::kDouble: {
+      if (!need(8)) return false;
+      uint64_t bits = GetU64(key.data() + *pos);
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      *v = Value::Double(d);
+      *pos += 8;
+      return true;
+    }
+    case Value::Kind::kString:
+    case Value::Kind::kJson: {
+      if (!need(4)) return false;
+      uint32_t len = GetU32(key.data() + *pos);
+      *pos += 4;
+      if (!need(len)) return false;
+      std::string_view s = key.substr(*pos, len);
+      *v = kind == Value::Kind::kString ? Value::String(s) : Value::Json(s);
+      *pos += len;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+uint64_t HashKey(std::string_view encoded_key) {
+  return XXH3_64bits(encoded_key.data(), encoded_key.size());
+}
+
+}  // namespace streamrun

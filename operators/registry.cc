@@ -1,0 +1,87 @@
+// The table of operator types. Adding a type: write operators/<type>.cc with its factory,
+// declare the factory in factories.h, and add a row here.
+#include "operators/registry.h"
+
+#include "operators/factories.h"
+
+namespace streamrun {
+namespace {
+
+// Settings every source has.
+#define SR_SOURCE_COMMON_SETTINGS                                                              \
+  {"event_time", "expression", false,                                                           \
+   "The record's event time: epoch milliseconds or an RFC 3339 string. Without it, the time "   \
+   "the record was read."},                                                                     \
+  {"watermark", "object", false,                                                                \
+   "`max_out_of_orderness`: how far behind the largest event time seen a record may be "       \
+   "(a duration, default 0s)."},                                                                \
+  {"on_error", "string", false,                                                                 \
+   "fail | drop | dead_letter: what to do with input that cannot be read or parsed, and with "  \
+   "records an expression fails on (dead_letter: to the stream <source>.errors). Default fail."}
+
+std::vector<OperatorType> BuildTable() {
+  return {
+      {"file", NodeRole::kSource, "Reads a file of JSON lines or text lines.",
+       {{"path", "string", true, "The file to read, relative to the pipeline file."},
+        {"format", "string", false, "json (one JSON value per line, default) | text (each line "
+                                    "is the record `{line}`) | recording (a recorded Kafka topic)."},
+        SR_SOURCE_COMMON_SETTINGS,
+        {"rate", "number", false, "Records per second at most (default: as fast as possible)."},
+        {"follow", "boolean", false, "Keep reading lines appended later, like tail -f (default false)."}},
+       MakeFileSource},
+      {"generator", NodeRole::kSource, "Generates synthetic events, deterministic for a seed.",
+       {{"profile", "string", true, "clickstream | sessions | sequence."},
+        {"count", "integer", false, "How many records (default: unbounded)."},
+        {"rate", "number", false, "Records per second at most (default: as fast as possible)."},
+        {"seed", "integer", false, "Random seed (default 1)."},
+        SR_SOURCE_COMMON_SETTINGS},
+       MakeGeneratorSource},
+      {"stdin", NodeRole::kSource, "Reads JSON lines or text lines from standard input.",
+       {{"format", "string", false, "json (default) | text."}, SR_SOURCE_COMMON_SETTINGS},
+       MakeStdinSource},
+      {"filter", NodeRole::kStep, "Keeps the records for which `where` is true.",
+       {{"where", "expression", true, "The condition; null counts as false."}},
+       MakeFilter},
+      {"map", NodeRole::kStep, "Sets, drops or keeps fields of each record.",
+       {{"set", "object", false, "Field name to expression: the fields to set or add."},
+        {"drop", "array", false, "Fields to remove."},
+        {"keep", "array", false, "Fields to keep; all others are removed (applied after set)."}},
+       MakeMap},
+      {"window", NodeRole::kStep,
+       "Groups records by key into event-time windows and emits one aggregate result per window.",
+       {{"key_by", "array", true, "The key fields (a field name or a list of them)."},
+        {"window", "object", true,
+         "`type`: tumbling (size) | sliding (size, slide) | session (gap)."},
+        {"aggregate", "object", true,
+         "Output field to aggregate: count(), count_if(e), sum(e), min(e), max(e), avg(e), "
+         "first(e), last(e), count_distinct(e)."},
+        {"allowed_lateness", "duration", false,
+         "How long after a window fired late records still update it (default 0s)."},
+        {"trigger", "object", false,
+         "`fire_on`: an expression; a record for which it is true fires and closes its window."}},
+       MakeWindow},
+      {"stdout", NodeRole::kSink, "Writes records as JSON lines to standard output.", {},
+       MakeStdoutSink},
+      {"file", NodeRole::kSink, "Writes records as JSON lines to a file.",
+       {{"path", "string", true, "The file to write, relative to the pipeline file."}},
+       MakeFileSink},
+  };
+}
+
+#undef SR_SOURCE_COMMON_SETTINGS
+
+}  // namespace
+
+const std::vector<OperatorType>& OperatorTypes() {
+  static const std::vector<OperatorType> table = BuildTable();
+  return table;
+}
+
+const OperatorType* FindOperatorType(NodeRole role, std::string_view name) {
+  for (const auto& t : OperatorTypes()) {
+    if (t.role == role && t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace streamrun
