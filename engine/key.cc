@@ -108,6 +108,11 @@ bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v) {
   }
 }
 
+void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out) {
+  out->clear();
+  for (int s : key_slots) AppendKeyValue(*out, slots[s]);
+}
+
 uint64_t HashKey(std::string_view encoded_key) {
   return XXH3_64bits(encoded_key.data(), encoded_key.size());
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/value.h"
 
@@ -26,6 +27,11 @@ void AppendKeyValue(std::string& out, const Value& v);
 bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v);
 
 uint64_t HashKey(std::string_view encoded_key);
+
+// The key of a record: its values at `key_slots` (slot indexes of the key fields, in key_by
+// order), encoded one after the other. Clears `out` first. The keyed exchange and the keyed
+// operator call this same function, so they agree on every key.
+void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out);
 
 inline int KeyGroupOf(uint64_t hash, int max_parallelism) {
   return static_cast<int>(hash % static_cast<uint64_t>(max_parallelism));
