@@ -135,6 +135,9 @@ class NodeConfig {
   virtual bool has_main_output() const { return true; }
   // True for stateless steps (filter, map) that follow their input's parallelism.
   virtual bool stateless() const { return false; }
+  // True when the node's output records are its input records, transformed in place with the
+  // same layout (filter): its output stream then carries its input's layout.
+  virtual bool passes_layout_through() const { return false; }
 
   // Steps and sinks: one operator per subtask.
   virtual Result<std::unique_ptr<Operator>> CreateOperator() const {

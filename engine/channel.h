@@ -1,0 +1,59 @@
+// InputGate: the bounded queues in front of one subtask.
+//
+// Every subtask that is not chained to its upstream reads its input from one InputGate. The gate
+// has one bounded queue per producer (an upstream subtask, or a thread reporting errors), so a
+// full queue blocks only the producer that filled it (backpressure), and the consumer can read a
+// producer's batches in order: in chunk order for a split source (PopFrom), or as they come
+// (PopAny). Per-producer queues also leave room for checkpoint barrier alignment: a consumer can
+// stop reading from a producer whose barrier arrived.
+//
+// Thread safety: Push is called by producer threads, Pop* by the one consumer thread, Cancel by
+// anyone. One mutex guards the gate; batches are large, so it is taken once per batch.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "engine/batch.h"
+
+namespace streamrun {
+
+class InputGate {
+ public:
+  // REQUIRES: producers >= 1, capacity >= 1 (batches per producer queue).
+  InputGate(int producers, size_t capacity);
+
+  // Queues `batch` from `producer`, blocking while that producer's queue is full. Returns false
+  // (dropping the batch) when the gate was cancelled.
+  bool Push(int producer, BatchPtr batch);
+
+  // The next batch of `producer`, blocking until there is one. Null when cancelled.
+  BatchPtr PopFrom(int producer);
+  // The next batch of any producer, taken fairly (round robin over non-empty queues). Sets
+  // *producer. Null when cancelled.
+  BatchPtr PopAny(int* producer);
+
+  // Wakes every waiting thread; from now on Push returns false and Pop returns null.
+  void Cancel();
+
+  int producers() const { return static_cast<int>(queues_.size()); }
+  // Batches queued over capacity of all queues, 0..1, for `status`.
+  double fill() const;
+  // Nanoseconds producers spent blocked on a full queue (backpressure).
+  uint64_t blocked_ns() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::vector<std::deque<BatchPtr>> queues_;  // guarded by mu_
+  size_t capacity_;
+  size_t next_ = 0;         // round-robin start for PopAny; guarded by mu_
+  bool cancelled_ = false;  // guarded by mu_
+  uint64_t blocked_ns_ = 0; // guarded by mu_
+};
+
+}  // namespace streamrun

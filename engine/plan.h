@@ -1,0 +1,77 @@
+// Planning: a PipelineSpec becomes a graph of parallel subtasks (a Plan).
+//
+// The planner decides, for every node: how many subtasks run it, which fields each stream
+// carries (its Layout: only what some consumer reads), how each input arrives (forward, keyed
+// exchange, or gathered), and which nodes are chained onto their upstream's thread.
+//
+// Rules:
+// - Sources run as one subtask, or as `parallelism` subtasks when their NodeConfig allows it
+//   (a plain file is read in chunks by several subtasks). Keyed steps run `parallelism` subtasks.
+//   Stateless steps with one input follow its parallelism; with several inputs, and sinks, run 1.
+// - A step is chained onto its upstream (same thread, no queue, batches transformed in place)
+//   when it reads exactly one stream, that stream is the upstream's main output, nobody else
+//   reads it, both have the same parallelism, and no exchange is needed (or both run 1 subtask).
+// - A stream is read in chunk order (ordered) when it comes from a source split over several
+//   subtasks through chained stateless steps: consumers then see the records in file order.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/pipeline.h"
+#include "engine/status.h"
+
+namespace streamrun {
+
+// Output ports of a node. Do not reorder: used in graphs and metrics.
+enum class Port : uint8_t { kMain = 0, kLate, kErrors };
+const char* PortSuffix(Port port);  // "", ".late", ".errors"
+
+enum class EdgeKind : uint8_t {
+  kForward,  // subtask i to subtask i
+  kKeyed,    // rows routed by key group
+  kGather,   // every upstream subtask to the single consumer subtask
+};
+
+struct PlanInput {
+  int node = -1;         // upstream node (for kErrors: the source whose errors these are)
+  Port port = Port::kMain;
+  EdgeKind kind = EdgeKind::kForward;
+  bool ordered = false;  // read in chunk order
+  // For each slot of the consumer's input layout, the slot of the upstream's layout that feeds
+  // it (-1: Missing). Empty when the layouts are identical.
+  std::vector<int> remap;
+};
+
+struct PlanNode {
+  const NodeSpec* spec = nullptr;
+  NodeRole role = NodeRole::kStep;
+  int parallelism = 1;
+  std::vector<PlanInput> inputs;
+  Layout in_layout;   // what the operator's Process receives (sources: what they extract)
+  Layout out_layout;  // the main output (sources: the same as in_layout)
+  Layout late_layout;    // the .late stream (windows): equals in_layout
+  Layout errors_layout;  // the .errors stream (sources)
+  bool chained = false;  // runs on the thread of inputs[0].node
+  // Filled by the planner from the inputs of other nodes.
+  std::vector<int> main_consumers;
+  std::vector<int> late_consumers;
+  std::vector<int> errors_consumers;
+  std::vector<int> key_slots;  // keyed nodes: the key fields' slots in in_layout
+};
+
+struct Plan {
+  const PipelineSpec* spec = nullptr;
+  std::vector<PlanNode> nodes;  // sources, then steps, then sinks, in a topological order
+  int Index(const std::string& name) const;
+};
+
+// REQUIRES: `spec` outlives the plan. `parallelism` > 0 overrides the spec's.
+Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism);
+
+// The plan as Graphviz DOT or Mermaid text, for `streamrun graph`.
+std::string PlanToDot(const Plan& plan);
+std::string PlanToMermaid(const Plan& plan);
+
+}  // namespace streamrun

@@ -1,0 +1,753 @@
+// The runtime (see runtime.h).
+#include "engine/runtime.h"
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/channel.h"
+#include "engine/key.h"
+#include "engine/watermark.h"
+
+namespace streamrun {
+
+namespace {
+
+constexpr size_t kQueueBatches = 4;  // batches per producer queue: bounds memory in flight
+
+// An Emitter that hands batches to the next operator of the same thread.
+class ChainEmitter : public Emitter {
+ public:
+  explicit ChainEmitter(Operator* next) : next_(next) {}
+  Status Emit(BatchPtr batch) override { return next_->Process(std::move(batch)); }
+
+ private:
+  Operator* next_;
+};
+
+// One consumer of a stream leaving a task: where its batches go.
+struct Route {
+  EdgeKind kind = EdgeKind::kForward;
+  std::vector<InputGate*> gates;  // per consumer subtask
+  int slot_base = 0;              // this input's first producer slot in the consumer's gates
+  int my_slot = 0;                // this producer's slot in the gates (slot_base + offset)
+  std::vector<int> key_slots;     // keyed
+  int max_parallelism = 128;
+  // Keyed: the batch being filled for each consumer subtask.
+  std::vector<BatchPtr> pending;
+  std::vector<int64_t> sent_watermark;
+};
+
+// Sends one stream of a task to every consumer of it, across threads.
+class OutputEmitter : public Emitter {
+ public:
+  OutputEmitter(std::vector<Route> routes, uint32_t width) : routes_(std::move(routes)), width_(width) {
+    for (auto& r : routes_) {
+      if (r.kind == EdgeKind::kKeyed && r.gates.size() > 1) {
+        r.pending.resize(r.gates.size());
+        r.sent_watermark.assign(r.gates.size(), kMinTimestamp);
+      }
+    }
+  }
+
+  Status Emit(BatchPtr batch) override {
+    for (size_t i = 0; i < routes_.size(); ++i) {
+      BatchPtr b;
+      if (i + 1 == routes_.size()) {
+        b = std::move(batch);
+      } else {
+        b = Copy(*batch);
+      }
+      SR_RETURN_IF_ERROR(Send(routes_[i], std::move(b)));
+    }
+    return Status::Ok();
+  }
+
+  // Ends the stream: every consumer subtask gets this producer's End.
+  Status Close() {
+    for (auto& r : routes_) {
+      for (size_t t = 0; t < r.gates.size(); ++t) {
+        if (r.kind == EdgeKind::kForward || r.kind == EdgeKind::kGather) {
+          if (t != Target(r)) continue;
+        }
+        BatchPtr end = NewBatch(width_);
+        end->kind = Batch::Kind::kEnd;
+        end->watermark = kMaxTimestamp;
+        if (!r.gates[t]->Push(r.my_slot, std::move(end))) return Status::Cancelled();
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  size_t Target(const Route& r) const {
+    return r.kind == EdgeKind::kGather ? 0 : static_cast<size_t>(r.my_slot - r.slot_base);
+  }
+
+  BatchPtr Copy(const Batch& src) {
+    BatchPtr b = NewBatch(src.width);
+    b->kind = src.kind;
+    b->watermark = src.watermark;
+    b->seq = src.seq;
+    b->seq_last = src.seq_last;
+    for (size_t r = 0; r < src.rows.size(); ++r) b->CopyRowFrom(src, r);
+    return b;
+  }
+
+  Status Push(Route& r, size_t target, BatchPtr b) {
+    if (!r.gates[target]->Push(r.my_slot, std::move(b))) return Status::Cancelled();
+    return Status::Ok();
+  }
+
+  Status Send(Route& r, BatchPtr batch) {
+    if (r.kind != EdgeKind::kKeyed || r.gates.size() == 1) {
+      size_t target = r.kind == EdgeKind::kKeyed ? 0 : Target(r);
+      return Push(r, target, std::move(batch));
+    }
+    // Keyed exchange: rows go to the subtask that owns their key group.
+    const int n = static_cast<int>(r.gates.size());
+    const Batch& in = *batch;
+    for (size_t row = 0; row < in.rows.size(); ++row) {
+      EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
+      int kg = KeyGroupOf(HashKey(key_), r.max_parallelism);
+      int t = SubtaskOfKeyGroup(kg, n, r.max_parallelism);
+      BatchPtr& out = r.pending[t];
+      if (!out) out = NewBatch(in.width);
+      out->CopyRowFrom(in, row);
+      if (out->full()) {
+        out->seq = in.seq;
+        out->seq_last = false;
+        out->watermark = in.rows[row].wm;
+        SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
+      }
+    }
+    // At the end of each input batch every consumer hears of a new watermark and, when it
+    // reads in chunk order, of the end of the chunk (so that it can go on to the next one).
+    for (int t = 0; t < n; ++t) {
+      BatchPtr& out = r.pending[t];
+      bool has_rows = out && !out->rows.empty();
+      bool chunk_end = ordered_ && in.seq_last;
+      if (!has_rows && !chunk_end && in.watermark <= r.sent_watermark[t]) continue;
+      if (!out) out = NewBatch(in.width);
+      out->seq = in.seq;
+      out->seq_last = in.seq_last;
+      out->watermark = in.watermark;
+      r.sent_watermark[t] = in.watermark;
+      SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
+    }
+    return Status::Ok();
+  }
+
+ public:
+  bool ordered_ = false;  // a consumer reads in chunk order: send every chunk end
+
+ private:
+  std::vector<Route> routes_;
+  uint32_t width_;
+  std::string key_;
+};
+
+// Discards a stream nobody reads.
+class NullEmitter : public Emitter {
+ public:
+  Status Emit(BatchPtr) override { return Status::Ok(); }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+class Job::Impl {
+ public:
+  struct Task;
+
+  // Routes of bad records to <source>.errors, per task.
+  class TaskErrors : public ErrorReporter {
+   public:
+    TaskErrors(Impl* job, Task* task) : job_(job), task_(task) {}
+
+    Status Report(const Batch& batch, size_t row, std::string_view where,
+                  std::string_view reason) override {
+      const Row& r = batch.rows[row];
+      return Handle(r.origin, r.offset, r.raw, where, reason);
+    }
+    Status ReportInput(uint16_t origin, uint64_t offset, std::string_view text,
+                       std::string_view reason) override {
+      return Handle(origin, offset, text, "", reason);
+    }
+    Status Flush() override {
+      for (size_t o = 0; o < pending_.size(); ++o) {
+        if (pending_[o] && !pending_[o]->rows.empty()) {
+          SR_RETURN_IF_ERROR(emitters_[o]->Emit(std::move(pending_[o])));
+        }
+      }
+      return Status::Ok();
+    }
+    // Ends every errors stream this task feeds.
+    Status Close() {
+      SR_RETURN_IF_ERROR(Flush());
+      for (auto& e : emitters_) {
+        if (e) SR_RETURN_IF_ERROR(e->Close());
+      }
+      return Status::Ok();
+    }
+
+    std::vector<std::unique_ptr<OutputEmitter>> emitters_;  // per source (origin), or null
+    std::vector<BatchPtr> pending_;
+
+   private:
+    Status Handle(uint16_t origin, uint64_t offset, std::string_view text, std::string_view where,
+                  std::string_view reason);
+    Impl* job_;
+    Task* task_;
+  };
+
+  struct Task {
+    int index = 0;     // in tasks_
+    int head = -1;     // plan node
+    int subtask = 0;
+    std::vector<int> chain;  // plan nodes run by this task, head first
+    std::unique_ptr<SourceOperator> source;
+    SourceContext source_ctx;
+    std::vector<std::unique_ptr<Operator>> ops;  // chain[1..] (or chain[0..] without source)
+    std::deque<OperatorContext> op_ctx;
+    std::vector<std::unique_ptr<Emitter>> emitters;
+    std::vector<OutputEmitter*> outputs;  // the streams that leave this task
+    std::unique_ptr<TaskErrors> errors;
+    std::unique_ptr<InputGate> gate;
+    // Per producer slot of the gate: which input (index into the head's plan inputs).
+    std::vector<int> slot_input;
+    std::vector<int> input_slot_base;
+    std::thread thread;
+    Status status;
+  };
+
+  Impl(const PipelineSpec& spec, Plan plan) : spec_(spec), plan_(std::move(plan)) {}
+
+  Status Build();
+  Status Run();
+  void Cancel();
+
+  const PipelineSpec& spec_;
+  Plan plan_;
+  std::vector<std::unique_ptr<Task>> tasks_;
+  // For every plan node, its task per subtask.
+  std::vector<std::vector<Task*>> node_tasks_;
+  std::vector<std::unique_ptr<SourceProgress>> progress_;  // per source node
+  std::vector<int> source_of_origin_;                      // origin -> plan node
+  std::array<std::atomic<uint64_t>, 64> bad_records_{};     // per origin
+  std::atomic<uint64_t> late_{0};
+  std::atomic<bool> cancelled_{false};
+  std::map<int, std::shared_ptr<void>> shared_;  // split sources: state shared by subtasks
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  int running_ = 0;        // guarded by mu_
+  Status first_error_;     // guarded by mu_
+
+ private:
+  Status RunTask(Task& t);
+  Status RunInputLoop(Task& t);
+  Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
+  std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
+  void Fail(const Status& st);
+};
+
+Status Job::Impl::TaskErrors::Handle(uint16_t origin, uint64_t offset, std::string_view text,
+                                     std::string_view where, std::string_view reason) {
+  int node = job_->source_of_origin_[origin];
+  const PlanNode& src = job_->plan_.nodes[node];
+  const std::string& source = src.spec->name;
+  switch (src.spec->config->on_error()) {
+    case OnError::kFail: {
+      std::string msg = "source '" + source + "'";
+      if (!where.empty() && where != source) msg += ", step '" + std::string(where) + "'";
+      msg += ", offset " + std::to_string(offset) + ": " + std::string(reason);
+      return Status::DataError(msg);
+    }
+    case OnError::kDrop:
+      job_->bad_records_[origin].fetch_add(1, std::memory_order_relaxed);
+      return Status::Ok();
+    case OnError::kDeadLetter:
+      break;
+  }
+  job_->bad_records_[origin].fetch_add(1, std::memory_order_relaxed);
+  if (origin >= emitters_.size() || !emitters_[origin]) return Status::Ok();  // nobody reads it
+  BatchPtr& b = pending_[origin];
+  const Layout& layout = src.errors_layout;
+  if (!b) b = NewBatch(static_cast<uint32_t>(layout.size()));
+  // The error record: where it came from, why, and the original bytes.
+  bool valid_utf8 = true;
+  {
+    std::string probe;
+    AppendJsonString(probe, text);
+    valid_utf8 = probe.find("\xEF\xBF\xBD") == std::string::npos ||
+                 text.find("\xEF\xBF\xBD") != std::string_view::npos;
+  }
+  std::string json = "{\"source\":";
+  AppendJsonString(json, source);
+  if (!where.empty() && where != source) {
+    json += ",\"step\":";
+    AppendJsonString(json, where);
+  }
+  json += ",\"offset\":" + std::to_string(offset) + ",\"reason\":";
+  AppendJsonString(json, reason);
+  json += ",\"text\":";
+  AppendJsonString(json, text);
+  if (!valid_utf8) {
+    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json += ",\"text_b64\":\"";
+    size_t i = 0;
+    for (; i + 2 < text.size(); i += 3) {
+      uint32_t v = (uint8_t(text[i]) << 16) | (uint8_t(text[i + 1]) << 8) | uint8_t(text[i + 2]);
+      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += kB64[(v >> 6) & 63]; json += kB64[v & 63];
+    }
+    if (i + 1 == text.size()) {
+      uint32_t v = uint8_t(text[i]) << 16;
+      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += "==";
+    } else if (i + 2 == text.size()) {
+      uint32_t v = (uint8_t(text[i]) << 16) | (uint8_t(text[i + 1]) << 8);
+      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += kB64[(v >> 6) & 63]; json += '=';
+    }
+    json += "\"";
+  }
+  json += "}";
+  Row proto;
+  proto.raw = b->arena.Copy(json);
+  proto.origin = origin;
+  proto.offset = offset;
+  size_t r = b->AddRow(proto);
+  Value* slots = b->SlotsOf(r);
+  for (size_t s = 0; s < layout.size(); ++s) {
+    const FieldPath& p = layout[s];
+    if (p.size() != 1) continue;
+    if (p[0] == "source") slots[s] = Value::String(b->arena.Copy(source));
+    else if (p[0] == "step" && !where.empty() && where != source) slots[s] = Value::String(b->arena.Copy(where));
+    else if (p[0] == "offset") slots[s] = Value::Int(static_cast<int64_t>(offset));
+    else if (p[0] == "reason") slots[s] = Value::String(b->arena.Copy(reason));
+    else if (p[0] == "text") slots[s] = Value::String(b->arena.Copy(text));
+  }
+  if (b->full()) return emitters_[origin]->Emit(std::move(b));
+  return Status::Ok();
+}
+
+std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port port,
+                                                     uint32_t width) {
+  const PlanNode& pn = plan_.nodes[node];
+  const std::vector<int>& consumers = port == Port::kMain   ? pn.main_consumers
+                                      : port == Port::kLate ? pn.late_consumers
+                                                            : pn.errors_consumers;
+  std::vector<Route> routes;
+  bool ordered = false;
+  for (int c : consumers) {
+    const PlanNode& cn = plan_.nodes[c];
+    for (size_t i = 0; i < cn.inputs.size(); ++i) {
+      const PlanInput& in = cn.inputs[i];
+      if (in.node != node || in.port != port) continue;
+      Route r;
+      r.kind = in.kind;
+      r.max_parallelism = spec_.max_parallelism;
+      r.key_slots = cn.key_slots;
+      for (Task* t : node_tasks_[c]) r.gates.push_back(t->gate.get());
+      r.slot_base = node_tasks_[c][0]->input_slot_base[i];
+      r.my_slot = r.slot_base + (in.kind == EdgeKind::kForward ? 0 : subtask);
+      // Forward routes carry this producer's subtask as their target.
+      if (in.kind == EdgeKind::kForward) {
+        // Target index = subtask: encode as my_slot - slot_base == subtask for Target().
+        r.my_slot = r.slot_base;
+        r.gates = {node_tasks_[c][subtask]->gate.get()};
+      }
+      ordered = ordered || in.ordered;
+      routes.push_back(std::move(r));
+    }
+  }
+  auto out = std::make_unique<OutputEmitter>(std::move(routes), width);
+  out->ordered_ = ordered;
+  return out;
+}
+
+Status Job::Impl::Build() {
+  // Sources are numbered in plan order: their origin index.
+  for (size_t n = 0; n < plan_.nodes.size(); ++n) {
+    progress_.push_back(std::make_unique<SourceProgress>());
+    if (plan_.nodes[n].role == NodeRole::kSource) source_of_origin_.push_back(static_cast<int>(n));
+  }
+  if (source_of_origin_.size() > bad_records_.size()) {
+    return Status::PipelineError("too many sources (at most 64)");
+  }
+  node_tasks_.resize(plan_.nodes.size());
+
+  // Tasks: one per subtask of every node that is not chained.
+  for (size_t n = 0; n < plan_.nodes.size(); ++n) {
+    const PlanNode& pn = plan_.nodes[n];
+    if (pn.chained) {
+      // Chained: runs in the task of its upstream's same subtask.
+      int up = pn.inputs[0].node;
+      for (int s = 0; s < pn.parallelism; ++s) {
+        Task* t = node_tasks_[up][s];
+        t->chain.push_back(static_cast<int>(n));
+        node_tasks_[n].push_back(t);
+      }
+      continue;
+    }
+    for (int s = 0; s < pn.parallelism; ++s) {
+      auto t = std::make_unique<Task>();
+      t->index = static_cast<int>(tasks_.size());
+      t->head = static_cast<int>(n);
+      t->subtask = s;
+      t->chain.push_back(static_cast<int>(n));
+      node_tasks_[n].push_back(t.get());
+      tasks_.push_back(std::move(t));
+    }
+  }
+
+  // Input gates of task heads, with a producer slot per upstream subtask (or per task, for
+  // errors streams).
+  for (auto& tp : tasks_) {
+    Task& t = *tp;
+    const PlanNode& pn = plan_.nodes[t.head];
+    if (pn.role == NodeRole::kSource) continue;
+    int slots = 0;
+    for (size_t i = 0; i < pn.inputs.size(); ++i) {
+      const PlanInput& in = pn.inputs[i];
+      t.input_slot_base.push_back(slots);
+      int n = in.kind == EdgeKind::kForward ? 1
+              : in.port == Port::kErrors   ? static_cast<int>(tasks_.size())
+                                           : plan_.nodes[in.node].parallelism;
+      for (int k = 0; k < n; ++k) t.slot_input.push_back(static_cast<int>(i));
+      slots += n;
+    }
+    t.gate = std::make_unique<InputGate>(slots, kQueueBatches);
+  }
+
+  // Operators, contexts and emitters.
+  for (size_t ti = 0; ti < tasks_.size(); ++ti) {
+    Task& t = *tasks_[ti];
+    t.errors = std::make_unique<TaskErrors>(this, &t);
+    // Errors streams: this task may report bad records of any source.
+    t.errors->emitters_.resize(source_of_origin_.size());
+    t.errors->pending_.resize(source_of_origin_.size());
+    for (size_t o = 0; o < source_of_origin_.size(); ++o) {
+      int src = source_of_origin_[o];
+      const auto& consumers = plan_.nodes[src].errors_consumers;
+      // A task never feeds its own gate: it would wait for its own end.
+      if (consumers.empty() ||
+          std::find(consumers.begin(), consumers.end(), t.head) != consumers.end()) {
+        continue;
+      }
+      auto out = MakeOutput(src, static_cast<int>(ti), Port::kErrors,
+                            static_cast<uint32_t>(plan_.nodes[src].errors_layout.size()));
+      t.errors->emitters_[o] = std::move(out);
+    }
+
+    // Create operators first, then wire emitters from the back of the chain.
+    std::vector<Operator*> ops(t.chain.size(), nullptr);
+    for (size_t c = 0; c < t.chain.size(); ++c) {
+      const PlanNode& pn = plan_.nodes[t.chain[c]];
+      if (pn.role == NodeRole::kSource) {
+        SR_ASSIGN_OR_RETURN(t.source, pn.spec->config->CreateSource());
+        continue;
+      }
+      SR_ASSIGN_OR_RETURN(auto op, pn.spec->config->CreateOperator());
+      ops[c] = op.get();
+      t.ops.push_back(std::move(op));
+    }
+    Emitter* next_in_chain = nullptr;
+    for (size_t c = t.chain.size(); c-- > 0;) {
+      int n = t.chain[c];
+      const PlanNode& pn = plan_.nodes[n];
+      // The main output: the next operator of the chain, or an exchange, or nothing.
+      Emitter* main = next_in_chain;
+      if (main == nullptr) {
+        if (pn.main_consumers.empty()) {
+          t.emitters.push_back(std::make_unique<NullEmitter>());
+          main = t.emitters.back().get();
+        } else {
+          auto out = MakeOutput(n, t.subtask, Port::kMain, static_cast<uint32_t>(pn.out_layout.size()));
+          t.outputs.push_back(out.get());
+          main = out.get();
+          t.emitters.push_back(std::move(out));
+        }
+      }
+      Emitter* late = nullptr;
+      if (!pn.late_consumers.empty()) {
+        auto out = MakeOutput(n, t.subtask, Port::kLate, static_cast<uint32_t>(pn.late_layout.size()));
+        t.outputs.push_back(out.get());
+        late = out.get();
+        t.emitters.push_back(std::move(out));
+      }
+      if (pn.role == NodeRole::kSource) {
+        SourceContext& sc = t.source_ctx;
+        sc.name = pn.spec->name;
+        sc.origin = static_cast<uint16_t>(
+            std::find(source_of_origin_.begin(), source_of_origin_.end(), n) - source_of_origin_.begin());
+        sc.subtask = t.subtask;
+        sc.parallelism = pn.parallelism;
+        sc.layout = pn.in_layout;
+        sc.out = main;
+        sc.errors = t.errors.get();
+        sc.cancelled = &cancelled_;
+        sc.progress = progress_[n].get();
+        if (pn.parallelism > 1) {
+          // One shared object for all subtasks of the split source.
+          if (t.subtask == 0) shared_[n] = pn.spec->config->CreateShared(pn.parallelism);
+          sc.shared = shared_[n];
+        }
+        next_in_chain = nullptr;
+        continue;
+      }
+      t.op_ctx.emplace_front();
+      OperatorContext& oc = t.op_ctx.front();
+      oc.name = pn.spec->name;
+      oc.subtask = t.subtask;
+      oc.parallelism = pn.parallelism;
+      oc.max_parallelism = spec_.max_parallelism;
+      oc.input_layout = pn.in_layout;
+      oc.output_layout = pn.out_layout;
+      oc.main = main;
+      oc.late = late;
+      oc.errors = t.errors.get();
+      oc.cancelled = &cancelled_;
+      SR_RETURN_IF_ERROR(ops[c]->Open(oc));
+      t.emitters.push_back(std::make_unique<ChainEmitter>(ops[c]));
+      next_in_chain = t.emitters.back().get();
+    }
+  }
+  return Status::Ok();
+}
+
+void Job::Impl::Fail(const Status& st) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_error_.ok()) first_error_ = st;
+  }
+  Cancel();
+}
+
+void Job::Impl::Cancel() {
+  cancelled_.store(true);
+  for (auto& t : tasks_) {
+    if (t->gate) t->gate->Cancel();
+  }
+}
+
+Status Job::Impl::RunInputLoop(Task& t) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  Operator* head = HeadOperator(t);
+  const int slots = t.gate->producers();
+  std::vector<bool> ended(slots, false);
+  int live = slots;
+
+  // Watermark inputs: an ordered input is one; otherwise every producer slot is one. Errors
+  // streams do not hold back the watermark.
+  std::vector<int> slot_wm(slots, -1);
+  int wm_inputs = 0;
+  for (size_t i = 0; i < pn.inputs.size(); ++i) {
+    const PlanInput& in = pn.inputs[i];
+    int first = t.input_slot_base[i];
+    int n = (i + 1 < pn.inputs.size() ? t.input_slot_base[i + 1] : slots) - first;
+    if (in.port == Port::kErrors) {
+      // This task's own slot never gets anything (see Build).
+      ended[first + t.index] = true;
+      --live;
+      continue;
+    }
+    if (in.ordered) {
+      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs;
+      ++wm_inputs;
+    } else {
+      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs++;
+    }
+  }
+  WatermarkMerger merger(std::max(wm_inputs, 1));
+  int64_t merged = kMinTimestamp;
+
+  const bool ordered = pn.inputs.size() == 1 && pn.inputs[0].ordered;
+  uint64_t next_seq = 0;
+
+  while (live > 0) {
+    int slot = 0;
+    BatchPtr b;
+    if (ordered) {
+      slot = static_cast<int>(next_seq % static_cast<uint64_t>(slots));
+      if (ended[slot]) {
+        // The producer of the next chunk has ended: there are no more chunks. Collect the
+        // others' ends.
+        for (int s = 0; s < slots && live > 0; ++s) {
+          if (ended[s]) continue;
+          BatchPtr e = t.gate->PopFrom(s);
+          if (!e) return Status::Cancelled();
+          if (e->kind != Batch::Kind::kEnd) {
+            return Status::RuntimeError("runtime: chunk " + std::to_string(e->seq) +
+                                        " arrived after the end of its source");
+          }
+          ended[s] = true;
+          --live;
+        }
+        break;
+      }
+      b = t.gate->PopFrom(slot);
+    } else {
+      b = t.gate->PopAny(&slot);
+    }
+    if (!b) return Status::Cancelled();
+
+    if (b->kind == Batch::Kind::kEnd) {
+      ended[slot] = true;
+      --live;
+      if (slot_wm[slot] >= 0 && !ordered) {
+        int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
+        if (m > merged && live > 0) {
+          merged = m;
+          BatchPtr tick = NewBatch(static_cast<uint32_t>(pn.in_layout.size()));
+          tick->watermark = merged;
+          SR_RETURN_IF_ERROR(head->Process(std::move(tick)));
+        }
+      }
+      continue;
+    }
+    if (ordered && b->seq_last) ++next_seq;
+
+    int input = t.slot_input[slot];
+    const PlanInput& in = pn.inputs[input];
+    if (!in.remap.empty()) {
+      // Bring the rows to this operator's layout.
+      uint32_t width = static_cast<uint32_t>(in.remap.size());
+      std::vector<Value> slots_out;
+      slots_out.reserve(b->rows.size() * width);
+      for (auto& row : b->rows) {
+        const Value* old = b->slots.data() + row.slot;
+        row.slot = static_cast<uint32_t>(slots_out.size());
+        for (int m : in.remap) slots_out.push_back(m >= 0 ? old[m] : Value::Missing());
+      }
+      b->slots.swap(slots_out);
+      b->width = width;
+    }
+    if (wm_inputs > 1 || in.port == Port::kErrors) {
+      int w = slot_wm[slot];
+      for (auto& row : b->rows) {
+        if (w >= 0) merged = merger.Advance(w, row.wm);
+        row.wm = merged;
+      }
+      if (w >= 0) merged = merger.Advance(w, b->watermark);
+      b->watermark = merged;
+    } else {
+      merged = std::max(merged, b->watermark);
+    }
+    SR_RETURN_IF_ERROR(head->Process(std::move(b)));
+    SR_RETURN_IF_ERROR(t.errors->Flush());
+  }
+  return Status::Ok();
+}
+
+Status Job::Impl::RunTask(Task& t) {
+  Status st;
+  if (t.source) {
+    st = t.source->Run(t.source_ctx);
+  } else {
+    st = RunInputLoop(t);
+  }
+  if (!st.ok()) return st;
+  // Every input ended: finish the chain in order (each Finish emits into the next operator).
+  for (auto& op : t.ops) SR_RETURN_IF_ERROR(op->Finish());
+  SR_RETURN_IF_ERROR(t.errors->Close());
+  for (OutputEmitter* out : t.outputs) SR_RETURN_IF_ERROR(out->Close());
+  return Status::Ok();
+}
+
+Status Job::Impl::Run() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = static_cast<int>(tasks_.size());
+  }
+  for (auto& tp : tasks_) {
+    Task* t = tp.get();
+    t->thread = std::thread([this, t] {
+      Status st = RunTask(*t);
+      if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
+      if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();
+      std::lock_guard<std::mutex> lock(mu_);
+      t->status = st;
+      --running_;
+      done_cv_.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (running_ > 0) {
+      done_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      if (cancelled_.load() && running_ > 0) {
+        lock.unlock();
+        Cancel();
+        lock.lock();
+      }
+    }
+  }
+  for (auto& t : tasks_) t->thread.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!first_error_.ok()) return first_error_;
+  if (cancelled_.load()) return Status::Cancelled();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Job::Job(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Job::~Job() {
+  if (impl_) {
+    impl_->Cancel();
+    for (auto& t : impl_->tasks_) {
+      if (t->thread.joinable()) t->thread.join();
+    }
+  }
+}
+
+Result<std::unique_ptr<Job>> Job::Create(const PipelineSpec& spec, const RunOptions& options) {
+  SR_ASSIGN_OR_RETURN(Plan plan, BuildPlan(spec, options.parallelism));
+  auto impl = std::make_unique<Impl>(spec, std::move(plan));
+  SR_RETURN_IF_ERROR(impl->Build());
+  return std::unique_ptr<Job>(new Job(std::move(impl)));
+}
+
+Status Job::Run() { return impl_->Run(); }
+void Job::Cancel() { impl_->Cancel(); }
+const Plan& Job::plan() const { return impl_->plan_; }
+
+std::vector<std::pair<std::string, const SourceProgress*>> Job::progress() const {
+  std::vector<std::pair<std::string, const SourceProgress*>> out;
+  for (int n : impl_->source_of_origin_) {
+    out.emplace_back(impl_->plan_.nodes[n].spec->name, impl_->progress_[n].get());
+  }
+  return out;
+}
+
+RunSummary Job::summary() const {
+  RunSummary s;
+  for (size_t o = 0; o < impl_->source_of_origin_.size(); ++o) {
+    int n = impl_->source_of_origin_[o];
+    s.sources.push_back({impl_->plan_.nodes[n].spec->name,
+                         impl_->progress_[n]->records.load(),
+                         impl_->bad_records_[o].load()});
+  }
+  for (size_t n = 0; n < impl_->plan_.nodes.size(); ++n) {
+    if (impl_->plan_.nodes[n].role != NodeRole::kSink) continue;
+    uint64_t records = 0;
+    for (Impl::Task* t : impl_->node_tasks_[n]) {
+      for (size_t c = 0; c < t->chain.size(); ++c) {
+        if (t->chain[c] != static_cast<int>(n)) continue;
+        // ops hold chain[1..] when the head is a source, chain[0..] otherwise.
+        size_t idx = t->source ? c - 1 : c;
+        records += t->ops[idx]->records_out();
+      }
+    }
+    s.sinks.push_back({impl_->plan_.nodes[n].spec->name, records});
+  }
+  return s;
+}
+
+}  // namespace streamrun

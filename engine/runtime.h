@@ -1,0 +1,70 @@
+// The runtime: runs a Plan as threads joined by bounded queues.
+//
+// One thread per task: a source subtask, or a step or sink subtask that is not chained, together
+// with everything chained after it. Between tasks, batches travel through InputGates (bounded:
+// a slow consumer blocks its producers, up to the sources). Watermarks travel in-band (Row::wm
+// and Batch::watermark); a task with several inputs merges them as the minimum. When every input
+// of a task has ended, its operators finish (all windows fire) and it ends its outputs.
+//
+// Thread safety: Job::Run blocks the calling thread until the job ends. progress() and Cancel()
+// may be called from any other thread while it runs.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/operator.h"
+#include "engine/pipeline.h"
+#include "engine/plan.h"
+#include "engine/status.h"
+
+namespace streamrun {
+
+struct RunOptions {
+  int parallelism = 0;  // > 0 overrides the pipeline's
+};
+
+// What a finished run did, for the summary line.
+struct RunSummary {
+  struct Source {
+    std::string name;
+    uint64_t records = 0;
+    uint64_t bad = 0;  // records sent to <source>.errors or dropped (on_error)
+  };
+  struct Sink {
+    std::string name;
+    uint64_t records = 0;
+  };
+  std::vector<Source> sources;
+  std::vector<Sink> sinks;
+  uint64_t late = 0;  // records no window took
+};
+
+class Job {
+ public:
+  // REQUIRES: `spec` outlives the job.
+  static Result<std::unique_ptr<Job>> Create(const PipelineSpec& spec, const RunOptions& options);
+  ~Job();
+
+  // Runs to the end: Ok when every input ended and everything was written, Cancelled after
+  // Cancel(), the first error otherwise.
+  Status Run();
+  // Stops the job soon: sources stop reading, queues are abandoned. Safe from a signal-handling
+  // thread (not from a signal handler itself).
+  void Cancel();
+
+  const Plan& plan() const;
+  // The progress counters of every source (name, counters), for the progress line.
+  std::vector<std::pair<std::string, const SourceProgress*>> progress() const;
+  RunSummary summary() const;
+
+  class Impl;
+
+ private:
+  explicit Job(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamrun
