@@ -31,7 +31,7 @@ build: deps $(BUILD)/build.ninja
 
 # The main example: per-user one-minute click counts over the bundled click stream.
 run: build
-	./$(BUILD)/streamrun run pipelines/clickstream.yaml --fresh
+	./$(BUILD)/streamrun run pipelines/clickstream.yaml
 	@echo "--- pipelines/out/clicks_per_minute.jsonl (first 10 lines)"
 	@head -n 10 pipelines/out/clicks_per_minute.jsonl
 	@echo "--- pipelines/out/late_clicks.jsonl"

@@ -1,4 +1,68 @@
-// streamrun's entry point: parses the command line with CLI11 and dispatches to a subcommand.
+// streamrun's entry point: parses the command line with CLI11 and runs one subcommand.
 #include <cstdio>
+#include <map>
+#include <string>
 
-int main() { std::puts("streamrun: under construction"); return 0; }
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+
+namespace streamrun::cli {
+
+int ExitCodeFor(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOk: return 0;
+    case Status::Code::kPipelineError: return 2;
+    case Status::Code::kCancelled: return 130;
+    default: return 1;
+  }
+}
+
+int Report(const Status& status) {
+  if (!status.ok()) std::fprintf(stderr, "streamrun: %s\n", status.message().c_str());
+  return ExitCodeFor(status);
+}
+
+}  // namespace streamrun::cli
+
+int main(int argc, char** argv) {
+  using namespace streamrun::cli;
+  CLI::App app("streamrun: stateful stream jobs declared in YAML", "streamrun");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "streamrun 0.1");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+
+  std::map<CLI::App*, CommandRunner> commands;
+  auto add = [&](CommandRunner (*adder)(CLI::App&)) {
+    size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
+    CommandRunner run = adder(app);
+    auto subs = app.get_subcommands([](CLI::App*) { return true; });
+    if (subs.size() > before) commands[subs.back()] = std::move(run);
+  };
+  add(AddRunCommand);
+  add(AddValidateCommand);
+  add(AddGraphCommand);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;  // usage errors exit 2
+  }
+
+  // Logs go to stderr; stdout belongs to the data (stdout sinks, graphs).
+  auto logger = spdlog::stderr_color_mt("streamrun");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  for (auto& [sub, run] : commands) {
+    if (sub->parsed()) return run();
+  }
+  return 2;
+}

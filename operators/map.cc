@@ -148,6 +148,22 @@ class Map : public Operator {
     int index = 0;
   };
 
+  // The JSON text of `v`; true on error.
+  static bool RawValue(simdjson::ondemand::value v, std::string_view* raw) {
+    simdjson::ondemand::json_type type;
+    if (v.type().get(type)) return true;
+    if (type == simdjson::ondemand::json_type::object) {
+      simdjson::ondemand::object o;
+      return v.get_object().get(o) || o.raw_json().get(*raw);
+    }
+    if (type == simdjson::ondemand::json_type::array) {
+      simdjson::ondemand::array a;
+      return v.get_array().get(a) || a.raw_json().get(*raw);
+    }
+    *raw = v.raw_json_token();
+    return false;
+  }
+
   // Writes the record's new bytes into the batch arena and points row.raw at them.
   bool Rewrite(Batch& batch, Row& row, std::string* reason) {
     out_.clear();
@@ -189,13 +205,13 @@ class Map : public Operator {
       for (auto field_result : obj) {
         simdjson::ondemand::field field;
         std::string_view key;
-        if (field_result.get(field) || field.unescaped_key().get(key)) {
+        if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
           *reason = "map: the record is not valid JSON";
           return false;
         }
         name_.assign(key);
         std::string_view raw;
-        if (field.value().raw_json().get(raw)) {
+        if (RawValue(field.value(), &raw)) {
           *reason = "map: the record is not valid JSON";
           return false;
         }

@@ -1,0 +1,18 @@
+// Options shared by the subcommands that load a pipeline file (run, validate, graph).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/pipeline.h"
+
+namespace streamrun::cli {
+
+// Adds `--set KEY=VALUE` (repeatable) to `sub`, storing into `sets`.
+void AddSetOption(CLI::App* sub, std::vector<std::string>* sets);
+// Turns `--set` values into LoadOptions; a value without '=' is a usage error.
+Result<LoadOptions> MakeLoadOptions(const std::vector<std::string>& sets);
+
+}  // namespace streamrun::cli
