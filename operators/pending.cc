@@ -9,7 +9,6 @@ NodeConfigResult Pending(const ConfigReader& config) {
 }
 }  // namespace
 
-NodeConfigResult MakeGeneratorSource(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeFilter(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeMap(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeWindow(const ConfigReader& c) { return Pending(c); }
