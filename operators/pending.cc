@@ -9,11 +9,6 @@ NodeConfigResult Pending(const ConfigReader& config) {
 }
 }  // namespace
 
-NodeConfigResult MakeFileSource(const ConfigReader& c) { return Pending(c); }
-NodeConfigResult MakeGeneratorSource(const ConfigReader& c) { return Pending(c); }
-NodeConfigResult MakeStdinSource(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeWindow(const ConfigReader& c) { return Pending(c); }
-NodeConfigResult MakeStdoutSink(const ConfigReader& c) { return Pending(c); }
-NodeConfigResult MakeFileSink(const ConfigReader& c) { return Pending(c); }
 
 }  // namespace streamrun

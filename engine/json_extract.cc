@@ -1,0 +1,284 @@
+// JsonExtractor: a trie of wanted paths walked with simdjson On-Demand.
+#include "engine/json_extract.h"
+
+#include <charconv>
+#include <cstring>
+
+#include <simdjson.h>
+
+namespace streamrun {
+
+namespace od = simdjson::ondemand;
+
+namespace {
+
+// One segment of the wanted paths. `slot` >= 0 when the path ending here is wanted itself.
+struct TrieNode {
+  int slot = -1;
+  std::vector<std::pair<std::string, int>> children;  // key, index into the node table
+};
+
+std::string Describe(simdjson::error_code err) {
+  switch (err) {
+    case simdjson::UTF8_ERROR: return "invalid UTF-8";
+    case simdjson::UNCLOSED_STRING: return "invalid JSON: unclosed string";
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return "invalid JSON: truncated object or array";
+    case simdjson::TRAILING_CONTENT: return "invalid JSON: trailing content after the object";
+    case simdjson::EMPTY: return "invalid JSON: empty line";
+    case simdjson::INCORRECT_TYPE: return "invalid JSON: not an object";
+    case simdjson::NUMBER_ERROR: return "invalid JSON: bad number";
+    case simdjson::STRING_ERROR: return "invalid JSON: bad string";
+    case simdjson::T_ATOM_ERROR:
+    case simdjson::F_ATOM_ERROR:
+    case simdjson::N_ATOM_ERROR: return "invalid JSON: bad literal";
+    default: return std::string("invalid JSON: ") + simdjson::error_message(err);
+  }
+}
+
+}  // namespace
+
+struct JsonExtractor::Impl {
+  std::vector<TrieNode> nodes;  // nodes[0] is the root (the top-level object)
+  std::vector<std::pair<int, int>> duplicates;  // (first slot, other slot) of a repeated path
+  od::parser parser;
+  std::unique_ptr<od::parser> sub_parser;  // for a path wanted both whole and in parts
+  simdjson::error_code error = simdjson::SUCCESS;
+
+  int Child(int node, std::string_view key) const {
+    for (const auto& [k, idx] : nodes[node].children) {
+      if (k == key) return idx;
+    }
+    return -1;
+  }
+
+  // The key of `field`, unescaped when needed; empty optional-like `ok` false on error.
+  bool Key(od::field& field, std::string_view* key) {
+    const char* raw = field.key().raw();
+    const char* p = raw;
+    while (*p != '"' && *p != '\\') ++p;
+    if (*p == '"') {
+      *key = std::string_view(raw, p - raw);
+      return true;
+    }
+    auto r = field.unescaped_key();
+    if (r.error()) {
+      error = r.error();
+      return false;
+    }
+    *key = r.value_unsafe();
+    return true;
+  }
+
+  bool Object(od::object obj, int node, Value* slots, Arena& arena) {
+    for (auto field_result : obj) {
+      od::field field;
+      if (auto err = std::move(field_result).get(field)) {
+        error = err;
+        return false;
+      }
+      std::string_view key;
+      if (!Key(field, &key)) return false;
+      int child = Child(node, key);
+      if (child < 0) continue;  // the iterator skips the value
+      const TrieNode& c = nodes[child];
+      od::value v = field.value();
+      if (c.children.empty()) {
+        if (!Read(v, slots + c.slot, arena)) return false;
+        continue;
+      }
+      od::json_type type;
+      if (auto err = v.type().get(type)) {
+        error = err;
+        return false;
+      }
+      if (type != od::json_type::object) {
+        // Not an object: nested paths are missing; the value itself may be wanted.
+        if (c.slot >= 0 && !Read(v, slots + c.slot, arena)) return false;
+        continue;
+      }
+      od::object inner;
+      if (auto err = v.get_object().get(inner)) {
+        error = err;
+        return false;
+      }
+      if (c.slot < 0) {
+        if (!Object(inner, child, slots, arena)) return false;
+        continue;
+      }
+      // Wanted whole and in parts (rare): keep the raw text, then walk it with a second parser.
+      std::string_view raw;
+      if (auto err = inner.raw_json().get(raw)) {
+        error = err;
+        return false;
+      }
+      slots[c.slot] = Value::Json(raw);
+      if (!sub_parser) sub_parser = std::make_unique<od::parser>();
+      // The rest of the line and its padding follow `raw`, so the padding requirement holds.
+      simdjson::padded_string_view sub(raw.data(), raw.size(), raw.size() + simdjson::SIMDJSON_PADDING);
+      od::document doc;
+      if (auto err = sub_parser->iterate(sub).get(doc)) {
+        error = err;
+        return false;
+      }
+      od::object sub_obj;
+      if (auto err = doc.get_object().get(sub_obj)) {
+        error = err;
+        return false;
+      }
+      if (!Object(sub_obj, child, slots, arena)) return false;
+    }
+    return true;
+  }
+
+  bool Read(od::value& v, Value* out, Arena& arena) {
+    od::json_type type;
+    if (auto err = v.type().get(type)) {
+      error = err;
+      return false;
+    }
+    switch (type) {
+      case od::json_type::object: {
+        od::object o;
+        std::string_view raw;
+        if (auto err = v.get_object().get(o)) { error = err; return false; }
+        if (auto err = o.raw_json().get(raw)) { error = err; return false; }
+        *out = Value::Json(raw);
+        return true;
+      }
+      case od::json_type::array: {
+        od::array a;
+        std::string_view raw;
+        if (auto err = v.get_array().get(a)) { error = err; return false; }
+        if (auto err = a.raw_json().get(raw)) { error = err; return false; }
+        *out = Value::Json(raw);
+        return true;
+      }
+      case od::json_type::string: {
+        std::string_view tok = v.raw_json_token();
+        // tok starts with the opening quote; an unescaped string ends at the next quote.
+        size_t i = 1;
+        while (i < tok.size() && tok[i] != '"' && tok[i] != '\\') ++i;
+        if (i < tok.size() && tok[i] == '"') {
+          *out = Value::String(tok.substr(1, i - 1));
+          return true;
+        }
+        std::string_view s;
+        if (auto err = v.get_string().get(s)) {
+          error = err;
+          return false;
+        }
+        *out = Value::String(arena.Copy(s));
+        return true;
+      }
+      case od::json_type::number: {
+        std::string_view tok = v.raw_json_token();
+        size_t z = (!tok.empty() && tok[0] == '-') ? 1 : 0;
+        if (tok.size() > z + 1 && tok[z] == '0' && tok[z + 1] >= '0' && tok[z + 1] <= '9') {
+          error = simdjson::NUMBER_ERROR;  // a leading zero, which JSON forbids
+          return false;
+        }
+        od::number n;
+        auto err = v.get_number().get(n);
+        if (err == simdjson::SUCCESS) {
+          if (n.is_int64()) {
+            *out = Value::Int(n.get_int64());
+          } else {
+            *out = Value::Double(n.as_double());
+          }
+          return true;
+        }
+        if (err != simdjson::NUMBER_ERROR && err != simdjson::NUMBER_OUT_OF_RANGE) {
+          error = err;
+          return false;
+        }
+        // An integer too large for 64 bits: a double, as other JSON readers make it.
+        size_t len = 0;
+        while (len < tok.size() && (tok[len] == '-' || (tok[len] >= '0' && tok[len] <= '9'))) ++len;
+        double d = 0;
+        auto r = std::from_chars(tok.data(), tok.data() + len, d);
+        if (r.ec != std::errc() && r.ec != std::errc::result_out_of_range) {
+          error = simdjson::NUMBER_ERROR;
+          return false;
+        }
+        *out = Value::Double(d);
+        return true;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        if (auto err = v.get_bool().get(b)) { error = err; return false; }
+        *out = Value::Bool(b);
+        return true;
+      }
+      case od::json_type::null: {
+        bool is_null = false;
+        if (auto err = v.is_null().get(is_null)) { error = err; return false; }
+        if (!is_null) { error = simdjson::N_ATOM_ERROR; return false; }
+        *out = Value::Null();
+        return true;
+      }
+    }
+    error = simdjson::INCORRECT_TYPE;
+    return false;
+  }
+};
+
+JsonExtractor::JsonExtractor(const Layout& layout) : impl_(std::make_unique<Impl>()), width_(layout.size()) {
+  impl_->nodes.emplace_back();
+  for (size_t s = 0; s < layout.size(); ++s) {
+    const FieldPath& path = layout[s];
+    if (path.empty() || (!path[0].empty() && path[0][0] == '$')) continue;  // metadata
+    int node = 0;
+    for (const auto& seg : path) {
+      int child = impl_->Child(node, seg);
+      if (child < 0) {
+        child = static_cast<int>(impl_->nodes.size());
+        impl_->nodes.emplace_back();
+        impl_->nodes[node].children.emplace_back(seg, child);
+      }
+      node = child;
+    }
+    // A path listed twice is read into its first slot and copied to the others.
+    if (impl_->nodes[node].slot < 0) {
+      impl_->nodes[node].slot = static_cast<int>(s);
+    } else {
+      impl_->duplicates.emplace_back(impl_->nodes[node].slot, static_cast<int>(s));
+    }
+  }
+}
+
+JsonExtractor::~JsonExtractor() = default;
+
+size_t JsonExtractor::padding() { return simdjson::SIMDJSON_PADDING; }
+
+bool JsonExtractor::Extract(std::string_view line, Value* slots, Arena& arena, std::string* error) {
+  for (size_t i = 0; i < width_; ++i) slots[i] = Value::Missing();
+  Impl& im = *impl_;
+  im.error = simdjson::SUCCESS;
+  simdjson::padded_string_view input(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING);
+  od::document doc;
+  bool ok = false;
+  if (auto err = im.parser.iterate(input).get(doc)) {
+    im.error = err;
+  } else {
+    od::object obj;
+    if (auto err2 = doc.get_object().get(obj)) {
+      im.error = err2;
+    } else if (im.Object(obj, 0, slots, arena)) {
+      // current_location fails with OUT_OF_BOUNDS exactly when every token was consumed.
+      if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+        im.error = simdjson::TRAILING_CONTENT;
+      } else {
+        ok = true;
+      }
+    }
+  }
+  if (!ok) {
+    for (size_t i = 0; i < width_; ++i) slots[i] = Value::Missing();
+    if (error != nullptr) *error = Describe(im.error);
+    return false;
+  }
+  for (const auto& [from, to] : im.duplicates) slots[to] = slots[from];
+  return true;
+}
+
+}  // namespace streamrun

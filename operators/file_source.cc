@@ -1,0 +1,245 @@
+// The `file` source. See file_source.h for how a file is split over subtasks.
+#include "operators/file_source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "operators/factories.h"
+
+namespace streamrun {
+namespace {
+
+// Shared by the subtasks of one file source: the hand-over of cumulative max event times in
+// chunk order. Thread safety: every member is guarded by mu.
+class FileShared {
+ public:
+  // The file size every subtask uses: the first caller's.
+  uint64_t AgreeOnSize(uint64_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!size_known_) {
+      size_ = size;
+      size_known_ = true;
+    }
+    return size_;
+  }
+  // Waits until chunks 0..k-1 have published; `*prev` gets their max event time.
+  Status WaitFor(uint64_t k, const std::atomic<bool>* cancelled, int64_t* prev) {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (closed_) return Status::Cancelled("another subtask of the source stopped");
+      if (next_ == k) {
+        *prev = max_ts_;
+        return Status::Ok();
+      }
+      if (cancelled != nullptr && cancelled->load()) return Status::Cancelled();
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  }
+  void Publish(uint64_t k, int64_t max_ts) {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_ = k + 1;
+    max_ts_ = max_ts;
+    cv_.notify_all();
+  }
+  // A subtask failed or was cancelled: nobody may wait for it.
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool size_known_ = false;
+  uint64_t size_ = 0;
+  uint64_t next_ = 0;             // the chunk that may publish next
+  int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
+  bool closed_ = false;
+};
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  int get() const { return fd_; }
+ private:
+  int fd_;
+};
+
+class FileSource : public SourceOperator {
+ public:
+  explicit FileSource(const FileSourceOptions& o) : o_(o) {}
+
+  Status Run(SourceContext& ctx) override {
+    int fd = ::open(o_.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IoError("cannot open '" + o_.path + "': " + std::strerror(errno));
+    Fd file(fd);
+    RecordMaker maker(o_.common, ctx, o_.format);
+    SR_RETURN_IF_ERROR(maker.Init());
+    if (o_.follow || o_.rate > 0) {
+      LineStreamOptions so;
+      so.fd = fd;
+      so.follow = o_.follow;
+      so.rate = o_.rate;
+      if (!o_.follow && ctx.progress != nullptr) {
+        struct stat st;
+        if (::fstat(fd, &st) == 0) ctx.progress->total_bytes.store(st.st_size);
+      }
+      return StreamLines(ctx, maker, o_.common, so);
+    }
+    std::shared_ptr<FileShared> shared = std::static_pointer_cast<FileShared>(ctx.shared);
+    if (!shared) shared = std::make_shared<FileShared>();
+    Status st = RunChunks(ctx, maker, fd, *shared);
+    if (!st.ok()) shared->Close();
+    return st;
+  }
+
+ private:
+  // Reads [pos, pos+n) into buf at `at`; returns the bytes read (fewer at the end of the file).
+  Result<size_t> ReadAt(int fd, uint64_t pos, size_t n, std::string& buf, size_t at) {
+    const size_t pad = JsonExtractor::padding();
+    if (buf.size() < at + n + pad) buf.resize(at + n + pad);
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd, buf.data() + at + got, n - got, static_cast<off_t>(pos + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Status::IoError("cannot read '" + o_.path + "': " + std::strerror(errno));
+      }
+      if (r == 0) break;
+      got += static_cast<size_t>(r);
+    }
+    return got;
+  }
+
+  Status RunChunks(SourceContext& ctx, RecordMaker& maker, int fd, FileShared& shared) {
+    struct stat stat_buf;
+    if (::fstat(fd, &stat_buf) != 0) {
+      return Status::IoError("cannot stat '" + o_.path + "': " + std::strerror(errno));
+    }
+    const uint64_t size = shared.AgreeOnSize(static_cast<uint64_t>(stat_buf.st_size));
+    if (ctx.progress != nullptr) ctx.progress->total_bytes.store(size);
+    const uint64_t c = o_.chunk_bytes;
+    const uint64_t chunks = (size + c - 1) / c;
+    const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
+    const int p = std::max(1, ctx.parallelism);
+    WatermarkGenerator real(o_.common.max_out_of_orderness_ms);
+    std::string buf;
+    std::vector<BatchPtr> batches;
+    for (uint64_t k = static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
+      if (IsCancelled(ctx)) return Status::Cancelled();
+      // While parsing, a generator with delay -1 makes row.wm and batch.watermark hold the
+      // chunk-local max event time (before the row, after the batch); fixed up below.
+      WatermarkGenerator local(-1);
+      batches.clear();
+      batches.push_back(NewBatch(width));
+      const uint64_t begin = k * c, end = std::min(begin + c, size);
+      const uint64_t pos = k == 0 ? 0 : begin - 1;
+      SR_ASSIGN_OR_RETURN(size_t len, ReadAt(fd, pos, end - pos, buf, 0));
+      size_t start = 0;
+      bool any = true;
+      if (k > 0) {  // the first line starts after the first newline at or after begin-1
+        const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
+        if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+      }
+      if (any) {
+        // The last line may run past the chunk: read on to its newline.
+        while (len > start && buf[len - 1] != '\n' && pos + len < size) {
+          size_t old = len;
+          SR_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, pos + len, std::min<uint64_t>(64 * 1024, size - pos - len), buf, len));
+          if (got == 0) break;
+          len += got;
+          const char* nl = static_cast<const char*>(std::memchr(buf.data() + old, '\n', len - old));
+          if (nl != nullptr) len = nl - buf.data() + 1;
+        }
+        while (start < len) {
+          const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
+          size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
+          size_t line_end = stop;
+          if (line_end > start && buf[line_end - 1] == '\r') --line_end;
+          if (line_end > start) {
+            BatchPtr& b = batches.back();
+            SR_RETURN_IF_ERROR(maker.AddLine(*b, std::string_view(buf.data() + start, line_end - start),
+                                             pos + start, local));
+            if (b->full()) {
+              b->watermark = local.current();
+              batches.push_back(NewBatch(width));
+            }
+          }
+          start = stop + 1;
+        }
+      }
+      if (batches.size() > 1 && batches.back()->rows.empty()) batches.pop_back();
+      batches.back()->watermark = local.current();
+      int64_t prev = kMinTimestamp;
+      SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &prev));
+      shared.Publish(k, std::max(prev, local.max_timestamp()));
+      for (size_t i = 0; i < batches.size(); ++i) {
+        Batch& b = *batches[i];
+        for (Row& row : b.rows) row.wm = real.WatermarkFor(std::max(prev, row.wm));
+        b.watermark = real.WatermarkFor(std::max(prev, b.watermark));
+        b.seq = k;
+        b.seq_last = i + 1 == batches.size();
+      }
+      for (size_t i = 0; i < batches.size(); ++i) {
+        uint64_t bytes = i + 1 == batches.size() ? end - begin : 0;
+        SR_RETURN_IF_ERROR(EmitBatch(ctx, std::move(batches[i]), bytes));
+      }
+    }
+    return Status::Ok();
+  }
+
+  FileSourceOptions o_;
+};
+
+class FileSourceConfig : public NodeConfig {
+ public:
+  explicit FileSourceConfig(FileSourceOptions o) : o_(std::move(o)) {}
+  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
+    return SourceInputFields(o_.common, out);
+  }
+  int max_subtasks() const override { return o_.follow || o_.rate > 0 ? 1 : (1 << 20); }
+  Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
+    return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
+  }
+  std::shared_ptr<void> CreateShared(int /*parallelism*/) const override {
+    return std::make_shared<FileShared>();
+  }
+  OnError on_error() const override { return o_.common.on_error; }
+  std::string Describe() const override { return o_.path; }
+
+ private:
+  FileSourceOptions o_;
+};
+
+}  // namespace
+
+std::shared_ptr<const NodeConfig> NewFileSourceConfig(FileSourceOptions options) {
+  return std::make_shared<FileSourceConfig>(std::move(options));
+}
+
+NodeConfigResult MakeFileSource(const ConfigReader& config) {
+  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "path", "format", "event_time", "watermark",
+                                       "on_error", "rate", "follow"}));
+  FileSourceOptions o;
+  SR_ASSIGN_OR_RETURN(o.path, config.Path("path"));
+  SR_ASSIGN_OR_RETURN(std::string format,
+                      config.Enum("format", {"json", "text", "recording"}, std::string("json")));
+  if (format == "recording") return config.ErrorAt("format", "format 'recording' is not supported yet");
+  o.format = format == "text" ? LineFormat::kText : LineFormat::kJson;
+  SR_ASSIGN_OR_RETURN(o.rate, config.Number("rate", 0.0));
+  if (o.rate < 0) return config.ErrorAt("rate", "must not be negative");
+  SR_ASSIGN_OR_RETURN(o.follow, config.Bool("follow", false));
+  SR_ASSIGN_OR_RETURN(o.common, ReadSourceCommon(config));
+  return std::shared_ptr<const NodeConfig>(NewFileSourceConfig(std::move(o)));
+}
+
+}  // namespace streamrun

@@ -1,0 +1,33 @@
+// The file source: JSON or text lines from a file, split over subtasks by chunks.
+//
+// Splitting: without `follow` and `rate`, the file is cut into chunks of chunk_bytes; chunk k
+// holds the lines that START in [k*C, (k+1)*C). Subtask i of P reads chunks k = i (mod P) with
+// pread. Every batch of chunk k has seq = k, and exactly the last one has seq_last (a chunk
+// without rows still sends one empty batch): the runtime merges the subtasks' outputs in chunk
+// order. Watermark tags equal a single-threaded read: before emitting chunk k, a subtask waits
+// in the shared object (CreateShared) for chunk k-1's cumulative max event time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/operator.h"
+#include "operators/source_common.h"
+
+namespace streamrun {
+
+inline constexpr uint64_t kFileChunkBytes = 1 << 20;  // big enough to amortise the hand-over
+
+struct FileSourceOptions {
+  std::string path;  // absolute
+  LineFormat format = LineFormat::kJson;
+  double rate = 0;   // records/s; 0: unlimited
+  bool follow = false;
+  SourceCommon common;
+  uint64_t chunk_bytes = kFileChunkBytes;  // tests use small chunks
+};
+
+std::shared_ptr<const NodeConfig> NewFileSourceConfig(FileSourceOptions options);
+
+}  // namespace streamrun

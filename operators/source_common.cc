@@ -1,0 +1,273 @@
+// Source settings and the per-record loop shared by every source.
+#include "operators/source_common.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace streamrun {
+
+Result<SourceCommon> ReadSourceCommon(const ConfigReader& config) {
+  SourceCommon common;
+  if (config.Has("event_time")) {
+    SR_ASSIGN_OR_RETURN(auto expr, config.Expression("event_time"));
+    common.event_time = expr->text();
+    common.event_time_fields = expr->fields();
+  }
+  if (config.Has("watermark")) {
+    SR_ASSIGN_OR_RETURN(ConfigReader wm, config.Child("watermark"));
+    SR_RETURN_IF_ERROR(wm.CheckKeys({"max_out_of_orderness"}));
+    SR_ASSIGN_OR_RETURN(common.max_out_of_orderness_ms, wm.DurationMs("max_out_of_orderness", 0));
+    if (common.max_out_of_orderness_ms < 0) {
+      return wm.ErrorAt("max_out_of_orderness", "must not be negative");
+    }
+  }
+  SR_ASSIGN_OR_RETURN(std::string on_error,
+                      config.Enum("on_error", {"fail", "drop", "dead_letter"}, std::string("fail")));
+  common.on_error = on_error == "drop"          ? OnError::kDrop
+                    : on_error == "dead_letter" ? OnError::kDeadLetter
+                                                : OnError::kFail;
+  return common;
+}
+
+std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
+                                         const std::vector<FieldPath>& output_fields) {
+  std::vector<FieldPath> fields = output_fields;
+  for (const auto& f : common.event_time_fields) {
+    if (std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
+  }
+  return fields;
+}
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, LineFormat format)
+    : common_(common), ctx_(ctx), format_(format), width_(static_cast<uint32_t>(ctx.layout.size())) {
+  for (size_t i = 0; i < ctx.layout.size(); ++i) {
+    const FieldPath& p = ctx.layout[i];
+    if (p.size() == 1 && p[0] == "$offset" && offset_slot_ < 0) offset_slot_ = static_cast<int>(i);
+    if (p.size() == 1 && p[0] == "line" && line_slot_ < 0) line_slot_ = static_cast<int>(i);
+  }
+  if (format_ == LineFormat::kJson) extractor_ = std::make_unique<JsonExtractor>(ctx.layout);
+}
+
+Status RecordMaker::Init() {
+  if (common_.event_time.empty()) return Status::Ok();
+  ExprParseError perr;
+  event_time_ = ParseExpr(common_.event_time, &perr);
+  if (!event_time_) {
+    return Status::PipelineError("source '" + ctx_.name + "': event_time: " + perr.message);
+  }
+  return event_time_->Bind(ctx_.layout);
+}
+
+Status RecordMaker::Bad(Batch& batch, std::string_view text, uint64_t offset,
+                        std::string_view reason) {
+  (void)batch;
+  if (ctx_.errors == nullptr) return Status::DataError(std::string(reason));
+  return ctx_.errors->ReportInput(ctx_.origin, offset, text, reason);
+}
+
+Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset,
+                            WatermarkGenerator& gen) {
+  Row proto;
+  proto.origin = ctx_.origin;
+  proto.offset = offset;
+  size_t r = batch.AddRow(proto);
+  Value* slots = batch.SlotsOf(r);
+  if (format_ == LineFormat::kJson) {
+    if (!extractor_->Extract(line, slots, batch.arena, &error_)) {
+      batch.rows.pop_back();
+      batch.slots.resize(batch.slots.size() - width_);
+      return Bad(batch, line, offset, error_);
+    }
+  }
+  // The row keeps its own copy of the bytes; values that point into the line follow it there.
+  std::string_view raw = batch.arena.Copy(line);
+  batch.rows[r].raw = raw;
+  if (format_ == LineFormat::kJson) {
+    for (uint32_t i = 0; i < width_; ++i) {
+      Value& v = slots[i];
+      if (v.kind() != Value::Kind::kString && v.kind() != Value::Kind::kJson) continue;
+      std::string_view s = v.as_string();
+      if (s.data() >= line.data() && s.data() + s.size() <= line.data() + line.size()) {
+        std::string_view moved(raw.data() + (s.data() - line.data()), s.size());
+        v = v.kind() == Value::Kind::kString ? Value::String(moved) : Value::Json(moved);
+      }
+    }
+  } else {
+    batch.rows[r].flags = kRowText;
+    if (line_slot_ >= 0) slots[line_slot_] = Value::String(raw);
+  }
+  if (offset_slot_ >= 0) slots[offset_slot_] = Value::Int(static_cast<int64_t>(offset));
+  return FinishRow(batch, gen);
+}
+
+Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
+  size_t r = batch.rows.size() - 1;
+  Row& row = batch.rows[r];
+  int64_t ts = 0;
+  if (event_time_) {
+    EvalContext ec;
+    ec.slots = batch.SlotsOf(r);
+    ec.row = &row;
+    ec.arena = &batch.arena;
+    Value v = event_time_->Eval(ec);
+    std::string reason;
+    if (!ec.error.empty()) {
+      reason = "event_time: " + ec.error;
+    } else if (!ToEventTime(v, &ts)) {
+      reason = std::string("event_time: expected epoch milliseconds or an RFC 3339 string, got ") +
+               KindName(v.kind());
+    }
+    if (!reason.empty()) {
+      std::string_view text = row.raw;
+      uint64_t offset = row.offset;
+      batch.rows.pop_back();
+      batch.slots.resize(batch.slots.size() - width_);
+      return Bad(batch, text, offset, reason);  // text stays valid: it is in the arena
+    }
+  } else {
+    ts = WallClockMs();
+  }
+  row.ts = ts;
+  row.wm = gen.current();
+  gen.Observe(ts);
+  return Status::Ok();
+}
+
+RateLimiter::RateLimiter(double rate)
+    : rate_(rate), tokens_(0), burst_(std::max(1.0, rate / 10)), last_(std::chrono::steady_clock::now()) {
+  tokens_ = std::min(burst_, 1.0);
+}
+
+void RateLimiter::Refill() {
+  auto now = std::chrono::steady_clock::now();
+  double secs = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  tokens_ = std::min(burst_, tokens_ + secs * rate_);
+}
+
+bool RateLimiter::TryAcquire() {
+  if (rate_ <= 0) return true;
+  if (tokens_ < 1) Refill();
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+bool RateLimiter::Acquire(const std::atomic<bool>* cancelled) {
+  while (!TryAcquire()) {
+    if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) return false;
+    double wait_s = (1 - tokens_) / rate_;
+    auto step = std::chrono::microseconds(
+        static_cast<int64_t>(std::clamp(wait_s * 1e6, 50.0, 10000.0)));
+    std::this_thread::sleep_for(step);
+  }
+  return true;
+}
+
+Status EmitBatch(SourceContext& ctx, BatchPtr batch, uint64_t bytes) {
+  if (ctx.progress != nullptr) {
+    ctx.progress->records.fetch_add(batch->rows.size(), std::memory_order_relaxed);
+    if (bytes > 0) ctx.progress->bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  return ctx.out->Emit(std::move(batch));
+}
+
+Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& common,
+                   const LineStreamOptions& options) {
+  constexpr size_t kReadSize = 64 * 1024;
+  constexpr int kPollMs = 50;
+  const size_t pad = JsonExtractor::padding();
+  const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
+  WatermarkGenerator gen(common.max_out_of_orderness_ms);
+  RateLimiter limiter(options.rate);
+  std::string buf;          // [0, len): unread bytes, then padding
+  size_t len = 0;
+  uint64_t buf_offset = 0;  // input offset of buf[0]
+  uint64_t pending_bytes = 0;
+  BatchPtr batch = NewBatch(width);
+
+  auto flush = [&]() -> Status {
+    if (batch->rows.empty()) return Status::Ok();
+    batch->watermark = gen.current();
+    Status st = EmitBatch(ctx, std::move(batch), pending_bytes);
+    pending_bytes = 0;
+    batch = NewBatch(width);
+    return st;
+  };
+  auto add = [&](size_t begin, size_t end) -> Status {
+    if (end > begin && buf[end - 1] == '\r') --end;
+    if (end == begin) return Status::Ok();
+    if (limiter.limited() && !limiter.TryAcquire()) {
+      SR_RETURN_IF_ERROR(flush());  // what is ready goes out while we wait
+      if (!limiter.Acquire(ctx.cancelled)) return Status::Cancelled();
+    }
+    SR_RETURN_IF_ERROR(maker.AddLine(*batch, std::string_view(buf.data() + begin, end - begin),
+                                     buf_offset + begin, gen));
+    if (batch->full()) return flush();
+    return Status::Ok();
+  };
+  // Every complete line in buf; keeps the partial rest at the front.
+  auto drain = [&](bool all) -> Status {
+    size_t start = 0;
+    while (start < len) {
+      const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
+      if (nl == nullptr) break;
+      size_t end = nl - buf.data();
+      SR_RETURN_IF_ERROR(add(start, end));
+      pending_bytes += end + 1 - start;
+      start = end + 1;
+    }
+    if (all && start < len) {
+      SR_RETURN_IF_ERROR(add(start, len));
+      pending_bytes += len - start;
+      start = len;
+    }
+    std::memmove(buf.data(), buf.data() + start, len - start);
+    len -= start;
+    buf_offset += start;
+    return Status::Ok();
+  };
+
+  for (;;) {
+    if (IsCancelled(ctx)) return Status::Cancelled();
+    if (options.poll) {
+      pollfd p{options.fd, POLLIN, 0};
+      int n = ::poll(&p, 1, kPollMs);
+      if (n < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + std::strerror(errno));
+      if (n <= 0) {
+        SR_RETURN_IF_ERROR(flush());  // the input paused: show what we have
+        continue;
+      }
+    }
+    if (buf.size() < len + kReadSize + pad) buf.resize(len + kReadSize + pad);
+    ssize_t n = ::read(options.fd, buf.data() + len, kReadSize);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return Status::IoError("cannot read '" + ctx.name + "' input: " + std::strerror(errno));
+    }
+    if (n == 0) {
+      if (!options.follow) {
+        SR_RETURN_IF_ERROR(drain(true));
+        return flush();
+      }
+      SR_RETURN_IF_ERROR(flush());
+      std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
+      continue;
+    }
+    len += static_cast<size_t>(n);
+    SR_RETURN_IF_ERROR(drain(false));
+  }
+}
+
+}  // namespace streamrun

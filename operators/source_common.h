@@ -1,0 +1,120 @@
+// What every source shares: the `event_time`, `watermark` and `on_error` settings, and the
+// per-record work of turning a line (or generated values) into a row with its event time and
+// watermark tag.
+//
+// Thread safety: SourceCommon is immutable and shared; a RecordMaker and a RateLimiter belong to
+// one source subtask's thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/expr.h"
+#include "engine/json_extract.h"
+#include "engine/operator.h"
+#include "engine/pipeline.h"
+#include "engine/watermark.h"
+
+namespace streamrun {
+
+struct SourceCommon {
+  std::string event_time;                  // expression text; empty: the wall-clock read time
+  std::vector<FieldPath> event_time_fields;  // the fields it reads
+  int64_t max_out_of_orderness_ms = 0;
+  OnError on_error = OnError::kFail;
+};
+
+// Reads `event_time`, `watermark: {max_out_of_orderness}` and `on_error`.
+Result<SourceCommon> ReadSourceCommon(const ConfigReader& config);
+
+// The fields a source must extract: its consumers' fields and those of event_time.
+std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
+                                         const std::vector<FieldPath>& output_fields);
+
+enum class LineFormat : uint8_t { kJson, kText };
+
+// Turns input into rows of a batch laid out by ctx.layout. One per source subtask.
+class RecordMaker {
+ public:
+  RecordMaker(const SourceCommon& common, const SourceContext& ctx, LineFormat format);
+
+  // Parses and binds event_time to ctx.layout.
+  Status Init();
+
+  // Appends `line` (without its newline) as a row of `batch`: its bytes are copied into the
+  // batch's arena, its fields extracted, its event time computed; row.wm = gen.current() before
+  // gen observes the row's time. Bad input goes to ctx.errors and is not appended; the Status
+  // is the reporter's (not ok when on_error is fail).
+  // REQUIRES: JsonExtractor::padding() readable bytes after the line.
+  Status AddLine(Batch& batch, std::string_view line, uint64_t offset, WatermarkGenerator& gen);
+
+  // For sources that fill a row themselves (generators): the last row of `batch` has raw, offset
+  // and slots set; computes its ts and wm like AddLine, or reports and removes it.
+  Status FinishRow(Batch& batch, WatermarkGenerator& gen);
+
+  // The slot of `$offset`, or -1.
+  int offset_slot() const { return offset_slot_; }
+
+ private:
+  Status Bad(Batch& batch, std::string_view text, uint64_t offset, std::string_view reason);
+
+  const SourceCommon& common_;
+  const SourceContext& ctx_;
+  LineFormat format_;
+  uint32_t width_;
+  std::unique_ptr<JsonExtractor> extractor_;
+  std::unique_ptr<Expr> event_time_;
+  int offset_slot_ = -1;
+  int line_slot_ = -1;
+  std::string error_;
+};
+
+// Milliseconds since the epoch, for sources without event_time.
+int64_t WallClockMs();
+
+// At most `rate` records per second (rate <= 0: unlimited), with a burst of a tenth of a second.
+class RateLimiter {
+ public:
+  explicit RateLimiter(double rate);
+  bool limited() const { return rate_ > 0; }
+  // Waits until one more record may go, sleeping in small steps. Returns false when `cancelled`
+  // was set meanwhile.
+  bool Acquire(const std::atomic<bool>* cancelled);
+  // True when a record may go right now (takes it).
+  bool TryAcquire();
+
+ private:
+  void Refill();
+  double rate_;
+  double tokens_;
+  double burst_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// Reads lines from `fd` until it ends (or, with `follow`, until cancelled), emitting batches to
+// ctx.out. With `poll`, a pause in the input (no data for a moment) emits the batch so far, so
+// interactive use sees results promptly. A last line without newline counts unless `follow`
+// (then it waits for its newline). Empty lines are skipped, a trailing \r is removed.
+struct LineStreamOptions {
+  int fd = -1;
+  bool follow = false;
+  bool poll = false;
+  double rate = 0;
+};
+Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& common,
+                   const LineStreamOptions& options);
+
+// Emits `batch` to ctx.out and counts it in ctx.progress (records; bytes when `bytes` > 0).
+Status EmitBatch(SourceContext& ctx, BatchPtr batch, uint64_t bytes);
+
+inline bool IsCancelled(const SourceContext& ctx) {
+  return ctx.cancelled != nullptr && ctx.cancelled->load(std::memory_order_relaxed);
+}
+
+}  // namespace streamrun

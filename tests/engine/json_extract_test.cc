@@ -1,0 +1,192 @@
+#include "engine/json_extract.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace streamrun {
+namespace {
+
+// Holds a line with the padding JsonExtractor needs after it.
+struct Padded {
+  explicit Padded(std::string_view s) : buf(s) { buf.append(JsonExtractor::padding(), 'x'); len = s.size(); }
+  std::string_view line() const { return std::string_view(buf.data(), len); }
+  std::string buf;
+  size_t len;
+};
+
+struct Extracted {
+  bool ok = false;
+  std::string error;
+  std::vector<Value> slots;
+};
+
+Extracted Run(const Layout& layout, const Padded& p, Arena& arena) {
+  JsonExtractor ex(layout);
+  Extracted out;
+  out.slots.resize(layout.size());
+  out.ok = ex.Extract(p.line(), out.slots.data(), arena, &out.error);
+  return out;
+}
+
+TEST_CASE("json_extract: top-level fields of each kind") {
+  Arena arena;
+  Padded p(R"({"s":"abc","i":42,"neg":-7,"d":1.5,"e":1e3,"t":true,"f":false,"n":null,"o":{"x":[1,2]},"a":[1,{"y":2}]})");
+  Layout layout = {{"s"}, {"i"}, {"neg"}, {"d"}, {"e"}, {"t"}, {"f"}, {"n"}, {"o"}, {"a"}, {"absent"}};
+  auto r = Run(layout, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0] == Value::String("abc"));
+  CHECK(r.slots[0].as_string().data() >= p.buf.data());  // zero copy: points into the line
+  CHECK(r.slots[0].as_string().data() < p.buf.data() + p.len);
+  CHECK(r.slots[1].kind() == Value::Kind::kInt);
+  CHECK(r.slots[1].as_int() == 42);
+  CHECK(r.slots[2].as_int() == -7);
+  CHECK(r.slots[3].kind() == Value::Kind::kDouble);
+  CHECK(r.slots[3].as_double() == 1.5);
+  CHECK(r.slots[4].kind() == Value::Kind::kDouble);
+  CHECK(r.slots[4].as_double() == 1000.0);
+  CHECK(r.slots[5] == Value::Bool(true));
+  CHECK(r.slots[6] == Value::Bool(false));
+  CHECK(r.slots[7].kind() == Value::Kind::kNull);
+  CHECK(r.slots[8].kind() == Value::Kind::kJson);
+  CHECK(r.slots[8].as_string() == R"({"x":[1,2]})");
+  CHECK(r.slots[9].as_string() == R"([1,{"y":2}])");
+  CHECK(r.slots[10].is_missing());
+}
+
+TEST_CASE("json_extract: nested paths descend, other values are skipped") {
+  Arena arena;
+  Padded p(R"({"skip":{"user":{"id":1}},"user":{"name":"x","id":"u1","geo":{"c":"de"}},"z":[{"user":2}]})");
+  auto r = Run({{"user", "id"}, {"user", "geo", "c"}, {"user", "nope"}, {"z", "user"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0] == Value::String("u1"));
+  CHECK(r.slots[1] == Value::String("de"));
+  CHECK(r.slots[2].is_missing());
+  CHECK(r.slots[3].is_missing());  // arrays are not descended
+}
+
+TEST_CASE("json_extract: a path wanted whole and in parts") {
+  Arena arena;
+  Padded p(R"({"user":{"id":7,"n":"a"},"k":1})");
+  auto r = Run({{"user"}, {"user", "id"}, {"k"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].as_string() == R"({"id":7,"n":"a"})");
+  CHECK(r.slots[1].as_int() == 7);
+  CHECK(r.slots[2].as_int() == 1);
+}
+
+TEST_CASE("json_extract: nested path under a non-object is missing") {
+  Arena arena;
+  Padded p(R"({"user":5})");
+  auto r = Run({{"user", "id"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].is_missing());
+}
+
+TEST_CASE("json_extract: escaped strings and keys are unescaped into the arena") {
+  Arena arena;
+  Padded p(R"({"a":"x\"y\n\u00e9","k\u0065y":"v","odd key":1})");
+  auto r = Run({{"a"}, {"key"}, {"odd key"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].as_string() == "x\"y\n\xC3\xA9");
+  CHECK(r.slots[1] == Value::String("v"));
+  CHECK(r.slots[2].as_int() == 1);
+}
+
+TEST_CASE("json_extract: numbers beyond int64 become doubles") {
+  Arena arena;
+  Padded p(R"({"big":18446744073709551615,"huge":123456789012345678901234567890,"max":9223372036854775807,"min":-9223372036854775808})");
+  auto r = Run({{"big"}, {"huge"}, {"max"}, {"min"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].kind() == Value::Kind::kDouble);
+  CHECK(r.slots[0].as_double() == doctest::Approx(1.8446744073709552e19));
+  CHECK(r.slots[1].kind() == Value::Kind::kDouble);
+  CHECK(r.slots[1].as_double() == doctest::Approx(1.2345678901234568e29));
+  CHECK(r.slots[2].as_int() == INT64_MAX);
+  CHECK(r.slots[3].as_int() == INT64_MIN);
+}
+
+TEST_CASE("json_extract: metadata paths are left missing") {
+  Arena arena;
+  Padded p(R"({"$offset":3,"a":1})");
+  auto r = Run({{"$offset"}, {"a"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].is_missing());
+  CHECK(r.slots[1].as_int() == 1);
+}
+
+TEST_CASE("json_extract: a path listed twice fills both slots") {
+  Arena arena;
+  Padded p(R"({"a":1})");
+  auto r = Run({{"a"}, {"a"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[1].as_int() == 1);
+}
+
+TEST_CASE("json_extract: whitespace around the object is fine") {
+  Arena arena;
+  Padded p("  {\"a\" : 1 }  ");
+  auto r = Run({{"a"}}, p, arena);
+  REQUIRE(r.ok);
+  CHECK(r.slots[0].as_int() == 1);
+}
+
+TEST_CASE("json_extract: every kind of broken line is rejected") {
+  Arena arena;
+  struct Case { const char* text; const char* reason; };
+  const Case cases[] = {
+      {R"({"a":1,"b":)", "invalid JSON"},
+      {R"({"a":"x)", "invalid JSON"},
+      {R"({"a":1)", "invalid JSON"},
+      {R"({"a":{"b":1})", "invalid JSON"},
+      {R"({"z":[1,2,{"q":1})", "invalid JSON"},
+      {R"({"a":1}})", "invalid JSON"},
+      {R"({"a":1} x)", "invalid JSON"},
+      {R"({"a":1}{"b":2})", "invalid JSON"},
+      {"[1,2]", "invalid JSON"},
+      {"42", "invalid JSON"},
+      {R"("str")", "invalid JSON"},
+      {"", "invalid JSON"},
+      {"   ", "invalid JSON"},
+      {"{\"a\":\"\xff\xfe\"}", "invalid UTF-8"},
+      {"{\"z\":\"\xc3\"}", "invalid UTF-8"},
+      {R"({"a":tru})", "invalid JSON"},
+      {R"({"a":01})", "invalid JSON"},
+      {R"({a:1})", "invalid JSON"},
+  };
+  for (const auto& c : cases) {
+    std::string text = c.text;
+    CAPTURE(text);
+    auto r = Run({{"a"}}, Padded(c.text), arena);
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.rfind(c.reason, 0) == 0);
+    CHECK(r.slots[0].is_missing());
+  }
+}
+
+TEST_CASE("json_extract: padding bytes after the line do not matter") {
+  Arena arena;
+  std::string buf = R"({"a":1}{"a":"garbage that follows in the buffer)";
+  buf.append(JsonExtractor::padding(), '{');
+  JsonExtractor ex({{"a"}});
+  Value slot;
+  std::string error;
+  CHECK(ex.Extract(std::string_view(buf.data(), 7), &slot, arena, &error));
+  CHECK(slot.as_int() == 1);
+}
+
+TEST_CASE("json_extract: one extractor reused over many lines") {
+  Arena arena;
+  JsonExtractor ex({{"u"}, {"n"}});
+  std::vector<Value> slots(2);
+  std::string error;
+  for (int i = 0; i < 100; ++i) {
+    Padded p(i % 3 == 0 ? std::string("{\"u\":") : "{\"u\":\"k" + std::to_string(i) + "\",\"n\":" + std::to_string(i) + "}");
+    bool ok = ex.Extract(p.line(), slots.data(), arena, &error);
+    CHECK(ok == (i % 3 != 0));
+    if (ok) CHECK(slots[1].as_int() == i);
+  }
+}
+
+}  // namespace
+}  // namespace streamrun

@@ -1,0 +1,237 @@
+#include "operators/file_source.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "tests/operators/source_test_util.h"
+
+namespace streamrun {
+namespace {
+
+std::string TempFile(const std::string& content) {
+  static int n = 0;
+  auto path = std::filesystem::temp_directory_path() /
+              ("streamrun_fs_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  std::ofstream(path, std::ios::binary) << content;
+  return path.string();
+}
+
+struct RunResult {
+  std::vector<Status> statuses;
+  CaptureEmitter out;
+  CaptureReporter errors;
+  SourceProgress progress;
+};
+
+// Runs `p` subtasks of the source, each on its own thread, as the runtime would.
+void RunSource(const NodeConfig& config, const Layout& layout, int p, RunResult& res,
+               std::atomic<bool>* cancelled = nullptr) {
+  std::atomic<bool> never{false};
+  auto shared = config.CreateShared(p);
+  std::vector<std::thread> threads;
+  std::vector<SourceContext> ctxs(p);
+  res.statuses.resize(p);
+  for (int i = 0; i < p; ++i) {
+    SourceContext& ctx = ctxs[i];
+    ctx.name = "src";
+    ctx.subtask = i;
+    ctx.parallelism = p;
+    ctx.layout = layout;
+    ctx.out = &res.out;
+    ctx.errors = &res.errors;
+    ctx.cancelled = cancelled ? cancelled : &never;
+    ctx.progress = &res.progress;
+    ctx.shared = shared;
+  }
+  for (int i = 0; i < p; ++i) {
+    threads.emplace_back([&, i] {
+      auto src = config.CreateSource();
+      REQUIRE(src.ok());
+      res.statuses[i] = src.value()->Run(ctxs[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+// Batches in the order the runtime merges them: by chunk, each subtask's in emission order.
+std::vector<CapturedRow> Merged(CaptureEmitter& out) {
+  std::stable_sort(out.batches.begin(), out.batches.end(),
+                   [](const CapturedBatch& a, const CapturedBatch& b) { return a.seq < b.seq; });
+  std::vector<CapturedRow> rows;
+  for (const auto& b : out.batches) rows.insert(rows.end(), b.rows.begin(), b.rows.end());
+  return rows;
+}
+
+FileSourceOptions Options(const std::string& path, uint64_t chunk, int64_t delay = 0) {
+  FileSourceOptions o;
+  o.path = path;
+  o.chunk_bytes = chunk;
+  o.common.event_time = "ts";
+  o.common.event_time_fields = {{"ts"}};
+  o.common.max_out_of_orderness_ms = delay;
+  return o;
+}
+
+TEST_CASE("file source: watermark tags equal a single-threaded read for P = 1, 2, 3") {
+  std::mt19937_64 rng(42);
+  std::string content;
+  std::vector<int64_t> ts;
+  std::vector<uint64_t> offsets;
+  int64_t t = 1700000000000;
+  for (int i = 0; i < 3000; ++i) {
+    t += rng() % 50;
+    int64_t ev = t - static_cast<int64_t>(rng() % 3000);  // out of order
+    std::string pad(rng() % 20 == 0 ? 700 + rng() % 900 : rng() % 30, 'x');  // some lines cross chunks
+    offsets.push_back(content.size());
+    content += "{\"u\":\"k" + std::to_string(i) + "\",\"pad\":\"" + pad + "\",\"ts\":" + std::to_string(ev) + "}\n";
+    ts.push_back(ev);
+    if (i % 500 == 7) content += "\n";  // empty lines are skipped
+  }
+  std::string path = TempFile(content);
+  const int64_t delay = 1000;
+  std::vector<int64_t> expect_wm;
+  WatermarkGenerator gen(delay);
+  for (int64_t e : ts) {
+    expect_wm.push_back(gen.current());
+    gen.Observe(e);
+  }
+  auto config = NewFileSourceConfig(Options(path, 512, delay));
+  CHECK(config->max_subtasks() > 1);
+  CHECK(config->InputFields({{"u"}}) == std::vector<FieldPath>{{"u"}, {"ts"}});
+  for (int p = 1; p <= 3; ++p) {
+    CAPTURE(p);
+    RunResult res;
+    RunSource(*config, {{"u"}, {"ts"}}, p, res);
+    for (auto& s : res.statuses) CHECK(s.ok());
+    // seq rules: every chunk has exactly one seq_last batch, and it is its last.
+    std::map<uint64_t, int> lasts;
+    for (const auto& b : res.out.batches) lasts[b.seq] += b.seq_last ? 1 : 0;
+    uint64_t chunks = (content.size() + 511) / 512;
+    CHECK(lasts.size() == chunks);
+    for (auto& [k, n] : lasts) CHECK(n == 1);
+    auto rows = Merged(res.out);
+    REQUIRE(rows.size() == ts.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      CAPTURE(i);
+      CHECK(rows[i].ts == ts[i]);
+      CHECK(rows[i].wm == expect_wm[i]);
+      CHECK(rows[i].offset == offsets[i]);
+      CHECK(rows[i].slots[1].as_int() == ts[i]);
+    }
+    // Every batch's watermark is the watermark after its last row, in the merged order.
+    for (const auto& b : res.out.batches) {
+      if (b.rows.empty()) continue;
+      CHECK(b.watermark >= b.rows.back().wm);
+    }
+    CHECK(res.progress.records.load() == ts.size());
+    CHECK(res.progress.bytes.load() == content.size());
+    CHECK(res.progress.total_bytes.load() == content.size());
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file source: bad lines go to the reporter with their offsets") {
+  std::string content = "{\"ts\":1}\n{\"ts\":\nnot json\r\n{\"ts\":\"x\"}\n{\"ts\":5}";
+  std::string path = TempFile(content);
+  auto config = NewFileSourceConfig(Options(path, 1 << 20));
+  RunResult res;
+  RunSource(*config, {{"ts"}}, 1, res);
+  CHECK(res.statuses[0].ok());
+  auto rows = Merged(res.out);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].ts == 1);
+  CHECK(rows[1].ts == 5);  // the last line without newline counts
+  CHECK(rows[1].wm == 0);
+  REQUIRE(res.errors.inputs.size() == 3);
+  CHECK(res.errors.inputs[0].offset == 9);
+  CHECK(res.errors.inputs[0].text == "{\"ts\":");
+  CHECK(res.errors.inputs[0].reason.rfind("invalid JSON", 0) == 0);
+  CHECK(res.errors.inputs[1].offset == 16);
+  CHECK(res.errors.inputs[1].text == "not json");  // \r stripped
+  CHECK(res.errors.inputs[2].reason.find("event_time") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file source: on_error fail stops every subtask") {
+  std::string content;
+  for (int i = 0; i < 200; ++i) content += i == 150 ? "oops\n" : "{\"ts\":" + std::to_string(i) + "}\n";
+  std::string path = TempFile(content);
+  auto config = NewFileSourceConfig(Options(path, 64));
+  RunResult res;
+  res.errors.~CaptureReporter();
+  new (&res.errors) CaptureReporter(true);
+  RunSource(*config, {{"ts"}}, 3, res);  // must not hang
+  int data_errors = 0;
+  for (auto& s : res.statuses) data_errors += s.code() == Status::Code::kDataError;
+  CHECK(data_errors == 1);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file source: text format, CRLF, empty chunks") {
+  std::string content = "alpha\r\n\r\n" + std::string(300, 'b') + "\ngamma";
+  std::string path = TempFile(content);
+  FileSourceOptions o;
+  o.path = path;
+  o.format = LineFormat::kText;
+  o.chunk_bytes = 64;
+  auto config = NewFileSourceConfig(o);
+  for (int p = 1; p <= 2; ++p) {
+    RunResult res;
+    RunSource(*config, {{"line"}, {"$offset"}}, p, res);
+    auto rows = Merged(res.out);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[0].raw == "alpha");
+    CHECK(rows[0].flags == kRowText);
+    CHECK(rows[0].slots[1].as_int() == 0);
+    CHECK(rows[1].raw.size() == 300);
+    CHECK(rows[1].offset == 9);
+    CHECK(rows[2].raw == "gamma");
+    std::map<uint64_t, int> lasts;
+    for (const auto& b : res.out.batches) lasts[b.seq] += b.seq_last;
+    CHECK(lasts.size() == (content.size() + 63) / 64);  // chunks without rows send an empty batch
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file source: follow picks up appended lines and stops on cancel") {
+  std::string path = TempFile("{\"ts\":1}\n{\"ts\":2");
+  FileSourceOptions o = Options(path, 1 << 20);
+  o.follow = true;
+  auto config = NewFileSourceConfig(o);
+  CHECK(config->max_subtasks() == 1);
+  RunResult res;
+  std::atomic<bool> cancelled{false};
+  std::thread t([&] { RunSource(*config, {{"ts"}}, 1, res, &cancelled); });
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(res.out.mu);
+    size_t n = 0;
+    for (auto& b : res.out.batches) n += b.rows.size();
+    return n;
+  };
+  for (int i = 0; i < 100 && count() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  CHECK(count() == 1);  // the partial line waits for its newline
+  { std::ofstream(path, std::ios::app) << "0}\n{\"ts\":30}\n"; }
+  for (int i = 0; i < 100 && count() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(count() == 3);
+  cancelled = true;
+  t.join();
+  CHECK(res.statuses[0].code() == Status::Code::kCancelled);
+  auto rows = Merged(res.out);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[1].ts == 20);
+  CHECK(rows[2].wm == 19);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace streamrun

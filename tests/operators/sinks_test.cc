@@ -1,0 +1,71 @@
+#include "operators/sinks.h"
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace streamrun {
+namespace {
+
+TEST_CASE("file sink: writes raw bytes per row, creates folders, truncates") {
+  auto dir = std::filesystem::temp_directory_path() / ("streamrun_sink_" + std::to_string(::getpid()));
+  auto path = dir / "a" / "b" / "out.jsonl";
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path) << "old content\n";
+  auto config = NewFileSinkConfig(path.string());
+  CHECK(config->max_subtasks() == 1);
+  CHECK_FALSE(config->has_main_output());
+  CHECK(config->InputFields({{"x"}}).empty());
+  auto op = config->CreateOperator();
+  REQUIRE(op.ok());
+  OperatorContext ctx;
+  REQUIRE(op.value()->Open(ctx).ok());
+  auto batch = NewBatch(0);
+  Row row;
+  row.raw = batch->arena.Copy("{\"a\": 1 }");
+  batch->AddRow(row);
+  row.raw = batch->arena.Copy("text line");
+  batch->AddRow(row);
+  CHECK(op.value()->Process(std::move(batch)).ok());
+  CHECK(op.value()->Finish().ok());
+  CHECK(op.value()->records_out() == 2);
+  std::stringstream ss;
+  ss << std::ifstream(path).rdbuf();
+  CHECK(ss.str() == "{\"a\": 1 }\ntext line\n");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("file sink: an unusable path is an IoError naming the file") {
+  auto op = NewFileSinkConfig("/proc/streamrun-nowhere/out.jsonl")->CreateOperator();
+  REQUIRE(op.ok());
+  OperatorContext ctx;
+  Status st = op.value()->Open(ctx);
+  CHECK(st.code() == Status::Code::kIoError);
+  CHECK(st.message().find("/proc/streamrun-nowhere/out.jsonl") != std::string::npos);
+}
+
+TEST_CASE("fd sink: a write error names the file") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  ::close(fds[0]);  // writing now fails with EPIPE (SIGPIPE ignored below)
+  signal(SIGPIPE, SIG_IGN);
+  auto op = NewFdSink(fds[1], "out.jsonl");
+  OperatorContext ctx;
+  REQUIRE(op->Open(ctx).ok());
+  auto batch = NewBatch(0);
+  Row row;
+  row.raw = batch->arena.Copy("x");
+  batch->AddRow(row);
+  CHECK(op->Process(std::move(batch)).ok());  // buffered
+  Status st = op->Finish();
+  CHECK(st.code() == Status::Code::kIoError);
+  CHECK(st.message().find("out.jsonl") != std::string::npos);
+  ::close(fds[1]);
+}
+
+}  // namespace
+}  // namespace streamrun
