@@ -97,7 +97,7 @@ class Parser {
     Advance();
     Node* root = ParseOr();
     if (root != nullptr && tok_.kind != TokenKind::kEnd) {
-      Error(tok_.offset, "expected an operator or the end of the expression but found " + Describe());
+      Unexpected("an operator or the end of the expression");
     }
     if (failed_) {
       *error = error_;
