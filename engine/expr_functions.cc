@@ -200,15 +200,19 @@ Value Replace(const Value* a, size_t, EvalContext& ctx) {
   char* out = ArenaAllocate(ctx, size);
   if (out == nullptr) return Value::Null();
   char* w = out;
+  // Views of empty strings may have a null data(), which memcpy must not see even for 0 bytes.
+  auto put = [&w](const char* src, size_t n) {
+    if (n == 0) return;
+    std::memcpy(w, src, n);
+    w += n;
+  };
   size_t last = 0;
   for (size_t p = s.find(from); p != std::string_view::npos; p = s.find(from, p + from.size())) {
-    std::memcpy(w, s.data() + last, p - last);
-    w += p - last;
-    std::memcpy(w, to.data(), to.size());
-    w += to.size();
+    put(s.data() + last, p - last);
+    put(to.data(), to.size());
     last = p + from.size();
   }
-  std::memcpy(w, s.data() + last, s.size() - last);
+  put(s.data() + last, s.size() - last);
   return Value::String(std::string_view(out, size));
 }
 
