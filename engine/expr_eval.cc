@@ -19,8 +19,10 @@ std::string DescribeValue(const Value& v) {
     case Value::Kind::kJson: {
       out += ' ';
       std::string text;
-      if (v.kind() == Value::Kind::kString) AppendJsonString(text, v.as_string());
-      else text.assign(v.as_string());
+      if (v.kind() == Value::Kind::kString)
+        AppendJsonString(text, v.as_string());
+      else
+        text.assign(v.as_string());
       if (text.size() > 40) text = text.substr(0, 37) + "...";
       out += text;
       break;
@@ -117,31 +119,53 @@ Value EvalNe(const Node& n, EvalContext& ctx) {
   Value x = A(n, ctx);
   return Value::Bool(!Equal(x, B(n, ctx)));
 }
-Value EvalEqConst(const Node& n, EvalContext& ctx) { return Value::Bool(Equal(A(n, ctx), n.value)); }
-Value EvalNeConst(const Node& n, EvalContext& ctx) { return Value::Bool(!Equal(A(n, ctx), n.value)); }
+Value EvalEqConst(const Node& n, EvalContext& ctx) {
+  return Value::Bool(Equal(A(n, ctx), n.value));
+}
+Value EvalNeConst(const Node& n, EvalContext& ctx) {
+  return Value::Bool(!Equal(A(n, ctx), n.value));
+}
 Value EvalIsNull(const Node& n, EvalContext& ctx) { return Value::Bool(A(n, ctx).is_nullish()); }
 Value EvalNotNull(const Node& n, EvalContext& ctx) { return Value::Bool(!A(n, ctx).is_nullish()); }
 inline bool FieldEqualsString(const Node& n, EvalContext& ctx) {
   const Value& x = ctx.slots[n.a->slot];
   return x.kind() == Value::Kind::kString && x.as_string() == n.value.as_string();
 }
-Value EvalFieldEqString(const Node& n, EvalContext& ctx) { return Value::Bool(FieldEqualsString(n, ctx)); }
-Value EvalFieldNeString(const Node& n, EvalContext& ctx) { return Value::Bool(!FieldEqualsString(n, ctx)); }
-Value EvalFieldIsNull(const Node& n, EvalContext& ctx) { return Value::Bool(ctx.slots[n.a->slot].is_nullish()); }
-Value EvalFieldNotNull(const Node& n, EvalContext& ctx) { return Value::Bool(!ctx.slots[n.a->slot].is_nullish()); }
+Value EvalFieldEqString(const Node& n, EvalContext& ctx) {
+  return Value::Bool(FieldEqualsString(n, ctx));
+}
+Value EvalFieldNeString(const Node& n, EvalContext& ctx) {
+  return Value::Bool(!FieldEqualsString(n, ctx));
+}
+Value EvalFieldIsNull(const Node& n, EvalContext& ctx) {
+  return Value::Bool(ctx.slots[n.a->slot].is_nullish());
+}
+Value EvalFieldNotNull(const Node& n, EvalContext& ctx) {
+  return Value::Bool(!ctx.slots[n.a->slot].is_nullish());
+}
 
 const char* OpText(Op op) {
   switch (op) {
-    case Op::kLt: return "<";
-    case Op::kLe: return "<=";
-    case Op::kGt: return ">";
-    case Op::kGe: return ">=";
-    case Op::kAdd: return "+";
-    case Op::kSub: return "-";
-    case Op::kMul: return "*";
-    case Op::kDiv: return "/";
-    case Op::kMod: return "%";
-    default: return "?";
+    case Op::kLt:
+      return "<";
+    case Op::kLe:
+      return "<=";
+    case Op::kGt:
+      return ">";
+    case Op::kGe:
+      return ">=";
+    case Op::kAdd:
+      return "+";
+    case Op::kSub:
+      return "-";
+    case Op::kMul:
+      return "*";
+    case Op::kDiv:
+      return "/";
+    case Op::kMod:
+      return "%";
+    default:
+      return "?";
   }
 }
 
@@ -158,8 +182,8 @@ Value EvalOrder(const Node& n, EvalContext& ctx) {
   } else if (x.kind() == Value::Kind::kString && y.kind() == Value::Kind::kString) {
     c = x.as_string().compare(y.as_string());
   } else {
-    return Fail(ctx, std::string("cannot compare ") + DescribeValue(x) + " and " + DescribeValue(y) +
-                         " with '" + OpText(kOp) + "'");
+    return Fail(ctx, std::string("cannot compare ") + DescribeValue(x) + " and " +
+                         DescribeValue(y) + " with '" + OpText(kOp) + "'");
   }
   if constexpr (kOp == Op::kLt) return Value::Bool(c < 0);
   if constexpr (kOp == Op::kLe) return Value::Bool(c <= 0);
@@ -177,12 +201,16 @@ Value EvalIn(const Node& n, EvalContext& ctx) {
 }
 
 Value ArithmeticTypeError(Op op, const Value& x, const Value& y, EvalContext& ctx) {
-  const char* verb = op == Op::kAdd ? "add" : op == Op::kSub ? "subtract" : op == Op::kMul ? "multiply" : "divide";
+  const char* verb = op == Op::kAdd   ? "add"
+                     : op == Op::kSub ? "subtract"
+                     : op == Op::kMul ? "multiply"
+                                      : "divide";
   if (op == Op::kMod) {
     return Fail(ctx, "cannot apply '%' to " + DescribeValue(x) + " and " + DescribeValue(y) +
                          ": it needs integers");
   }
-  return Fail(ctx, std::string("cannot ") + verb + " " + DescribeValue(x) + " and " + DescribeValue(y));
+  return Fail(ctx,
+              std::string("cannot ") + verb + " " + DescribeValue(x) + " and " + DescribeValue(y));
 }
 
 // + - * / %. Integers stay integers (overflow is an error) except for '/', which always gives a
@@ -266,13 +294,27 @@ void ChooseEval(Node& n) {
   const bool field_a = n.a != nullptr && n.a->op == Op::kField;
   const bool const_b = n.b != nullptr && n.b->op == Op::kConst;
   switch (n.op) {
-    case Op::kConst: n.eval = EvalConst; return;
-    case Op::kField: n.eval = EvalField; return;
-    case Op::kEventTime: n.eval = EvalEventTime; return;
-    case Op::kAnd: n.eval = EvalAnd; return;
-    case Op::kOr: n.eval = EvalOr; return;
-    case Op::kNot: n.eval = EvalNot; return;
-    case Op::kNeg: n.eval = EvalNeg; return;
+    case Op::kConst:
+      n.eval = EvalConst;
+      return;
+    case Op::kField:
+      n.eval = EvalField;
+      return;
+    case Op::kEventTime:
+      n.eval = EvalEventTime;
+      return;
+    case Op::kAnd:
+      n.eval = EvalAnd;
+      return;
+    case Op::kOr:
+      n.eval = EvalOr;
+      return;
+    case Op::kNot:
+      n.eval = EvalNot;
+      return;
+    case Op::kNeg:
+      n.eval = EvalNeg;
+      return;
     case Op::kEq:
     case Op::kNe: {
       const bool eq = n.op == Op::kEq;
@@ -281,7 +323,8 @@ void ChooseEval(Node& n) {
       // The parser puts a literal operand second; specialise on it.
       n.value = n.b->value;
       if (n.value.is_nullish()) {
-        n.eval = field_a ? (eq ? EvalFieldIsNull : EvalFieldNotNull) : (eq ? EvalIsNull : EvalNotNull);
+        n.eval =
+            field_a ? (eq ? EvalFieldIsNull : EvalFieldNotNull) : (eq ? EvalIsNull : EvalNotNull);
       } else if (field_a && n.value.kind() == Value::Kind::kString) {
         n.eval = eq ? EvalFieldEqString : EvalFieldNeString;
       } else {
@@ -289,20 +332,48 @@ void ChooseEval(Node& n) {
       }
       return;
     }
-    case Op::kLt: n.eval = EvalOrder<Op::kLt>; return;
-    case Op::kLe: n.eval = EvalOrder<Op::kLe>; return;
-    case Op::kGt: n.eval = EvalOrder<Op::kGt>; return;
-    case Op::kGe: n.eval = EvalOrder<Op::kGe>; return;
-    case Op::kIn: n.eval = EvalIn<false>; return;
-    case Op::kNotIn: n.eval = EvalIn<true>; return;
-    case Op::kAdd: n.eval = EvalArith<Op::kAdd>; return;
-    case Op::kSub: n.eval = EvalArith<Op::kSub>; return;
-    case Op::kMul: n.eval = EvalArith<Op::kMul>; return;
-    case Op::kDiv: n.eval = EvalArith<Op::kDiv>; return;
-    case Op::kMod: n.eval = EvalArith<Op::kMod>; return;
-    case Op::kCall: n.eval = EvalCall; return;
-    case Op::kIf: n.eval = EvalIf; return;
-    case Op::kCoalesce: n.eval = EvalCoalesce; return;
+    case Op::kLt:
+      n.eval = EvalOrder<Op::kLt>;
+      return;
+    case Op::kLe:
+      n.eval = EvalOrder<Op::kLe>;
+      return;
+    case Op::kGt:
+      n.eval = EvalOrder<Op::kGt>;
+      return;
+    case Op::kGe:
+      n.eval = EvalOrder<Op::kGe>;
+      return;
+    case Op::kIn:
+      n.eval = EvalIn<false>;
+      return;
+    case Op::kNotIn:
+      n.eval = EvalIn<true>;
+      return;
+    case Op::kAdd:
+      n.eval = EvalArith<Op::kAdd>;
+      return;
+    case Op::kSub:
+      n.eval = EvalArith<Op::kSub>;
+      return;
+    case Op::kMul:
+      n.eval = EvalArith<Op::kMul>;
+      return;
+    case Op::kDiv:
+      n.eval = EvalArith<Op::kDiv>;
+      return;
+    case Op::kMod:
+      n.eval = EvalArith<Op::kMod>;
+      return;
+    case Op::kCall:
+      n.eval = EvalCall;
+      return;
+    case Op::kIf:
+      n.eval = EvalIf;
+      return;
+    case Op::kCoalesce:
+      n.eval = EvalCoalesce;
+      return;
   }
 }
 

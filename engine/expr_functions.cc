@@ -43,7 +43,8 @@ bool IntArg(const Value& v, const char* fn, EvalContext& ctx, int64_t* out) {
     *out = v.as_int();
     return true;
   }
-  if (v.kind() == Kind::kDouble && std::trunc(v.as_double()) == v.as_double() && FitsInt64(v.as_double())) {
+  if (v.kind() == Kind::kDouble && std::trunc(v.as_double()) == v.as_double() &&
+      FitsInt64(v.as_double())) {
     *out = static_cast<int64_t>(v.as_double());
     return true;
   }
@@ -127,7 +128,9 @@ int64_t JsonLength(std::string_view json) {
   return any ? count + 1 : 0;
 }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // ---- String functions.
 
@@ -154,7 +157,8 @@ Value Trim(const Value* a, size_t, EvalContext& ctx) {
 }
 
 Value Length(const Value* a, size_t, EvalContext& ctx) {
-  if (a[0].kind() == Kind::kString) return Value::Int(static_cast<int64_t>(CodePoints(a[0].as_string())));
+  if (a[0].kind() == Kind::kString)
+    return Value::Int(static_cast<int64_t>(CodePoints(a[0].as_string())));
   if (a[0].kind() == Kind::kJson) return Value::Int(JsonLength(a[0].as_string()));
   return Fail(ctx, "length() needs a string, array or object, got " + DescribeValue(a[0]));
 }
@@ -162,7 +166,9 @@ Value Length(const Value* a, size_t, EvalContext& ctx) {
 enum class Match { kContains, kStarts, kEnds };
 template <Match kMatch>
 Value StringMatch(const Value* a, size_t, EvalContext& ctx) {
-  const char* fn = kMatch == Match::kContains ? "contains" : kMatch == Match::kStarts ? "starts_with" : "ends_with";
+  const char* fn = kMatch == Match::kContains ? "contains"
+                   : kMatch == Match::kStarts ? "starts_with"
+                                              : "ends_with";
   std::string_view s, t;
   if (!StringArg(a[0], fn, ctx, &s) || !StringArg(a[1], fn, ctx, &t)) return Value::Null();
   if constexpr (kMatch == Match::kContains) return Value::Bool(s.find(t) != std::string_view::npos);
@@ -174,7 +180,8 @@ Value StringMatch(const Value* a, size_t, EvalContext& ctx) {
 Value Substr(const Value* a, size_t n, EvalContext& ctx) {
   std::string_view s;
   int64_t start, len = INT64_MAX;
-  if (!StringArg(a[0], "substr", ctx, &s) || !IntArg(a[1], "substr", ctx, &start)) return Value::Null();
+  if (!StringArg(a[0], "substr", ctx, &s) || !IntArg(a[1], "substr", ctx, &start))
+    return Value::Null();
   if (n > 2 && !IntArg(a[2], "substr", ctx, &len)) return Value::Null();
   const auto total = static_cast<int64_t>(CodePoints(s));
   if (start < 0) start = start < -total ? 0 : total + start;
@@ -194,7 +201,8 @@ Value Replace(const Value* a, size_t, EvalContext& ctx) {
   }
   if (from.empty()) return a[0];
   size_t count = 0;
-  for (size_t p = s.find(from); p != std::string_view::npos; p = s.find(from, p + from.size())) ++count;
+  for (size_t p = s.find(from); p != std::string_view::npos; p = s.find(from, p + from.size()))
+    ++count;
   if (count == 0) return a[0];
   const size_t size = s.size() - count * from.size() + count * to.size();
   char* out = ArenaAllocate(ctx, size);
@@ -219,12 +227,16 @@ Value Replace(const Value* a, size_t, EvalContext& ctx) {
 // The text of a value as string() and concat() see it. `buf` holds formatted numbers.
 std::string_view TextOf(const Value& v, char (&buf)[40]) {
   switch (v.kind()) {
-    case Kind::kBool: return v.as_bool() ? "true" : "false";
+    case Kind::kBool:
+      return v.as_bool() ? "true" : "false";
     case Kind::kInt:
-    case Kind::kDouble: return FormatNumber(v, buf);
+    case Kind::kDouble:
+      return FormatNumber(v, buf);
     case Kind::kString:
-    case Kind::kJson: return v.as_string();
-    default: return std::string_view();
+    case Kind::kJson:
+      return v.as_string();
+    default:
+      return std::string_view();
   }
 }
 
@@ -258,8 +270,10 @@ Value String(const Value* a, size_t, EvalContext& ctx) {
 Value Int(const Value* a, size_t, EvalContext& ctx) {
   const Value& v = a[0];
   switch (v.kind()) {
-    case Kind::kInt: return v;
-    case Kind::kBool: return Value::Int(v.as_bool() ? 1 : 0);
+    case Kind::kInt:
+      return v;
+    case Kind::kBool:
+      return Value::Int(v.as_bool() ? 1 : 0);
     case Kind::kDouble: {
       double d = std::trunc(v.as_double());
       if (FitsInt64(d)) return Value::Int(static_cast<int64_t>(d));
@@ -289,8 +303,10 @@ Value Float(const Value* a, size_t, EvalContext& ctx) {
   const Value& v = a[0];
   switch (v.kind()) {
     case Kind::kInt:
-    case Kind::kDouble: return Value::Double(v.to_double());
-    case Kind::kBool: return Value::Double(v.as_bool() ? 1 : 0);
+    case Kind::kDouble:
+      return Value::Double(v.to_double());
+    case Kind::kBool:
+      return Value::Double(v.as_bool() ? 1 : 0);
     case Kind::kString: {
       std::string_view s = v.as_string();
       double d;
@@ -343,9 +359,13 @@ Value RoundFn(const Value* a, size_t n, EvalContext& ctx) {
 // ---- Types.
 
 Value IsNull(const Value* a, size_t, EvalContext&) { return Value::Bool(a[0].is_nullish()); }
-Value IsString(const Value* a, size_t, EvalContext&) { return Value::Bool(a[0].kind() == Kind::kString); }
+Value IsString(const Value* a, size_t, EvalContext&) {
+  return Value::Bool(a[0].kind() == Kind::kString);
+}
 Value IsNumber(const Value* a, size_t, EvalContext&) { return Value::Bool(a[0].is_number()); }
-Value IsBool(const Value* a, size_t, EvalContext&) { return Value::Bool(a[0].kind() == Kind::kBool); }
+Value IsBool(const Value* a, size_t, EvalContext&) {
+  return Value::Bool(a[0].kind() == Kind::kBool);
+}
 
 // ---- Time.
 
@@ -375,14 +395,16 @@ Value Date(const Value* a, size_t, EvalContext& ctx) {
 enum class Part { kYear, kMonth, kDay, kHour, kMinute, kSecond, kDayOfWeek };
 template <Part kPart>
 Value TimePart(const Value* a, size_t, EvalContext& ctx) {
-  static constexpr const char* kNames[] = {"year", "month", "day", "hour", "minute", "second", "day_of_week"};
+  static constexpr const char* kNames[] = {"year",   "month",  "day",        "hour",
+                                           "minute", "second", "day_of_week"};
   int64_t t, days, ms;
   if (!TimeArg(a[0], kNames[static_cast<int>(kPart)], ctx, &t)) return Value::Null();
   SplitDays(t, &days, &ms);
   if constexpr (kPart == Part::kHour) return Value::Int(ms / 3600000);
   if constexpr (kPart == Part::kMinute) return Value::Int(ms / 60000 % 60);
   if constexpr (kPart == Part::kSecond) return Value::Int(ms / 1000 % 60);
-  if constexpr (kPart == Part::kDayOfWeek) return Value::Int((days % 7 + 10) % 7 + 1);  // 1970-01-01: Thursday
+  if constexpr (kPart == Part::kDayOfWeek)
+    return Value::Int((days % 7 + 10) % 7 + 1);  // 1970-01-01: Thursday
   CivilDate date = CivilFromDays(days);
   if constexpr (kPart == Part::kYear) return Value::Int(date.year);
   if constexpr (kPart == Part::kMonth) return Value::Int(date.month);
@@ -392,12 +414,16 @@ Value TimePart(const Value* a, size_t, EvalContext& ctx) {
 // millis(n), seconds(n), ...: a duration in whole milliseconds (fractions truncated).
 template <int64_t kUnit>
 Value Duration(const Value* a, size_t, EvalContext& ctx) {
-  static constexpr const char* kName = kUnit == 1 ? "millis" : kUnit == 1000 ? "seconds"
-                                     : kUnit == 60000 ? "minutes" : kUnit == 3600000 ? "hours" : "days";
+  static constexpr const char* kName = kUnit == 1         ? "millis"
+                                       : kUnit == 1000    ? "seconds"
+                                       : kUnit == 60000   ? "minutes"
+                                       : kUnit == 3600000 ? "hours"
+                                                          : "days";
   if (!NumberArg(a[0], kName, ctx)) return Value::Null();
   if (a[0].kind() == Kind::kInt) {
     int64_t r;
-    if (__builtin_mul_overflow(a[0].as_int(), kUnit, &r)) return Fail(ctx, std::string(kName) + "(): overflow");
+    if (__builtin_mul_overflow(a[0].as_int(), kUnit, &r))
+      return Fail(ctx, std::string(kName) + "(): overflow");
     return Value::Int(r);
   }
   double d = std::trunc(a[0].as_double() * static_cast<double>(kUnit));
@@ -409,8 +435,10 @@ Value Duration(const Value* a, size_t, EvalContext& ctx) {
 // multiples of size from the epoch, like tumbling windows).
 Value TimeBucket(const Value* a, size_t, EvalContext& ctx) {
   int64_t t, size;
-  if (!TimeArg(a[0], "time_bucket", ctx, &t) || !IntArg(a[1], "time_bucket", ctx, &size)) return Value::Null();
-  if (size <= 0) return Fail(ctx, "time_bucket() needs a positive size, got " + std::to_string(size));
+  if (!TimeArg(a[0], "time_bucket", ctx, &t) || !IntArg(a[1], "time_bucket", ctx, &size))
+    return Value::Null();
+  if (size <= 0)
+    return Fail(ctx, "time_bucket() needs a positive size, got " + std::to_string(size));
   int64_t r = t % size;
   if (r < 0) r += size;
   return Value::Int(t - r);

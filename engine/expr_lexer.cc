@@ -7,9 +7,7 @@
 namespace streamrun {
 namespace {
 
-bool IsIdentStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -51,8 +49,8 @@ Token Lexer::Error(size_t offset, std::string message) {
 }
 
 Token Lexer::Next() {
-  while (pos_ < text_.size() &&
-         (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+  while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
+                                 text_[pos_] == '\r')) {
     ++pos_;
   }
   Token t;
@@ -73,11 +71,16 @@ Token Lexer::Next() {
     t.text.assign(text_.substr(start, pos_ - start));
     t.length = pos_ - start;
     t.kind = TokenKind::kIdent;
-    if (t.text == "true") t.kind = TokenKind::kTrue;
-    else if (t.text == "false") t.kind = TokenKind::kFalse;
-    else if (t.text == "null") t.kind = TokenKind::kNull;
-    else if (t.text == "in") t.kind = TokenKind::kIn;
-    else if (t.text == "not") t.kind = TokenKind::kNotKw;
+    if (t.text == "true")
+      t.kind = TokenKind::kTrue;
+    else if (t.text == "false")
+      t.kind = TokenKind::kFalse;
+    else if (t.text == "null")
+      t.kind = TokenKind::kNull;
+    else if (t.text == "in")
+      t.kind = TokenKind::kIn;
+    else if (t.text == "not")
+      t.kind = TokenKind::kNotKw;
     return t;
   }
   if (c == '$') {
@@ -103,20 +106,34 @@ Token Lexer::Next() {
   if (c == '"' || c == '\'') return LexString(start, c);
 
   switch (c) {
-    case '(': return op(TokenKind::kLParen, 1);
-    case ')': return op(TokenKind::kRParen, 1);
-    case '[': return op(TokenKind::kLBracket, 1);
-    case ']': return op(TokenKind::kRBracket, 1);
-    case ',': return op(TokenKind::kComma, 1);
-    case '.': return op(TokenKind::kDot, 1);
-    case '+': return op(TokenKind::kPlus, 1);
-    case '-': return op(TokenKind::kMinus, 1);
-    case '*': return op(TokenKind::kStar, 1);
-    case '/': return op(TokenKind::kSlash, 1);
-    case '%': return op(TokenKind::kPercent, 1);
-    case '<': return next == '=' ? op(TokenKind::kLe, 2) : op(TokenKind::kLt, 1);
-    case '>': return next == '=' ? op(TokenKind::kGe, 2) : op(TokenKind::kGt, 1);
-    case '!': return next == '=' ? op(TokenKind::kNe, 2) : op(TokenKind::kNot, 1);
+    case '(':
+      return op(TokenKind::kLParen, 1);
+    case ')':
+      return op(TokenKind::kRParen, 1);
+    case '[':
+      return op(TokenKind::kLBracket, 1);
+    case ']':
+      return op(TokenKind::kRBracket, 1);
+    case ',':
+      return op(TokenKind::kComma, 1);
+    case '.':
+      return op(TokenKind::kDot, 1);
+    case '+':
+      return op(TokenKind::kPlus, 1);
+    case '-':
+      return op(TokenKind::kMinus, 1);
+    case '*':
+      return op(TokenKind::kStar, 1);
+    case '/':
+      return op(TokenKind::kSlash, 1);
+    case '%':
+      return op(TokenKind::kPercent, 1);
+    case '<':
+      return next == '=' ? op(TokenKind::kLe, 2) : op(TokenKind::kLt, 1);
+    case '>':
+      return next == '=' ? op(TokenKind::kGe, 2) : op(TokenKind::kGt, 1);
+    case '!':
+      return next == '=' ? op(TokenKind::kNe, 2) : op(TokenKind::kNot, 1);
     case '=':
       if (next == '=') return op(TokenKind::kEq, 2);
       return Error(start, "unexpected '='; did you mean '=='?");
@@ -152,7 +169,8 @@ Token Lexer::LexNumber(size_t start) {
     is_int = false;
     ++p;
     if (p < text_.size() && (text_[p] == '+' || text_[p] == '-')) ++p;
-    if (p >= text_.size() || !IsDigit(text_[p])) return Error(p, "expected a digit in the exponent");
+    if (p >= text_.size() || !IsDigit(text_[p]))
+      return Error(p, "expected a digit in the exponent");
     while (p < text_.size() && IsDigit(text_[p])) ++p;
   }
   if (p < text_.size() && IsIdentStart(text_[p])) {
@@ -199,15 +217,33 @@ Token Lexer::LexString(size_t start, char quote) {
     if (p + 1 >= text_.size()) return Error(start, "unterminated string");
     char e = text_[p + 1];
     switch (e) {
-      case '"': t.text.push_back('"'); break;
-      case '\'': t.text.push_back('\''); break;
-      case '\\': t.text.push_back('\\'); break;
-      case '/': t.text.push_back('/'); break;
-      case 'b': t.text.push_back('\b'); break;
-      case 'f': t.text.push_back('\f'); break;
-      case 'n': t.text.push_back('\n'); break;
-      case 'r': t.text.push_back('\r'); break;
-      case 't': t.text.push_back('\t'); break;
+      case '"':
+        t.text.push_back('"');
+        break;
+      case '\'':
+        t.text.push_back('\'');
+        break;
+      case '\\':
+        t.text.push_back('\\');
+        break;
+      case '/':
+        t.text.push_back('/');
+        break;
+      case 'b':
+        t.text.push_back('\b');
+        break;
+      case 'f':
+        t.text.push_back('\f');
+        break;
+      case 'n':
+        t.text.push_back('\n');
+        break;
+      case 'r':
+        t.text.push_back('\r');
+        break;
+      case 't':
+        t.text.push_back('\t');
+        break;
       case 'u': {
         auto hex4 = [&](size_t at, uint32_t* out) {
           if (at + 4 > text_.size()) return false;

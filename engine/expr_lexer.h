@@ -7,26 +7,28 @@
 
 namespace streamrun {
 
+// clang-format off: grouped by role
 enum class TokenKind {
-  kEnd,         // end of the text
-  kIdent,       // name, or a `backquoted name` (text holds the name without the quotes)
-  kMeta,        // $name (text holds the name without the `$`)
-  kInt,         // integer literal that fits in int64
-  kDouble,      // any other number literal
-  kString,      // "..." or '...' (text holds the unescaped value)
+  kEnd,     // end of the text
+  kIdent,   // name, or a `backquoted name` (text holds the name without the quotes)
+  kMeta,    // $name (text holds the name without the `$`)
+  kInt,     // integer literal that fits in int64
+  kDouble,  // any other number literal
+  kString,  // "..." or '...' (text holds the unescaped value)
   kLParen, kRParen, kLBracket, kRBracket, kComma, kDot,
-  kAnd, kOr, kNot,                     // && || !
-  kEq, kNe, kLt, kLe, kGt, kGe,        // == != < <= > >=
+  kAnd, kOr, kNot,                    // && || !
+  kEq, kNe, kLt, kLe, kGt, kGe,       // == != < <= > >=
   kPlus, kMinus, kStar, kSlash, kPercent,
-  kTrue, kFalse, kNull, kIn, kNotKw,   // keywords: true false null in not
-  kError,       // a lexical error: `text` holds the message
+  kTrue, kFalse, kNull, kIn, kNotKw,  // keywords: true false null in not
+  kError,   // a lexical error: `text` holds the message
 };
+// clang-format on
 
 struct Token {
   TokenKind kind = TokenKind::kEnd;
-  size_t offset = 0;     // byte offset of the token's first character
-  size_t length = 0;     // bytes of source text it spans
-  std::string text;      // see TokenKind
+  size_t offset = 0;  // byte offset of the token's first character
+  size_t length = 0;  // bytes of source text it spans
+  std::string text;   // see TokenKind
   int64_t int_value = 0;
   double double_value = 0;
 };

@@ -27,14 +27,16 @@ using CallFn = Value (*)(const Value* args, size_t n, EvalContext& ctx);
 // in a fixed array on the stack.
 inline constexpr size_t kMaxCallArgs = 16;
 
+// clang-format off: grouped by role
 enum class Op : uint8_t {
   kConst, kField, kEventTime,
   kAnd, kOr, kNot, kNeg,
   kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn,
   kAdd, kSub, kMul, kDiv, kMod,
-  kCall,  // a function of evaluated arguments (`call`)
+  kCall,           // a function of evaluated arguments (FunctionDef::call)
   kIf, kCoalesce,  // functions that evaluate their arguments lazily
 };
+// clang-format on
 
 struct FunctionDef {
   const char* name;
@@ -44,17 +46,17 @@ struct FunctionDef {
   // A null or missing argument makes the result null without calling `call` (SQL's "strict"
   // functions); functions that look at nulls themselves (is_null, concat, string) set false.
   bool null_in_null_out;
-  CallFn call;       // for kCall
+  CallFn call;  // for kCall
 };
 
 struct Node {
   EvalFn eval = nullptr;
   Op op = Op::kConst;
-  Value value;               // kConst: the constant; kEq/kNe specialised: the literal operand
-  uint32_t field = 0;        // kField: index into the expression's fields()
-  uint32_t slot = 0;         // kField: the slot, set by Bind
-  const Node* a = nullptr;   // first operand
-  const Node* b = nullptr;   // second operand
+  Value value;                    // kConst: the constant; kEq/kNe specialised: the literal operand
+  uint32_t field = 0;             // kField: index into the expression's fields()
+  uint32_t slot = 0;              // kField: the slot, set by Bind
+  const Node* a = nullptr;        // first operand
+  const Node* b = nullptr;        // second operand
   std::vector<const Node*> args;  // kCall, kIf, kCoalesce arguments; kIn/kNotIn list items
   const FunctionDef* function = nullptr;  // kCall
 };

@@ -20,8 +20,8 @@ namespace {
 constexpr int kMaxDepth = 200;
 
 // Metadata fields a source fills in. `$event_time` is special: it reads Row::ts.
-constexpr std::string_view kMetadata[] = {"key", "timestamp", "partition", "offset",
-                                          "topic", "headers", "event_time"};
+constexpr std::string_view kMetadata[] = {"key",   "timestamp", "partition", "offset",
+                                          "topic", "headers",   "event_time"};
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -149,7 +149,8 @@ class Parser {
   // Finishes an operator node: picks its evaluator and folds it if its operands are constant.
   Node* Finish(Node* n) {
     ChooseEval(*n);
-    bool constant = (n->a == nullptr || n->a->op == Op::kConst) && (n->b == nullptr || n->b->op == Op::kConst);
+    bool constant =
+        (n->a == nullptr || n->a->op == Op::kConst) && (n->b == nullptr || n->b->op == Op::kConst);
     for (const Node* arg : n->args) constant = constant && arg->op == Op::kConst;
     if (!constant) return n;
     EvalContext ctx;
@@ -167,7 +168,8 @@ class Parser {
   }
   Node* Binary(Op op, Node* a, Node* b) {
     // == and != are symmetric: put a literal operand second, where ChooseEval looks for it.
-    if ((op == Op::kEq || op == Op::kNe) && a->op == Op::kConst && b->op != Op::kConst) std::swap(a, b);
+    if ((op == Op::kEq || op == Op::kNe) && a->op == Op::kConst && b->op != Op::kConst)
+      std::swap(a, b);
     Node* n = NewNode(op);
     n->a = a;
     n->b = b;
@@ -206,8 +208,9 @@ class Parser {
   }
 
   static bool IsComparison(TokenKind k) {
-    return k == TokenKind::kEq || k == TokenKind::kNe || k == TokenKind::kLt || k == TokenKind::kLe ||
-           k == TokenKind::kGt || k == TokenKind::kGe || k == TokenKind::kIn || k == TokenKind::kNotKw;
+    return k == TokenKind::kEq || k == TokenKind::kNe || k == TokenKind::kLt ||
+           k == TokenKind::kLe || k == TokenKind::kGt || k == TokenKind::kGe ||
+           k == TokenKind::kIn || k == TokenKind::kNotKw;
   }
 
   Node* ParseComparison() {
@@ -231,8 +234,9 @@ class Parser {
       result = Binary(op, left, right);
     }
     if (result != nullptr && IsComparison(tok_.kind)) {
-      return Error(tok_.offset, "comparisons cannot be chained: found " + Describe() +
-                                    " after a comparison; combine them with '&&' or use parentheses");
+      return Error(tok_.offset,
+                   "comparisons cannot be chained: found " + Describe() +
+                       " after a comparison; combine them with '&&' or use parentheses");
     }
     return result;
   }
@@ -276,7 +280,9 @@ class Parser {
     Node* left = ParseUnary();
     while (left != nullptr && (tok_.kind == TokenKind::kStar || tok_.kind == TokenKind::kSlash ||
                                tok_.kind == TokenKind::kPercent)) {
-      Op op = tok_.kind == TokenKind::kStar ? Op::kMul : tok_.kind == TokenKind::kSlash ? Op::kDiv : Op::kMod;
+      Op op = tok_.kind == TokenKind::kStar    ? Op::kMul
+              : tok_.kind == TokenKind::kSlash ? Op::kDiv
+                                               : Op::kMod;
       Advance();
       Node* right = ParseUnary();
       if (right == nullptr) return nullptr;
@@ -355,7 +361,8 @@ class Parser {
     if (known == std::end(kMetadata)) {
       std::vector<std::string> names;
       for (auto m : kMetadata) names.push_back("$" + std::string(m));
-      return Error(meta.offset, "unknown metadata field '$" + meta.text + "'" + DidYouMean("$" + meta.text, names));
+      return Error(meta.offset, "unknown metadata field '$" + meta.text + "'" +
+                                    DidYouMean("$" + meta.text, names));
     }
     Advance();
     if (meta.text == "event_time") {
@@ -385,7 +392,8 @@ class Parser {
         Advance();
         if (tok_.kind != TokenKind::kString) {
           if (tok_.kind == TokenKind::kInt) {
-            return Error(tok_.offset, "array indexes are not supported; a field path takes [\"key\"] segments");
+            return Error(tok_.offset,
+                         "array indexes are not supported; a field path takes [\"key\"] segments");
           }
           return Unexpected("a quoted key in '[...]'");
         }
@@ -411,7 +419,8 @@ class Parser {
     if (fn == nullptr) {
       std::vector<std::string> names;
       for (auto f : FunctionNames()) names.emplace_back(f);
-      return Error(name.offset, "unknown function '" + name.text + "'" + DidYouMean(name.text, names));
+      return Error(name.offset,
+                   "unknown function '" + name.text + "'" + DidYouMean(name.text, names));
     }
     Advance();  // '('
     Node* n = NewNode(fn->op);

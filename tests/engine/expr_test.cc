@@ -24,7 +24,7 @@ Arena& TestArena() {
 }
 
 struct Outcome {
-  Value value;  // only valid for results that point into slots or the test arena
+  Value value;       // only valid for results that point into slots or the test arena
   std::string json;  // the result as JSON, written while the expression still exists
   std::string error;
 };
@@ -34,7 +34,8 @@ struct Outcome {
 Outcome Evaluate(std::string_view text, const Record& record = {}, int64_t ts = kMinTimestamp) {
   ExprParseError perr;
   auto expr = ParseExpr(text, &perr);
-  REQUIRE_MESSAGE(expr != nullptr, std::string(text) << ": " << perr.message << " at " << perr.offset);
+  REQUIRE_MESSAGE(expr != nullptr, std::string(text)
+                                       << ": " << perr.message << " at " << perr.offset);
   Layout layout(expr->fields().rbegin(), expr->fields().rend());
   Status st = expr->Bind(layout);
   REQUIRE_MESSAGE(st.ok(), st.message());
@@ -114,17 +115,21 @@ TEST_CASE("expr: precedence follows the table") {
 
 TEST_CASE("expr: field paths, quoted keys and metadata become FieldPaths") {
   ExprParseError err;
-  auto e = ParseExpr("a.b == 1 && a[\"odd key\"].c != x && `my field` > 0 && $headers.trace != $key && a.b < 3",
-                     &err);
+  auto e = ParseExpr(
+      "a.b == 1 && a[\"odd key\"].c != x && `my field` > 0 && $headers.trace != $key && a.b < 3",
+      &err);
   REQUIRE(e != nullptr);
-  std::vector<FieldPath> want = {P({"a", "b"}), P({"a", "odd key", "c"}), P({"x"}), P({"my field"}),
-                                 P({"$headers", "trace"}), P({"$key"})};
+  std::vector<FieldPath> want = {P({"a", "b"}),   P({"a", "odd key", "c"}), P({"x"}),
+                                 P({"my field"}), P({"$headers", "trace"}), P({"$key"})};
   CHECK(e->fields() == want);
-  CHECK(e->text() == "a.b == 1 && a[\"odd key\"].c != x && `my field` > 0 && $headers.trace != $key && a.b < 3");
+  CHECK(e->text() ==
+        "a.b == 1 && a[\"odd key\"].c != x && `my field` > 0 && $headers.trace != $key && a.b < 3");
 
-  auto m = ParseExpr("$timestamp + $partition + $offset + length($topic) + length($headers[\"x-id\"])", &err);
+  auto m = ParseExpr(
+      "$timestamp + $partition + $offset + length($topic) + length($headers[\"x-id\"])", &err);
   REQUIRE(m != nullptr);
-  want = {P({"$timestamp"}), P({"$partition"}), P({"$offset"}), P({"$topic"}), P({"$headers", "x-id"})};
+  want = {P({"$timestamp"}), P({"$partition"}), P({"$offset"}), P({"$topic"}),
+          P({"$headers", "x-id"})};
   CHECK(m->fields() == want);
 }
 
@@ -191,12 +196,14 @@ TEST_CASE("expr: '+' concatenates two strings") {
 }
 
 TEST_CASE("expr: type errors in arithmetic set ctx.error") {
-  Record rec = {{P({"s"}), Value::String("a")}, {P({"n"}), Value::Int(2)}, {P({"b"}), Value::Bool(true)}};
+  Record rec = {
+      {P({"s"}), Value::String("a")}, {P({"n"}), Value::Int(2)}, {P({"b"}), Value::Bool(true)}};
   CHECK(ErrorOf("s * n", rec) == "cannot multiply string \"a\" and number 2");
   CHECK(ErrorOf("s + n", rec) == "cannot add string \"a\" and number 2");
   CHECK(ErrorOf("n - s", rec) == "cannot subtract number 2 and string \"a\"");
   CHECK(ErrorOf("s / n", rec) == "cannot divide string \"a\" and number 2");
-  CHECK(ErrorOf("2.5 % n", rec) == "cannot apply '%' to number 2.5 and number 2: it needs integers");
+  CHECK(ErrorOf("2.5 % n", rec) ==
+        "cannot apply '%' to number 2.5 and number 2: it needs integers");
   CHECK(ErrorOf("-s", rec) == "cannot negate string \"a\"");
   CHECK(ErrorOf("!n", rec) == "cannot apply '!' to number 2");
   CHECK(ErrorOf("b + 1", rec) == "cannot add boolean and number 1");
@@ -225,7 +232,8 @@ TEST_CASE("expr: ordering values of different kinds is an error") {
 }
 
 TEST_CASE("expr: kJson values compare by text and have a length") {
-  Record rec = {{P({"tags"}), Value::Json("[\"a\",\"b\"]")}, {P({"obj"}), Value::Json("{\"k\":[1,2],\"s\":\"x,y\"}")}};
+  Record rec = {{P({"tags"}), Value::Json("[\"a\",\"b\"]")},
+                {P({"obj"}), Value::Json("{\"k\":[1,2],\"s\":\"x,y\"}")}};
   CHECK(Json("tags == tags", rec) == "true");
   CHECK(Json("tags == obj", rec) == "false");
   CHECK(Json("length(tags)", rec) == "2");
@@ -263,7 +271,8 @@ TEST_CASE("expr: && and || short-circuit and treat null as false") {
 // ---- Null rules.
 
 TEST_CASE("expr: == null matches missing and null; != null is its opposite") {
-  Record rec = {{P({"n"}), Value::Null()}, {P({"z"}), Value::Int(0)}, {P({"e"}), Value::String("")}};
+  Record rec = {
+      {P({"n"}), Value::Null()}, {P({"z"}), Value::Int(0)}, {P({"e"}), Value::String("")}};
   CHECK(Json("n == null", rec) == "true");
   CHECK(Json("missing == null", rec) == "true");
   CHECK(Json("null == missing", rec) == "true");
@@ -299,7 +308,9 @@ TEST_CASE("expr: arithmetic with null gives null; !null is true") {
 }
 
 TEST_CASE("expr: the specialised equality forms agree with the general one") {
-  Record rec = {{P({"a"}), Value::String("bot")}, {P({"b"}), Value::String("bot")}, {P({"n"}), Value::Int(1)}};
+  Record rec = {{P({"a"}), Value::String("bot")},
+                {P({"b"}), Value::String("bot")},
+                {P({"n"}), Value::Int(1)}};
   CHECK(Json("a == 'bot'", rec) == "true");
   CHECK(Json("'bot' == a", rec) == "true");
   CHECK(Json("a != 'bot'", rec) == "false");
@@ -379,7 +390,8 @@ TEST_CASE("expr: string, int and float convert") {
 }
 
 TEST_CASE("expr: coalesce and if evaluate lazily") {
-  Record rec = {{P({"a"}), Value::Null()}, {P({"b"}), Value::Int(2)}, {P({"s"}), Value::String("s")}};
+  Record rec = {
+      {P({"a"}), Value::Null()}, {P({"b"}), Value::Int(2)}, {P({"s"}), Value::String("s")}};
   CHECK(Json("coalesce(a, missing, b, s * 2)", rec) == "2");  // s * 2 is not evaluated
   CHECK(Json("coalesce(a, missing)", rec) == "null");
   CHECK(Json("if(b > 1, 'big', s * 2)", rec) == "\"big\"");
@@ -442,8 +454,8 @@ TEST_CASE("expr: time functions") {
   CHECK(Json("minute(" + t + ")") == "34");
   CHECK(Json("second(" + t + ")") == "56");
   CHECK(Json("day_of_week(" + t + ")") == "3");
-  CHECK(Json("day_of_week(0)") == "4");               // 1970-01-01: Thursday
-  CHECK(Json("day_of_week(-86400000)") == "3");       // 1969-12-31: Wednesday
+  CHECK(Json("day_of_week(0)") == "4");                       // 1970-01-01: Thursday
+  CHECK(Json("day_of_week(-86400000)") == "3");               // 1969-12-31: Wednesday
   CHECK(Json("day_of_week('2024-05-05T00:00:00Z')") == "7");  // Sunday
   CHECK(Json("day_of_week('2024-05-06T00:00:00Z')") == "1");  // Monday
   CHECK(Json("hour(-1)") == "23");
@@ -458,7 +470,8 @@ TEST_CASE("expr: time functions") {
   CHECK(ErrorOf("time_bucket(1, 0)") == "time_bucket() needs a positive size, got 0");
   CHECK(ErrorOf("hour('yesterday')") ==
         "hour() needs a time (epoch milliseconds or an RFC 3339 string), got string \"yesterday\"");
-  CHECK(ErrorOf("format_time(300000000000000)") == "format_time(): time outside the years 0 to 9999");
+  CHECK(ErrorOf("format_time(300000000000000)") ==
+        "format_time(): time outside the years 0 to 9999");
   CHECK(ErrorOf("hours(9223372036854775807)") == "hours(): overflow");
 }
 
@@ -494,8 +507,12 @@ TEST_CASE("expr: parse errors point at the offending token") {
   check("a not 'x'", 6, "expected 'in' after 'not' but found ''x''");
   check("not a", 0, "unexpected 'not': negate with '!', or write 'x not in [...]'");
   check("['a'] == a", 0, "a list '[...]' is only allowed after 'in' or 'not in'");
-  check("a < b < c", 6, "comparisons cannot be chained: found '<' after a comparison; combine them with '&&' or use parentheses");
-  check("a == b == c", 7, "comparisons cannot be chained: found '==' after a comparison; combine them with '&&' or use parentheses");
+  check("a < b < c", 6,
+        "comparisons cannot be chained: found '<' after a comparison; combine them with '&&' or "
+        "use parentheses");
+  check("a == b == c", 7,
+        "comparisons cannot be chained: found '==' after a comparison; combine them with '&&' or "
+        "use parentheses");
   check("$kye", 0, "unknown metadata field '$kye'; did you mean '$key'?");
   check("$", 0, "expected a metadata name after '$'");
   check("$event_time.x", 11, "'$event_time' is a number and has no fields");
@@ -533,7 +550,8 @@ TEST_CASE("expr: Bind fails naming a field the layout does not have") {
   CHECK(!st.ok());
   CHECK(st.code() == Status::Code::kPipelineError);
   CHECK(st.message() ==
-        "expression `userId != null && acton != 'bot'` reads field 'acton', which this stream does not "
+        "expression `userId != null && acton != 'bot'` reads field 'acton', which this stream does "
+        "not "
         "have; did you mean 'action'?");
   // Paths match exactly: a prefix is not the field.
   auto nested = ParseExpr("a.b", &err);
@@ -653,19 +671,19 @@ TEST_CASE("expr: ToEventTime parses RFC 3339 with offsets and fractions") {
 TEST_CASE("expr: ToEventTime rejects invalid RFC 3339") {
   int64_t ms = 7;
   for (std::string_view bad : {
-           "2024-13-01T00:00:00Z",      // month 13
-           "2024-00-01T00:00:00Z",      // month 0
-           "2023-02-29T00:00:00Z",      // not a leap year
-           "1900-02-29T00:00:00Z",      // divisible by 100, not by 400
-           "2024-04-31T00:00:00Z",      // April has 30 days
+           "2024-13-01T00:00:00Z",  // month 13
+           "2024-00-01T00:00:00Z",  // month 0
+           "2023-02-29T00:00:00Z",  // not a leap year
+           "1900-02-29T00:00:00Z",  // divisible by 100, not by 400
+           "2024-04-31T00:00:00Z",  // April has 30 days
            "2024-05-00T00:00:00Z",
            "2024-05-01T24:00:00Z",
            "2024-05-01T12:60:00Z",
            "2024-05-01T12:00:61Z",
-           "2024-05-01T12:00:00",       // no offset
-           "2024-05-01",                // no time
-           "2024-05-01T12:00Z",         // no seconds
-           "2024-05-01T12:00:00.Z",     // empty fraction
+           "2024-05-01T12:00:00",    // no offset
+           "2024-05-01",             // no time
+           "2024-05-01T12:00Z",      // no seconds
+           "2024-05-01T12:00:00.Z",  // empty fraction
            "2024-05-01T12:00:00+2:00",
            "2024-05-01T12:00:00+02",
            "2024-05-01T12:00:00+24:00",
