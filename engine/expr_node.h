@@ -59,6 +59,7 @@ struct Node {
   const Node* b = nullptr;        // second operand
   std::vector<const Node*> args;  // kCall, kIf, kCoalesce arguments; kIn/kNotIn list items
   const FunctionDef* function = nullptr;  // kCall
+  uint32_t height = 1;                    // of the subtree: evaluation recurses this deep
 };
 
 // Records the first error of an evaluation; returns null for the failed node.

@@ -18,6 +18,8 @@ namespace {
 // Beyond this depth of nesting the parser stops, so that a hostile text cannot overflow the
 // stack (here or in evaluation).
 constexpr int kMaxDepth = 200;
+// Evaluation recurses as deep as the tree is high; `a + a + ... + a` is as high as it is long.
+constexpr uint32_t kMaxHeight = 1000;
 
 // Metadata fields a source fills in. `$event_time` is special: it reads Row::ts.
 constexpr std::string_view kMetadata[] = {"key",   "timestamp", "partition", "offset",
@@ -148,6 +150,13 @@ class Parser {
   }
   // Finishes an operator node: picks its evaluator and folds it if its operands are constant.
   Node* Finish(Node* n) {
+    uint32_t below = 0;
+    if (n->a != nullptr) below = std::max(below, n->a->height);
+    if (n->b != nullptr) below = std::max(below, n->b->height);
+    for (const Node* arg : n->args) below = std::max(below, arg->height);
+    n->height = below + 1;
+    if (n->height > kMaxHeight)
+      return Error(tok_.offset, "expression is too long: it nests too deeply");
     ChooseEval(*n);
     bool constant =
         (n->a == nullptr || n->a->op == Op::kConst) && (n->b == nullptr || n->b->op == Op::kConst);
@@ -163,6 +172,7 @@ class Parser {
     n->value = v;
     n->a = n->b = nullptr;
     n->args.clear();
+    n->height = 1;
     ChooseEval(*n);
     return n;
   }

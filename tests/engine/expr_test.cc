@@ -535,6 +535,12 @@ TEST_CASE("expr: deep nesting is a parse error, not a crash") {
   deep += std::string(1000, ')');
   CHECK(ParseError(deep).message == "expression nests too deeply");
   CHECK(ParseError(std::string(1000, '!') + "true").message == "expression nests too deeply");
+  std::string chain = "x";
+  for (int i = 0; i < 2000; ++i) chain += " + x";
+  CHECK(ParseError(chain).message == "expression is too long: it nests too deeply");
+  std::string in_list = "x in [0";
+  for (int i = 1; i < 5000; ++i) in_list += ", " + std::to_string(i);
+  CHECK(Json(in_list + "]", {{P({"x"}), Value::Int(4999)}}) == "true");
   std::string ok = std::string(100, '(') + "1" + std::string(100, ')');
   CHECK(Json(ok) == "1");
 }
