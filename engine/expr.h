@@ -5,6 +5,14 @@
 // (Expr::Bind: field paths become slot indexes) and then evaluated per record without allocating,
 // except for string results, which go to the caller's arena.
 //
+// Field paths in fields() are what sources must fill into slots: `a.b` and `a["b"]` are {"a", "b"};
+// Kafka metadata are paths whose first segment starts with `$`: {"$key"}, {"$timestamp"},
+// {"$partition"}, {"$offset"}, {"$topic"}, {"$headers", "NAME"}. `$event_time` is not a field: it
+// reads EvalContext::row->ts (null while that is kMinTimestamp).
+//
+// Implementation: expr_lexer.cc (tokens), expr_parser.cc (parser, constant folding, Bind),
+// expr_eval.cc (operators), expr_functions.cc (the function table), civil_time.cc (RFC 3339).
+//
 // Thread safety: a bound Expr is immutable; Eval may run on several threads at once, each with
 // its own EvalContext.
 #pragma once
