@@ -136,16 +136,30 @@ struct PipelineSpec {
   const NodeSpec* Find(std::string_view name) const;
 };
 
+struct OperatorType;  // operators/registry.h
+
 struct LoadOptions {
   // `--set a.b=v` overrides, applied in order after `${VAR}` substitution.
   std::vector<std::pair<std::string, std::string>> sets;
   // Environment lookup for `${VAR}`; defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
+  // The operator types to look `type:` up in; null (the default): the registry's OperatorTypes().
+  // Tests pass a table of their own to check the generic parts of loading (type lookup, names,
+  // `from`) without the real operators.
+  const std::vector<OperatorType>* operator_types = nullptr;
 };
 
 Result<PipelineSpec> LoadPipeline(const std::string& path, const LoadOptions& options);
 // The same on text in memory; `path` is used for messages and relative paths.
 Result<PipelineSpec> LoadPipelineFromString(std::string_view text, const std::string& path,
                                             const LoadOptions& options);
+
+// The JSON Schema (draft 2020-12) of the pipeline file, generated from the operator table
+// (operators/registry.h). schemas/pipeline.schema.json holds its output; a unit test keeps the two
+// equal. Editors use it through yaml-language-server.
+std::string PipelineJsonSchema();
+// The reference of every source, step and sink type, as Markdown, generated from the same table.
+// docs/operators.md holds its output; a unit test keeps the two equal.
+std::string OperatorDocsMarkdown();
 
 }  // namespace streamrun
