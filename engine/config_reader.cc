@@ -14,11 +14,16 @@ std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 const char* KindName(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Undefined: break;
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Undefined:
+      break;
   }
   return "nothing";
 }
@@ -69,9 +74,7 @@ Status ConfigReader::ErrorAtNode(const YAML::Node& node, std::string_view messag
   return ctx_->ErrorAt(node, message);
 }
 
-Status ConfigReader::Error(std::string_view message) const {
-  return ctx_->ErrorAt(node_, message);
-}
+Status ConfigReader::Error(std::string_view message) const { return ctx_->ErrorAt(node_, message); }
 
 namespace {
 
@@ -218,8 +221,8 @@ Result<std::vector<std::string>> ConfigReader::StringList(std::string_view key) 
   }
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!it->IsScalar()) {
-      return ctx_->ErrorAt(*it, "items of '" + std::string(key) + "' must be strings, not " +
-                                    KindName(*it));
+      return ctx_->ErrorAt(
+          *it, "items of '" + std::string(key) + "' must be strings, not " + KindName(*it));
     }
     out.push_back(it->Scalar());
   }
@@ -250,8 +253,8 @@ Result<ConfigReader> ConfigReader::Child(std::string_view key) const {
   const YAML::Node& map = node_;
   YAML::Node v = map[std::string(key)];
   if (!v.IsMap()) {
-    return ErrorAt(key, "'" + std::string(key) + "' of " + what_ + " must be a mapping, not " +
-                            KindName(v));
+    return ErrorAt(
+        key, "'" + std::string(key) + "' of " + what_ + " must be a mapping, not " + KindName(v));
   }
   return ConfigReader(ctx_, v, "'" + std::string(key) + "' of " + what_);
 }

@@ -55,8 +55,8 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
   } else if (unit.empty()) {
     return Status::PipelineError("duration " + quoted + " needs a unit: ms, s, m, h or d");
   } else {
-    return Status::PipelineError("unknown duration unit '" + std::string(unit) + "' in " +
-                                 quoted + ": expected ms, s, m, h or d");
+    return Status::PipelineError("unknown duration unit '" + std::string(unit) + "' in " + quoted +
+                                 ": expected ms, s, m, h or d");
   }
   uint64_t ms = 0;
   if (!CheckedMultiply(number, factor, std::numeric_limits<int64_t>::max(), &ms)) {

@@ -50,8 +50,9 @@ class Substituter {
       const size_t start = i;
       size_t j = i + 2;
       if (j >= s.size() || !IsNameStart(s[j])) {
-        return ctx_.ErrorAt(scalar, "expected a variable name after '${' (write '$${' for a "
-                                    "literal '${')");
+        return ctx_.ErrorAt(scalar,
+                            "expected a variable name after '${' (write '$${' for a "
+                            "literal '${')");
       }
       while (j < s.size() && IsNameChar(s[j])) ++j;
       const std::string name = s.substr(i + 2, j - i - 2);

@@ -2,6 +2,8 @@
 // from, and the operator table in use. Internal to engine/pipeline*.cc and engine/config_reader.cc.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -9,8 +11,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "engine/pipeline.h"
 #include "engine/status.h"
@@ -61,7 +61,6 @@ class LoadContext {
   const std::string* SetKeyOf(const YAML::Node& node) const;
 
  private:
-
   std::string path_;
   std::string dir_;
   std::string text_;

@@ -41,8 +41,9 @@ void Section(std::string& out, NodeRole role, std::string_view title) {
     out += "|---|---|---|---|\n";
     out += "| `type` | string | yes | `" + std::string(t.name) + "` |\n";
     if (role != NodeRole::kSource) {
-      out += "| `from` | string or list | yes | The stream it reads: a source, a step, "
-             "`<step>.late` or `<source>.errors`; a list reads their union. |\n";
+      out +=
+          "| `from` | string or list | yes | The stream it reads: a source, a step, "
+          "`<step>.late` or `<source>.errors`; a list reads their union. |\n";
     }
     for (const auto& s : t.settings) {
       out += "| `" + std::string(s.name) + "` | " + TypeName(s.json_type) + " | " +

@@ -15,9 +15,12 @@ namespace {
 
 const char* RoleName(NodeRole role) {
   switch (role) {
-    case NodeRole::kSource: return "source";
-    case NodeRole::kStep: return "step";
-    case NodeRole::kSink: return "sink";
+    case NodeRole::kSource:
+      return "source";
+    case NodeRole::kStep:
+      return "step";
+    case NodeRole::kSink:
+      return "sink";
   }
   return "node";
 }
@@ -47,8 +50,8 @@ class Loader {
     SR_RETURN_IF_ERROR(LoadSection(top, NodeRole::kSource, "sources", &spec.sources));
     SR_RETURN_IF_ERROR(LoadSection(top, NodeRole::kStep, "steps", &spec.steps));
     SR_RETURN_IF_ERROR(LoadSection(top, NodeRole::kSink, "sinks", &spec.sinks));
-    SR_RETURN_IF_ERROR(CheckFromGraph(
-        spec, [this, &spec](const NodeSpec& node, size_t i, std::string message) {
+    SR_RETURN_IF_ERROR(
+        CheckFromGraph(spec, [this, &spec](const NodeSpec& node, size_t i, std::string message) {
           const auto& nodes = node.role == NodeRole::kStep ? spec.steps : spec.sinks;
           const size_t index = static_cast<size_t>(&node - nodes.data());
           return ctx_.ErrorAt(FromNodesOf(node.role)[index][i], message);
@@ -90,7 +93,8 @@ class Loader {
     if (top.Has("restart")) {
       SR_ASSIGN_OR_RETURN(ConfigReader r, top.Child("restart"));
       SR_RETURN_IF_ERROR(r.CheckKeys({"strategy", "attempts", "delay"}));
-      SR_ASSIGN_OR_RETURN(std::string strategy, r.Enum("strategy", {"none", "fixed_delay"}, "none"));
+      SR_ASSIGN_OR_RETURN(std::string strategy,
+                          r.Enum("strategy", {"none", "fixed_delay"}, "none"));
       spec->restart.fixed_delay = strategy == "fixed_delay";
       SR_ASSIGN_OR_RETURN(int64_t attempts, r.Int("attempts", 3, 0, 1000000));
       spec->restart.attempts = static_cast<int>(attempts);
@@ -110,8 +114,8 @@ class Loader {
                        section + "'");
     }
     if (!map.IsMap()) {
-      return ctx_.ErrorAt(map, "'" + section + "' must be a mapping of names to " +
-                                   RoleName(role) + "s");
+      return ctx_.ErrorAt(
+          map, "'" + section + "' must be a mapping of names to " + RoleName(role) + "s");
     }
     if (required && map.size() == 0) {
       return ctx_.ErrorAt(map, std::string("a pipeline needs at least one ") + RoleName(role));
@@ -186,8 +190,9 @@ class Loader {
 
   Status ReadFrom(const ConfigReader& reader, NodeSpec* node, std::vector<YAML::Node>* entries) {
     if (!reader.Has("from")) {
-      return reader.Error(reader.what() + ": missing required setting 'from' (the stream it "
-                                          "reads: a source, a step, or a list of them)");
+      return reader.Error(reader.what() +
+                          ": missing required setting 'from' (the stream it "
+                          "reads: a source, a step, or a list of them)");
     }
     const YAML::Node& map = reader.node();
     YAML::Node from = map["from"];
@@ -208,9 +213,12 @@ class Loader {
 
   std::vector<std::vector<YAML::Node>>& FromNodesOf(NodeRole role) {
     switch (role) {
-      case NodeRole::kSource: return source_from_;
-      case NodeRole::kStep: return step_from_;
-      case NodeRole::kSink: break;
+      case NodeRole::kSource:
+        return source_from_;
+      case NodeRole::kStep:
+        return step_from_;
+      case NodeRole::kSink:
+        break;
     }
     return sink_from_;
   }

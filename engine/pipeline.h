@@ -4,7 +4,11 @@
 // nesting depth and alias expansion), `${VAR}` / `${VAR:-default}` substitution, `--set`
 // overrides, the structure that schemas/pipeline.schema.json describes, each node's own settings
 // (through its factory in operators/registry.h), expressions, durations, and the `from` graph.
-// Every error is a Status of kind kPipelineError whose message is `FILE:LINE:COL: message`.
+// Every error is a Status of kind kPipelineError whose message is `FILE:LINE:COL: message`
+// (FILE as given by the caller, LINE and COL 1-based), pointing at the offending key or value.
+// Two exceptions have no place in the file: errors about the file as a whole (`FILE: message`:
+// unreadable, too large, empty) and errors in a value that a --set put there
+// (`--set KEY: message`).
 #pragma once
 
 #include <functional>

@@ -92,8 +92,10 @@ Status CheckFromGraph(const PipelineSpec& spec, const FromErrorFn& error_at) {
       const std::string side = dot == std::string::npos ? "" : stream.substr(dot + 1);
       const NodeSpec* target = spec.Find(base);
       if (target != nullptr && target->role == NodeRole::kSink) {
-        return error_at(node, i, "'" + base + "' is a sink; 'from' names a source, a step, "
-                                 "<step>.late or <source>.errors");
+        return error_at(node, i,
+                        "'" + base +
+                            "' is a sink; 'from' names a source, a step, "
+                            "<step>.late or <source>.errors");
       }
       bool ok = false;
       if (target != nullptr && side.empty()) {
@@ -101,8 +103,9 @@ Status CheckFromGraph(const PipelineSpec& spec, const FromErrorFn& error_at) {
       } else if (target != nullptr && target->role == NodeRole::kSource) {
         ok = side == "errors";
         if (!ok) {
-          return error_at(node, i, "source '" + base + "' has no stream '" + side +
-                                   "'; a source's side stream is '" + base + ".errors'");
+          return error_at(node, i,
+                          "source '" + base + "' has no stream '" + side +
+                              "'; a source's side stream is '" + base + ".errors'");
         }
       } else if (target != nullptr && target->role == NodeRole::kStep) {
         ok = HasSideOutput(*target, side);
@@ -111,14 +114,15 @@ Status CheckFromGraph(const PipelineSpec& spec, const FromErrorFn& error_at) {
           if (target->config != nullptr) {
             for (const auto& s : target->config->side_outputs()) has += " '" + base + "." + s + "'";
           }
-          return error_at(node, i, "step '" + base + "' (" + target->type +
-                                   ") has no side stream '" + side + "'" +
-                                   (has.empty() ? "" : "; it has" + has));
+          return error_at(node, i,
+                          "step '" + base + "' (" + target->type + ") has no side stream '" + side +
+                              "'" + (has.empty() ? "" : "; it has" + has));
         }
       }
       if (!ok) {
-        return error_at(node, i, "'from' names no source or step: '" + stream + "'" +
-                                 DidYouMean(stream, readable));
+        return error_at(
+            node, i,
+            "'from' names no source or step: '" + stream + "'" + DidYouMean(stream, readable));
       }
       if (self_step != SIZE_MAX && target->role == NodeRole::kStep) {
         upstream[self_step].emplace_back(step_index[base], i);

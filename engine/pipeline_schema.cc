@@ -21,8 +21,12 @@ using Writer = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 constexpr const char* kNamePattern = "^[A-Za-z_][A-Za-z0-9_-]*$";
 constexpr const char* kDefs = "#/definitions/";
 
-void Str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
-void Key(Writer& w, std::string_view s) { w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+void Str(Writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+void Key(Writer& w, std::string_view s) {
+  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
 void KeyStr(Writer& w, std::string_view key, std::string_view value) {
   Key(w, key);
   Str(w, value);
@@ -54,8 +58,14 @@ void ScalarOrEnv(Writer& w, std::string_view type, std::string_view description,
   w.StartArray();
   w.StartObject();
   KeyStr(w, "type", type);
-  if (min) { Key(w, "minimum"); w.Int64(*min); }
-  if (max) { Key(w, "maximum"); w.Int64(*max); }
+  if (min) {
+    Key(w, "minimum");
+    w.Int64(*min);
+  }
+  if (max) {
+    Key(w, "maximum");
+    w.Int64(*max);
+  }
   w.EndObject();
   Ref(w, "env");
   w.EndArray();
@@ -91,9 +101,12 @@ void Setting(Writer& w, const SettingDoc& s) {
 
 const char* RoleKey(NodeRole role) {
   switch (role) {
-    case NodeRole::kSource: return "source";
-    case NodeRole::kStep: return "step";
-    case NodeRole::kSink: return "sink";
+    case NodeRole::kSource:
+      return "source";
+    case NodeRole::kStep:
+      return "step";
+    case NodeRole::kSink:
+      return "sink";
   }
   return "";
 }
@@ -155,8 +168,9 @@ void NodeDefinition(Writer& w, NodeRole role) {
     w.EndObject();
     if (has_from) {
       Key(w, "from");
-      DescribedRef(w, "from", "The stream it reads: a source, a step, <step>.late or "
-                              "<source>.errors; a list reads their union.");
+      DescribedRef(w, "from",
+                   "The stream it reads: a source, a step, <step>.late or "
+                   "<source>.errors; a list reads their union.");
     }
     for (const auto& s : t.settings) {
       Key(w, s.name);
@@ -292,7 +306,6 @@ std::string PipelineJsonSchema() {
   w.SetIndent(' ', 2);
   w.StartObject();
   KeyStr(w, "$schema", "http://json-schema.org/draft-07/schema#");
-  KeyStr(w, "$id", "https://streamrun.dev/schemas/pipeline.schema.json");
   KeyStr(w, "title", "streamrun pipeline");
   KeyStr(w, "description",
          "A streamrun pipeline file. Generated from operators/registry.cc by "
@@ -309,8 +322,9 @@ std::string PipelineJsonSchema() {
   Key(w, "properties");
   w.StartObject();
   Key(w, "name");
-  DescribedRef(w, "name", "The pipeline's name; the default state directory is "
-                          ".streamrun/<name> beside the pipeline file.");
+  DescribedRef(w, "name",
+               "The pipeline's name; the default state directory is "
+               ".streamrun/<name> beside the pipeline file.");
   Key(w, "parallelism");
   ScalarOrEnv(w, "integer", "Subtasks of each keyed step (default 1).", 1, 32768);
   Key(w, "max_parallelism");
@@ -328,8 +342,9 @@ std::string PipelineJsonSchema() {
   Key(w, "dir");
   w.StartObject();
   KeyStr(w, "type", "string");
-  KeyStr(w, "description", "The state directory, relative to the pipeline file (default "
-                           ".streamrun/<name>).");
+  KeyStr(w, "description",
+         "The state directory, relative to the pipeline file (default "
+         ".streamrun/<name>).");
   w.EndObject();
   w.EndObject();
   w.EndObject();

@@ -25,8 +25,9 @@ std::string ErrorOf(const Result<T>& r) {
 }
 
 TEST_CASE("config reader: getters read values and apply defaults") {
-  Fixture f("a: hello\nn: 42\nx: 2.5\nb: true\nd: 5m\nz: 8MiB\np: out/x.jsonl\nk: [u, v]\n"
-            "one: u\nc: {q: 1}\n");
+  Fixture f(
+      "a: hello\nn: 42\nx: 2.5\nb: true\nd: 5m\nz: 8MiB\np: out/x.jsonl\nk: [u, v]\n"
+      "one: u\nc: {q: 1}\n");
   const ConfigReader& r = f.reader;
   CHECK(r.String("a").value() == "hello");
   CHECK(r.String("missing", "dflt").value() == "dflt");
@@ -54,15 +55,18 @@ TEST_CASE("config reader: getters read values and apply defaults") {
 }
 
 TEST_CASE("config reader: wrong types and ranges are located at the value") {
-  Fixture f("name: x\nn: 4x\nbig: 99999999999999999999\nb: yes\nd: 10\nlist: {a: 1}\n"
-            "e: tumblng\nm: [1, 2]\nk: [a, [b]]\n");
+  Fixture f(
+      "name: x\nn: 4x\nbig: 99999999999999999999\nb: yes\nd: 10\nlist: {a: 1}\n"
+      "e: tumblng\nm: [1, 2]\nk: [a, [b]]\n");
   const ConfigReader& r = f.reader;
   CHECK(ErrorOf(r.Int("n", std::nullopt)) == "/p/n.yaml:2:4: 'n' must be an integer, not '4x'");
   CHECK(ErrorOf(r.Int("big", std::nullopt)) ==
         "/p/n.yaml:3:6: 'big' is out of range: '99999999999999999999'");
   CHECK(ErrorOf(r.Int("name", 1)) == "/p/n.yaml:1:7: 'name' must be an integer, not 'x'");
-  CHECK(ErrorOf(r.Int("d", std::nullopt, 1, 5)) == "/p/n.yaml:5:4: 'd' must be between 1 and 5, not 10");
-  CHECK(ErrorOf(r.Bool("b", std::nullopt)) == "/p/n.yaml:4:4: 'b' must be true or false, not 'yes'");
+  CHECK(ErrorOf(r.Int("d", std::nullopt, 1, 5)) ==
+        "/p/n.yaml:5:4: 'd' must be between 1 and 5, not 10");
+  CHECK(ErrorOf(r.Bool("b", std::nullopt)) ==
+        "/p/n.yaml:4:4: 'b' must be true or false, not 'yes'");
   CHECK(ErrorOf(r.DurationMs("d", std::nullopt)) ==
         "/p/n.yaml:5:4: 'd': duration '10' needs a unit: ms, s, m, h or d");
   CHECK(ErrorOf(r.StringList("list")) ==

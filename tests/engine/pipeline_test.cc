@@ -27,12 +27,11 @@ class TestConfig : public NodeConfig {
   std::string path_;
 };
 
-
 Result<std::shared_ptr<const NodeConfig>> TestSource(const ConfigReader& c) {
   SR_RETURN_IF_ERROR(c.CheckKeys({"type", "path"}));
   SR_ASSIGN_OR_RETURN(std::string path, c.Path("path"));
-  return std::shared_ptr<const NodeConfig>(std::make_shared<TestConfig>(
-      std::vector<std::string>{}, path));
+  return std::shared_ptr<const NodeConfig>(
+      std::make_shared<TestConfig>(std::vector<std::string>{}, path));
 }
 
 Result<std::shared_ptr<const NodeConfig>> TestFilter(const ConfigReader& c) {
@@ -228,20 +227,12 @@ sinks: {b: {type: file, from: clean, path: b}}
         "/p/dir/job.yaml:2:11: source 'a': missing required setting 'type'");
 }
 
-TEST_CASE("pipeline: the real operator table suggests real step types") {
-  // Only type lookup is reached: the factory of the misspelt type is never called.
-  LoadOptions options;
-  std::string err = LoadError(R"(name: j
-sources: {a: {type: file, path: a}}
-steps:
-  clean: {type: filtr, from: a}
-)", options);
-  // Sources come first: whatever their factories say, the step type is checked after them.
-  if (err.find("not implemented yet") == std::string::npos) {
-    CHECK(err == "/p/dir/job.yaml:4:17: unknown step type 'filtr'; did you mean 'filter'?");
-  }
+TEST_CASE("pipeline: the real operator table suggests real types") {
+  LoadOptions options;  // no test table: the registry's
   CHECK(LoadError("name: j\nsources: {a: {type: flie}}\n", options) ==
         "/p/dir/job.yaml:2:21: unknown source type 'flie'; did you mean 'file'?");
+  CHECK(LoadError("name: j\nsources: {a: {type: stdn}}\n", options) ==
+        "/p/dir/job.yaml:2:21: unknown source type 'stdn'; did you mean 'stdin'?");
 }
 
 TEST_CASE("pipeline: a node's unknown setting is reported by its factory with a did-you-mean") {
@@ -322,7 +313,8 @@ sinks:
        "across sources, steps and sinks");
   CHECK(LoadError(R"(name: j
 sources: {a.b: {type: file, path: a}}
-)").rfind("/p/dir/job.yaml:2:11: source name 'a.b' must be", 0) == 0);
+)")
+            .rfind("/p/dir/job.yaml:2:11: source name 'a.b' must be", 0) == 0);
   CHECK(LoadError(R"(name: j
 sources: {a: {type: file, path: a}}
 sinks: {b: {type: file, from: [a, a], path: b}}
@@ -381,12 +373,12 @@ TEST_CASE("pipeline: ${VAR} and ${VAR:-default} are replaced in values") {
 parallelism: ${PAR:-3}
 sources: {a: {type: file, path: "${DATA}/in-${UNSET:-x}.jsonl"}}
 sinks: {b: {type: file, from: a, path: "cost$${not_a_var}"}}
-)", TestOptions({{"NAME", "env-job"}, {"DATA", "/data"}}));
+)",
+                             TestOptions({{"NAME", "env-job"}, {"DATA", "/data"}}));
   CHECK(spec.name == "env-job");
   CHECK(spec.parallelism == 3);
   CHECK(dynamic_cast<const TestConfig&>(*spec.sources[0].config).path() == "/data/in-x.jsonl");
-  CHECK(dynamic_cast<const TestConfig&>(*spec.sinks[0].config).path() ==
-        "/p/dir/cost${not_a_var}");
+  CHECK(dynamic_cast<const TestConfig&>(*spec.sinks[0].config).path() == "/p/dir/cost${not_a_var}");
 }
 
 TEST_CASE("pipeline: an unset variable without default is an error at its place") {
@@ -416,8 +408,7 @@ TEST_CASE("pipeline: --set overrides fields after substitution") {
   PipelineSpec spec = LoadOk(kGood, options);
   CHECK(spec.parallelism == 4);
   CHECK(spec.state_dir == "/var/state");
-  CHECK(dynamic_cast<const TestConfig&>(*spec.sources[0].config).path() ==
-        "/p/dir/other.jsonl");
+  CHECK(dynamic_cast<const TestConfig&>(*spec.sources[0].config).path() == "/p/dir/other.jsonl");
   CHECK(spec.sinks[1].from == std::vector<std::string>{"per_minute.late", "clean"});
 }
 
@@ -426,14 +417,17 @@ TEST_CASE("pipeline: a bad --set names the override") {
   options.sets = {{"name.x", "1"}};
   CHECK(LoadError(kGood, options) == "--set name.x: 'name' is not a mapping");
   options.sets = {{"parallelism", "0"}};
-  CHECK(LoadError(kGood, options) == "--set parallelism: 'parallelism' must be between 1 and "
-                                     "128, not 0");
+  CHECK(LoadError(kGood, options) ==
+        "--set parallelism: 'parallelism' must be between 1 and "
+        "128, not 0");
   options.sets = {{"paralelism", "2"}};
-  CHECK(LoadError(kGood, options) == "--set paralelism: unknown setting 'paralelism' in the "
-                                     "pipeline; did you mean 'parallelism'?");
+  CHECK(LoadError(kGood, options) ==
+        "--set paralelism: unknown setting 'paralelism' in the "
+        "pipeline; did you mean 'parallelism'?");
   options.sets = {{"sinks.counts.from", "nowhere"}};
-  CHECK(LoadError(kGood, options) == "--set sinks.counts.from: 'from' names no source or step: "
-                                     "'nowhere'");
+  CHECK(LoadError(kGood, options) ==
+        "--set sinks.counts.from: 'from' names no source or step: "
+        "'nowhere'");
   options.sets = {{"a..b", "1"}};
   CHECK(LoadError(kGood, options) == "--set a..b: empty name in the path (write a.b.c)");
   options.sets = {{"name", "[unclosed"}};
@@ -446,8 +440,9 @@ TEST_CASE("pipeline: an expression error points into the scalar") {
   ExprParseError parse_error;
   REQUIRE(ParseExpr("a == @", &parse_error) == nullptr);
   const int offset = static_cast<int>(parse_error.offset);
-  std::string base = "name: j\nsources: {a: {type: file, path: a}}\nsteps:\n  f:\n    type: filter\n"
-                     "    from: a\n";
+  std::string base =
+      "name: j\nsources: {a: {type: file, path: a}}\nsteps:\n  f:\n    type: filter\n"
+      "    from: a\n";
   std::string sinks = "sinks: {b: {type: file, from: f, path: b}}\n";
   std::string plain = LoadError(base + "    where: a == @\n" + sinks);
   CHECK(plain.rfind("/p/dir/job.yaml:7:" + std::to_string(12 + offset) + ": invalid expression: ",
