@@ -4,7 +4,11 @@
 // nesting depth and alias expansion), `${VAR}` / `${VAR:-default}` substitution, `--set`
 // overrides, the structure that schemas/pipeline.schema.json describes, each node's own settings
 // (through its factory in operators/registry.h), expressions, durations, and the `from` graph.
-// Every error is a Status of kind kPipelineError whose message is `FILE:LINE:COL: message`.
+// Every error is a Status of kind kPipelineError whose message is `FILE:LINE:COL: message`
+// (FILE as given by the caller, LINE and COL 1-based), pointing at the offending key or value.
+// Two exceptions have no place in the file: errors about the file as a whole (`FILE: message`:
+// unreadable, too large, empty) and errors in a value that a --set put there
+// (`--set KEY: message`).
 #pragma once
 
 #include <functional>
@@ -136,16 +140,30 @@ struct PipelineSpec {
   const NodeSpec* Find(std::string_view name) const;
 };
 
+struct OperatorType;  // operators/registry.h
+
 struct LoadOptions {
   // `--set a.b=v` overrides, applied in order after `${VAR}` substitution.
   std::vector<std::pair<std::string, std::string>> sets;
   // Environment lookup for `${VAR}`; defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
+  // The operator types to look `type:` up in; null (the default): the registry's OperatorTypes().
+  // Tests pass a table of their own to check the generic parts of loading (type lookup, names,
+  // `from`) without the real operators.
+  const std::vector<OperatorType>* operator_types = nullptr;
 };
 
 Result<PipelineSpec> LoadPipeline(const std::string& path, const LoadOptions& options);
 // The same on text in memory; `path` is used for messages and relative paths.
 Result<PipelineSpec> LoadPipelineFromString(std::string_view text, const std::string& path,
                                             const LoadOptions& options);
+
+// The JSON Schema (draft 2020-12) of the pipeline file, generated from the operator table
+// (operators/registry.h). schemas/pipeline.schema.json holds its output; a unit test keeps the two
+// equal. Editors use it through yaml-language-server.
+std::string PipelineJsonSchema();
+// The reference of every source, step and sink type, as Markdown, generated from the same table.
+// docs/operators.md holds its output; a unit test keeps the two equal.
+std::string OperatorDocsMarkdown();
 
 }  // namespace streamrun
