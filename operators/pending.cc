@@ -14,7 +14,6 @@ NodeConfigResult MakeGeneratorSource(const ConfigReader& c) { return Pending(c);
 NodeConfigResult MakeStdinSource(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeFilter(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeMap(const ConfigReader& c) { return Pending(c); }
-NodeConfigResult MakeWindow(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeStdoutSink(const ConfigReader& c) { return Pending(c); }
 NodeConfigResult MakeFileSink(const ConfigReader& c) { return Pending(c); }
 
