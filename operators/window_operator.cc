@@ -29,6 +29,10 @@ struct WindowOperator::Impl {
     int key_group = 0;
     uint16_t origin = 0;      // of the key's last record
     std::vector<uint32_t> windows;
+    // The window the key's last record went to (tumbling, sliding), or kNone: saves the walk to
+    // its windows, which matters when every record of 100,000 keys misses the cache.
+    uint32_t last_window = kNone;
+    TimeWindow last_bounds;
   };
   struct Window {
     TimeWindow bounds;
@@ -65,7 +69,13 @@ struct WindowOperator::Impl {
 
   std::vector<Key> keys;
   std::vector<uint32_t> free_keys;
-  std::vector<uint32_t> table;  // open addressing, linear probing; kNone is empty
+  // Open addressing with linear probing. A slot holds a key index (kNone: empty) and the high
+  // half of its hash, so a probe rarely touches a Key that is not the one looked for.
+  struct Slot {
+    uint32_t key = kNone;
+    uint32_t tag = 0;
+  };
+  std::vector<Slot> table;
   size_t live_keys = 0;
   uint64_t next_key_seq = 0;
 
@@ -100,27 +110,30 @@ struct WindowOperator::Impl {
   uint32_t FindKey(uint64_t hash, std::string_view bytes) const {
     if (table.empty()) return kNone;
     size_t mask = table.size() - 1;
+    auto tag = static_cast<uint32_t>(hash >> 32);
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-      uint32_t k = table[i];
-      if (k == kNone) return kNone;
-      if (keys[k].hash == hash && keys[k].bytes == bytes) return k;
+      const Slot& slot = table[i];
+      if (slot.key == kNone) return kNone;
+      if (slot.tag == tag && keys[slot.key].hash == hash && keys[slot.key].bytes == bytes) {
+        return slot.key;
+      }
     }
   }
 
   void InsertSlot(uint32_t k) {
     size_t mask = table.size() - 1;
     size_t i = keys[k].hash & mask;
-    while (table[i] != kNone) i = (i + 1) & mask;
-    table[i] = k;
+    while (table[i].key != kNone) i = (i + 1) & mask;
+    table[i] = {k, static_cast<uint32_t>(keys[k].hash >> 32)};
   }
 
   uint32_t AddKey(uint64_t hash, std::string_view bytes) {
     if ((live_keys + 1) * 2 > table.size()) {
-      std::vector<uint32_t> old;
+      std::vector<Slot> old;
       old.swap(table);
-      table.assign(old.empty() ? 1024 : old.size() * 2, kNone);
-      for (uint32_t k : old) {
-        if (k != kNone) InsertSlot(k);
+      table.assign(old.empty() ? 1024 : old.size() * 2, Slot());
+      for (const Slot& slot : old) {
+        if (slot.key != kNone) InsertSlot(slot.key);
       }
     }
     uint32_t k;
@@ -137,6 +150,7 @@ struct WindowOperator::Impl {
     key.seq = next_key_seq++;
     key.key_group = KeyGroupOf(hash, ctx->max_parallelism);
     key.windows.clear();
+    key.last_window = kNone;
     InsertSlot(k);
     ++live_keys;
     return k;
@@ -146,12 +160,12 @@ struct WindowOperator::Impl {
   void RemoveKey(uint32_t k) {
     size_t mask = table.size() - 1;
     size_t i = keys[k].hash & mask;
-    while (table[i] != k) i = (i + 1) & mask;
+    while (table[i].key != k) i = (i + 1) & mask;
     size_t j = i;
     while (true) {
       j = (j + 1) & mask;
-      if (table[j] == kNone) break;
-      size_t home = keys[table[j]].hash & mask;
+      if (table[j].key == kNone) break;
+      size_t home = keys[table[j].key].hash & mask;
       // The entry at j may move to the hole at i unless its home lies cyclically in (i, j].
       bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
       if (!stays) {
@@ -159,7 +173,7 @@ struct WindowOperator::Impl {
         i = j;
       }
     }
-    table[i] = kNone;
+    table[i] = Slot();
     free_keys.push_back(k);
     --live_keys;
   }
@@ -191,6 +205,7 @@ struct WindowOperator::Impl {
   void DropWindow(uint32_t w) {
     Window& win = windows[w];
     Key& key = keys[win.key];
+    if (key.last_window == w) key.last_window = kNone;
     auto it = std::find(key.windows.begin(), key.windows.end(), w);
     *it = key.windows.back();
     key.windows.pop_back();
@@ -386,11 +401,18 @@ struct WindowOperator::Impl {
           k = FindKey(hash, key_scratch);
           if (k == kNone) k = AddKey(hash, key_scratch);
         }
+        Key& key = keys[k];
         uint32_t w = kNone;
-        for (uint32_t c : keys[k].windows) {
-          if (windows[c].bounds == tw) w = c;
+        if (key.last_window != kNone && key.last_bounds == tw) {
+          w = key.last_window;
+        } else {
+          for (uint32_t c : key.windows) {
+            if (windows[c].bounds == tw) w = c;
+          }
+          if (w == kNone) w = NewWindow(k, tw);
+          key.last_window = w;
+          key.last_bounds = tw;
         }
-        if (w == kNone) w = NewWindow(k, tw);
         targets.push_back(w);
       }
     } else {
