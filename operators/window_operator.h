@@ -1,0 +1,96 @@
+// WindowOperator: the runtime of the `window` step (its configuration is in operators/window.cc).
+//
+// It follows Flink's event-time WindowOperator with its default EventTimeTrigger:
+//  - Every input row carries the watermark before it (Row::wm). Before a row, the operator
+//    advances its watermark to that value; after a batch, to Batch::watermark; Finish advances
+//    it to kMaxTimestamp. Advancing fires every window whose end - 1 <= watermark (in order of
+//    that time, then of key arrival) and drops the state of windows whose
+//    end - 1 + allowed_lateness <= watermark. So results are those of a single-threaded run in
+//    input order, however the input is batched.
+//  - A record goes to each of its windows (after session merging) unless that window is late
+//    (end - 1 + allowed_lateness <= watermark). A record that goes to none is sent to the late
+//    stream (OperatorContext::late), unchanged and with the input's layout.
+//  - A record added to a window whose end - 1 <= watermark fires it at once (late firing, with
+//    allowed_lateness > 0). A record for which `fire_on` is true fires its windows at once and
+//    drops them ("fire and purge"): the key's next record opens a new window.
+//  - Results: one record per firing, the JSON object
+//    {<key fields as written in key_by>, "window_start", "window_end", <aggregates in order>},
+//    with ts = window_end - 1. Results of windows fired by a watermark advance carry as `wm` the
+//    watermark before that advance (as Flink emits them before it forwards the watermark), so a
+//    downstream window of the same size does not take them for late; results fired by a record
+//    carry the current watermark. Whenever the watermark advances, a batch (maybe empty) carries
+//    it downstream.
+//
+// State: per key (the EncodeKey bytes, in an open-addressing table keyed by HashKey), its open
+// windows; per window, its bounds, whether it has fired, and one accumulator per aggregate. The
+// steady state allocates nothing per record. SnapshotTo / RestoreFrom write and read that state
+// through a KeyedStateStore (format below), by key group, so a snapshot can be restored at another
+// parallelism.
+//
+// State format (version 1): one entry per open window, at (key group, key bytes, namespace)
+// with namespace = window start, window end (8 bytes big-endian each, as signed two's
+// complement) and value =
+//   u8 version (1) | u8 flags (bit 0: fired) | u16 origin of the key's last record |
+//   u64 arrival number of the key's last record | u8 number of aggregates |
+//   per aggregate: u8 AggKind, then its accumulator (EncodeAccumulator).
+// Timers are not stored: a window's next timer follows from its end, its fired flag and the
+// allowed lateness, and is rebuilt on restore.
+//
+// Thread safety: none; an operator belongs to its subtask's thread (engine/operator.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/expr.h"
+#include "engine/keyed_state.h"
+#include "engine/operator.h"
+#include "engine/window_assigner.h"
+#include "operators/window_aggregates.h"
+
+namespace streamrun {
+
+struct WindowAggregate {
+  std::string name;  // the output field
+  AggKind kind = AggKind::kCount;
+};
+
+struct WindowOptions {
+  std::vector<FieldPath> key_paths;
+  std::vector<std::string> key_names;  // as written in key_by: the result's field names
+  WindowSpec window;
+  std::vector<WindowAggregate> aggregates;
+  int64_t allowed_lateness_ms = 0;
+};
+
+class WindowOperator : public Operator {
+ public:
+  // `arguments[i]` is the unbound expression of aggregates[i] (null for count()); `fire_on` may
+  // be null. Open binds them to the input layout.
+  WindowOperator(WindowOptions options, std::vector<std::unique_ptr<Expr>> arguments,
+                 std::unique_ptr<Expr> fire_on);
+  ~WindowOperator() override;
+
+  Status Open(const OperatorContext& ctx) override;
+  Status Process(BatchPtr batch) override;
+  Status Finish() override;
+  uint64_t records_out() const override;
+
+  // Writes every open window to `store` (entries of this operator only; the caller clears it).
+  Status SnapshotTo(KeyedStateStore& store) const;
+  // Reads the windows of key groups first..last from `store`. REQUIRES: Open was called and no
+  // record was processed yet.
+  Status RestoreFrom(const KeyedStateStore& store, int first_key_group, int last_key_group);
+
+  // Records too late for every window while nobody reads the late stream.
+  uint64_t late_dropped() const;
+  int64_t watermark() const;
+  size_t open_windows() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamrun

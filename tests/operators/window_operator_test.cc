@@ -1,0 +1,614 @@
+// WindowOperator, driven with hand-made batches. Aggregate arguments and triggers use small fake
+// expressions (a field read, a field equality), so these tests need no expression parser.
+#include "operators/window_operator.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "engine/key.h"
+#include "engine/memory_state_store.h"
+#include "engine/watermark.h"
+
+namespace streamrun {
+namespace {
+
+// Reads one field; with `equals`, the boolean `field == equals` (null when the field is missing).
+class FakeExpr : public Expr {
+ public:
+  explicit FakeExpr(FieldPath path, std::optional<std::string> equals = std::nullopt)
+      : fields_{std::move(path)}, equals_(std::move(equals)), text_(FieldPathToString(fields_[0])) {}
+  const std::vector<FieldPath>& fields() const override { return fields_; }
+  Status Bind(const Layout& layout) override {
+    auto it = std::find(layout.begin(), layout.end(), fields_[0]);
+    if (it == layout.end()) return Status::PipelineError("no field " + text_);
+    slot_ = static_cast<int>(it - layout.begin());
+    return Status::Ok();
+  }
+  Value Eval(EvalContext& ctx) const override {
+    Value v = ctx.slots[slot_];
+    if (!equals_) return v;
+    if (v.is_missing()) return Value::Null();
+    if (v.kind() == Value::Kind::kInt && v.as_int() == -1) {
+      ctx.error = "boom";  // lets tests make an expression fail
+      return Value();
+    }
+    return Value::Bool(v.kind() == Value::Kind::kString && v.as_string() == *equals_);
+  }
+  const std::string& text() const override { return text_; }
+
+ private:
+  std::vector<FieldPath> fields_;
+  std::optional<std::string> equals_;
+  std::string text_;
+  int slot_ = -1;
+};
+
+class CaptureEmitter : public Emitter {
+ public:
+  Status Emit(BatchPtr batch) override {
+    batches.push_back(std::move(batch));
+    return Status::Ok();
+  }
+  std::vector<std::string> Raws() const {
+    std::vector<std::string> out;
+    for (const auto& b : batches) {
+      for (const auto& r : b->rows) out.emplace_back(r.raw);
+    }
+    return out;
+  }
+  std::vector<BatchPtr> batches;
+};
+
+class CaptureErrors : public ErrorReporter {
+ public:
+  Status Report(const Batch& batch, size_t row, std::string_view where, std::string_view reason) override {
+    reports.push_back(std::string(batch.rows[row].raw) + " in " + std::string(where) + ": " +
+                      std::string(reason));
+    return Status::Ok();
+  }
+  Status ReportInput(uint16_t, uint64_t, std::string_view, std::string_view) override {
+    return Status::Ok();
+  }
+  Status Flush() override { return Status::Ok(); }
+  std::vector<std::string> reports;
+};
+
+// One input record: layout [user], [v], [action].
+struct Rec {
+  std::string user;
+  int64_t ts;
+  Value v = Value();
+  std::string action = "";
+};
+
+const Layout kInput = {{"user"}, {"v"}, {"action"}};
+
+std::string RawOf(const Rec& r) { return r.user + "@" + std::to_string(r.ts); }
+
+// Input batches with each row's `wm` as a source with `delay` max_out_of_orderness computes it.
+std::vector<BatchPtr> MakeBatches(const std::vector<Rec>& recs, size_t per_batch, int64_t delay = 0) {
+  std::vector<BatchPtr> out;
+  WatermarkGenerator gen(delay);
+  for (size_t i = 0; i < recs.size(); i += per_batch) {
+    BatchPtr b = NewBatch(3);
+    for (size_t j = i; j < std::min(recs.size(), i + per_batch); ++j) {
+      const Rec& rec = recs[j];
+      Row row;
+      row.ts = rec.ts;
+      row.wm = gen.current();
+      row.raw = b->arena.Copy(RawOf(rec));
+      row.origin = 7;
+      size_t r = b->AddRow(row);
+      Value* s = b->SlotsOf(r);
+      s[0] = Value::String(b->arena.Copy(rec.user));
+      s[1] = CopyValue(b->arena, rec.v.kind() == Value::Kind::kString
+                                     ? Value::String(b->arena.Copy(rec.v.as_string()))
+                                     : rec.v);
+      if (!rec.action.empty()) s[2] = Value::String(b->arena.Copy(rec.action));
+      gen.Observe(rec.ts);
+    }
+    b->watermark = gen.current();
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+struct AggDef {
+  std::string name;
+  AggKind kind;
+};
+
+struct Harness {
+  Harness(WindowSpec spec, std::vector<AggDef> aggs, int64_t lateness = 0,
+          std::optional<std::string> fire_on = std::nullopt, bool with_late = true,
+          Layout output = {}) {
+    WindowOptions opt;
+    opt.key_paths = {{"user"}};
+    opt.key_names = {"user"};
+    opt.window = spec;
+    opt.allowed_lateness_ms = lateness;
+    std::vector<std::unique_ptr<Expr>> args;
+    for (const auto& a : aggs) {
+      opt.aggregates.push_back({a.name, a.kind});
+      args.push_back(a.kind == AggKind::kCount ? nullptr : std::make_unique<FakeExpr>(FieldPath{"v"}));
+    }
+    std::unique_ptr<Expr> trigger;
+    if (fire_on) trigger = std::make_unique<FakeExpr>(FieldPath{"action"}, *fire_on);
+    op = std::make_unique<WindowOperator>(opt, std::move(args), std::move(trigger));
+    ctx.name = "w";
+    ctx.input_layout = kInput;
+    ctx.output_layout = std::move(output);
+    ctx.main = &main;
+    ctx.late = with_late ? &late : nullptr;
+    ctx.errors = &errors;
+    REQUIRE(op->Open(ctx).ok());
+  }
+  void Feed(std::vector<BatchPtr> batches, bool finish = true) {
+    for (auto& b : batches) REQUIRE(op->Process(std::move(b)).ok());
+    if (finish) REQUIRE(op->Finish().ok());
+  }
+  std::vector<std::string> Results() const { return main.Raws(); }
+  std::vector<std::string> Late() const { return late.Raws(); }
+
+  OperatorContext ctx;
+  CaptureEmitter main, late;
+  CaptureErrors errors;
+  std::unique_ptr<WindowOperator> op;
+};
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+const WindowSpec kTumbling10{WindowType::kTumbling, 10, 0, 0};
+
+}  // namespace
+
+TEST_CASE("window: tumbling counts per key fire when the watermark passes the window end") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  h.Feed(MakeBatches({{"a", 1}, {"b", 2}, {"a", 9}, {"a", 10}, {"b", 25}}, 100), false);
+  // The watermark after the batch is 24: windows [0,10) and [10,20) have fired, [20,30) not yet.
+  CHECK(h.Results() == std::vector<std::string>{
+                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                           R"({"user":"b","window_start":0,"window_end":10,"n":1})",
+                           R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
+  CHECK(h.main.batches.back()->watermark == 24);
+  REQUIRE(h.op->Finish().ok());
+  CHECK(h.Results().back() == R"({"user":"b","window_start":20,"window_end":30,"n":1})");
+  CHECK(h.main.batches.back()->watermark == kMaxTimestamp);
+  CHECK(h.op->open_windows() == 0);
+}
+
+TEST_CASE("window: result rows carry ts = end - 1, the origin and the requested slots") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, 0, std::nullopt, true,
+            {{"s"}, {"user"}, {"window_end"}, {"other"}, {"window_start"}, {"n"}});
+  h.Feed(MakeBatches({{"a", 3, Value::Int(4)}, {"a", 5, Value::Int(6)}}, 10));
+  REQUIRE(h.main.batches.size() == 2);  // the watermark after the input, then Finish's results
+  CHECK(h.main.batches[0]->rows.empty());
+  const Batch& b = *h.main.batches[1];
+  REQUIRE(b.rows.size() == 1);
+  CHECK(b.width == 6);
+  CHECK(b.rows[0].ts == 9);
+  CHECK(b.rows[0].origin == 7);
+  const Value* s = b.SlotsOf(0);
+  CHECK(s[0] == Value::Int(10));
+  CHECK(s[1].as_string() == "a");
+  CHECK(s[2] == Value::Int(10));
+  CHECK(s[3].is_missing());
+  CHECK(s[4] == Value::Int(0));
+  CHECK(s[5] == Value::Int(2));
+}
+
+TEST_CASE("window: results fired by a watermark carry the watermark before it") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  h.Feed(MakeBatches({{"a", 1}, {"a", 30}}, 1), false);
+  REQUIRE(h.Results().size() == 1);
+  // A downstream 10 ms window must not take this result (ts 9) for late.
+  for (const auto& b : h.main.batches) {
+    for (const auto& r : b->rows) CHECK(r.wm < r.ts);
+  }
+}
+
+TEST_CASE("window: every watermark advance reaches downstream, even without results") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  h.Feed(MakeBatches({{"a", 1}, {"a", 2}, {"a", 3}}, 1), false);
+  REQUIRE(!h.main.batches.empty());
+  CHECK(h.main.batches.back()->watermark == 2);
+  CHECK(h.Results().empty());
+}
+
+TEST_CASE("window: late record goes to side stream") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  h.Feed(MakeBatches({{"a", 5}, {"a", 15}, {"a", 9}, {"b", 12}}, 2));
+  CHECK(h.Late() == std::vector<std::string>{"a@9"});
+  CHECK(h.late.batches[0]->width == 3);
+  CHECK(h.late.batches[0]->SlotsOf(0)[0].as_string() == "a");
+  CHECK(Sorted(h.Results()) == Sorted({R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                                       R"({"user":"a","window_start":10,"window_end":20,"n":1})",
+                                       R"({"user":"b","window_start":10,"window_end":20,"n":1})"}));
+}
+
+TEST_CASE("window: late records are counted when nobody reads the late stream") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::nullopt, /*with_late=*/false);
+  h.Feed(MakeBatches({{"a", 5}, {"a", 15}, {"a", 9}}, 1));
+  CHECK(h.op->late_dropped() == 1);
+}
+
+TEST_CASE("window: with allowed lateness a late record fires the window again") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, /*lateness=*/10);
+  // wm before "a@7" is 14: [0,10) fired at 9 and is kept until 9 + 10 = 19.
+  h.Feed(MakeBatches({{"a", 5}, {"a", 15}, {"a", 7}, {"a", 21}, {"a", 8}}, 1));
+  CHECK(h.Results() == std::vector<std::string>{
+                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                           R"({"user":"a","window_start":10,"window_end":20,"n":1})",
+                           R"({"user":"a","window_start":20,"window_end":30,"n":1})"});
+  // wm before "a@8" is 20 >= 19: the window's state is gone, so a@8 is late.
+  CHECK(h.Late() == std::vector<std::string>{"a@8"});
+}
+
+TEST_CASE("window: a window first opened by a record within the lateness fires at once") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, 10);
+  h.Feed(MakeBatches({{"a", 15}, {"b", 3}}, 1), false);
+  CHECK(h.Results() == std::vector<std::string>{R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
+}
+
+TEST_CASE("window: fire_on fires the window with the record and closes it") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::string("logout"));
+  h.Feed(MakeBatches({{"a", 1}, {"a", 2, Value(), "logout"}, {"a", 3}, {"b", 4}}, 10));
+  CHECK(h.Results() == std::vector<std::string>{
+                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                           R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
+}
+
+TEST_CASE("window: fire_on closes a session; the next record opens a new one") {
+  Harness h({WindowType::kSession, 0, 0, 10}, {{"n", AggKind::kCount}}, 0, std::string("logout"));
+  h.Feed(MakeBatches({{"a", 1}, {"a", 5, Value(), "logout"}, {"a", 6}, {"a", 8}}, 10));
+  CHECK(h.Results() == std::vector<std::string>{
+                           R"({"user":"a","window_start":1,"window_end":15,"n":2})",
+                           R"({"user":"a","window_start":6,"window_end":18,"n":2})"});
+}
+
+TEST_CASE("window: sessions merge when they touch and when a record bridges them") {
+  Harness h({WindowType::kSession, 0, 0, 10}, {{"n", AggKind::kCount}, {"first", AggKind::kFirst},
+                                               {"last", AggKind::kLast}});
+  // a: 0 and 20 are separate sessions until 10 touches [0,10) and [20,30) ... bridging them.
+  // b: 0 then 10: [0,10) and [10,20) touch, so they merge.
+  h.Feed(MakeBatches({{"a", 0, Value::Int(1)}, {"a", 20, Value::Int(2)}, {"b", 0, Value::Int(5)},
+                      {"a", 10, Value::Int(3)}, {"b", 10, Value::Int(6)}, {"b", 40, Value::Int(7)}},
+                     1, /*delay=*/100));
+  CHECK(Sorted(h.Results()) ==
+        Sorted({R"({"user":"a","window_start":0,"window_end":30,"n":3,"first":1,"last":3})",
+                R"({"user":"b","window_start":0,"window_end":20,"n":2,"first":5,"last":6})",
+                R"({"user":"b","window_start":40,"window_end":50,"n":1,"first":7,"last":7})"}));
+}
+
+TEST_CASE("window: sliding windows count a record in each window holding it") {
+  Harness h({WindowType::kSliding, 10, 5, 0}, {{"n", AggKind::kCount}});
+  h.Feed(MakeBatches({{"a", 7}, {"a", 12}}, 10));
+  CHECK(h.Results() == std::vector<std::string>{
+                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                           R"({"user":"a","window_start":5,"window_end":15,"n":2})",
+                           R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
+}
+
+TEST_CASE("window: every aggregate, skipping null and missing values") {
+  std::vector<AggDef> aggs = {{"count", AggKind::kCount},     {"sum", AggKind::kSum},
+                              {"min", AggKind::kMin},         {"max", AggKind::kMax},
+                              {"avg", AggKind::kAvg},         {"first", AggKind::kFirst},
+                              {"last", AggKind::kLast},       {"distinct", AggKind::kCountDistinct}};
+  Harness h(kTumbling10, aggs);
+  h.Feed(MakeBatches({{"a", 1, Value::Null()}, {"a", 2, Value::Int(4)}, {"a", 3, Value::Double(1.0)},
+                      {"a", 4}, {"a", 5, Value::Int(1)}, {"b", 6, Value::Null()}, {"b", 7}},
+                     3));
+  CHECK(Sorted(h.Results()) ==
+        Sorted({R"({"user":"a","window_start":0,"window_end":10,"count":5,"sum":6.0,"min":1.0,"max":4,"avg":2.0,"first":4,"last":1,"distinct":2})",
+                R"({"user":"b","window_start":0,"window_end":10,"count":2,"sum":null,"min":null,"max":null,"avg":null,"first":null,"last":null,"distinct":0})"}));
+}
+
+TEST_CASE("window: count_if counts true values of its condition") {
+  WindowOptions opt;
+  opt.key_paths = {{"user"}};
+  opt.key_names = {"user"};
+  opt.window = kTumbling10;
+  opt.aggregates = {{"buys", AggKind::kCountIf}};
+  std::vector<std::unique_ptr<Expr>> args;
+  args.push_back(std::make_unique<FakeExpr>(FieldPath{"action"}, std::string("buy")));
+  WindowOperator op(opt, std::move(args), nullptr);
+  CaptureEmitter main;
+  OperatorContext ctx;
+  ctx.input_layout = kInput;
+  ctx.main = &main;
+  REQUIRE(op.Open(ctx).ok());
+  auto batches = MakeBatches({{"a", 1, Value(), "buy"}, {"a", 2, Value(), "view"}, {"a", 3},
+                              {"a", 4, Value(), "buy"}},
+                             10);
+  REQUIRE(op.Process(std::move(batches[0])).ok());
+  REQUIRE(op.Finish().ok());
+  CHECK(main.Raws() == std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"buys":2})"});
+}
+
+TEST_CASE("window: a record an expression fails on is reported and skipped") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, 0, std::string("x"));
+  h.Feed(MakeBatches({{"a", 1, Value::Int(2)}, {"a", 2, Value::String("oops")}, {"a", 3, Value::Int(-1), ""}},
+                     10));
+  CHECK(h.errors.reports == std::vector<std::string>{"a@2 in w: s: sum() needs numbers, got a string"});
+  CHECK(h.Results() == std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":2,"s":1})"});
+}
+
+TEST_CASE("window: keys are encoded as EncodeKey does, so 1 and 1.0 are one key") {
+  WindowOptions opt;
+  opt.key_paths = {{"v"}};
+  opt.key_names = {"v"};
+  opt.window = kTumbling10;
+  opt.aggregates = {{"n", AggKind::kCount}};
+  WindowOperator op(opt, {}, nullptr);
+  CaptureEmitter main;
+  OperatorContext ctx;
+  ctx.input_layout = kInput;
+  ctx.main = &main;
+  REQUIRE(op.Open(ctx).ok());
+  auto batches = MakeBatches({{"a", 1, Value::Int(1)}, {"b", 2, Value::Double(1.0)}, {"c", 3}}, 10);
+  REQUIRE(op.Process(std::move(batches[0])).ok());
+  REQUIRE(op.Finish().ok());
+  CHECK(Sorted(main.Raws()) == Sorted({R"({"v":1,"window_start":0,"window_end":10,"n":2})",
+                                       R"({"v":null,"window_start":0,"window_end":10,"n":1})"}));
+}
+
+// --- batching invariance, the reference model, snapshots ---
+
+namespace {
+
+std::vector<Rec> RandomRecs(std::mt19937_64& rng, size_t n, int users, int64_t jitter) {
+  std::vector<Rec> recs;
+  int64_t t = -200;
+  for (size_t i = 0; i < n; ++i) {
+    t += static_cast<int64_t>(rng() % 4);
+    Rec r;
+    r.user = "u" + std::to_string(rng() % users);
+    r.ts = t - static_cast<int64_t>(rng() % (jitter + 1));
+    int x = static_cast<int>(rng() % 10);
+    r.v = x == 0 ? Value::Null() : (x == 1 ? Value() : Value::Int(x));
+    recs.push_back(std::move(r));
+  }
+  return recs;
+}
+
+// Cuts `recs` into batches of random sizes.
+std::vector<BatchPtr> RandomBatches(std::mt19937_64& rng, const std::vector<Rec>& recs, int64_t delay) {
+  // Same watermarks as MakeBatches: compute them in one pass, then cut.
+  std::vector<BatchPtr> all = MakeBatches(recs, recs.size(), delay);
+  std::vector<BatchPtr> out;
+  const Batch& src = *all[0];
+  size_t i = 0;
+  while (i < src.rows.size()) {
+    size_t n = 1 + rng() % 50;
+    BatchPtr b = NewBatch(3);
+    for (size_t j = i; j < std::min(src.rows.size(), i + n); ++j) b->CopyRowFrom(src, j);
+    i += n;
+    b->watermark = i < src.rows.size() ? src.rows[i].wm : src.watermark;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// A brute-force model of the contract: windows as plain records, scanned in full for every input.
+struct Reference {
+  struct Win {
+    std::string user;
+    int64_t start, end;
+    int64_t n = 0, sum = 0, values = 0;
+    bool fired = false;
+  };
+  WindowSpec spec;
+  int64_t lateness;
+  int64_t wm = kMinTimestamp;
+  std::vector<Win> wins;
+  std::vector<std::string> results, late;
+
+  std::string Result(const Win& w) {
+    return R"({"user":")" + w.user + R"(","window_start":)" + std::to_string(w.start) +
+           R"(,"window_end":)" + std::to_string(w.end) + R"(,"n":)" + std::to_string(w.n) +
+           R"(,"s":)" + (w.values ? std::to_string(w.sum) : "null") + "}";
+  }
+  void Advance(int64_t to) {
+    if (to <= wm) return;
+    wm = to;
+    for (auto& w : wins) {
+      if (!w.fired && w.end - 1 <= wm) {
+        results.push_back(Result(w));
+        w.fired = true;
+      }
+    }
+    std::erase_if(wins, [&](const Win& w) { return SaturatingAdd(w.end - 1, lateness) <= wm; });
+  }
+  void Add(Win& w, const Rec& r) {
+    ++w.n;
+    if (r.v.kind() == Value::Kind::kInt) w.sum += r.v.as_int(), ++w.values;
+    if (w.end - 1 <= wm) {
+      results.push_back(Result(w));
+      w.fired = true;
+    }
+  }
+  bool Late(int64_t end) const { return SaturatingAdd(end - 1, lateness) <= wm; }
+  void Process(const Rec& r, int64_t row_wm) {
+    Advance(row_wm);
+    if (spec.type == WindowType::kTumbling) {
+      int64_t start = r.ts - ((r.ts % spec.size) + spec.size) % spec.size;
+      if (Late(start + spec.size)) {
+        late.push_back(RawOf(r));
+        return;
+      }
+      for (auto& w : wins) {
+        if (w.user == r.user && w.start == start) return Add(w, r);
+      }
+      wins.push_back({r.user, start, start + spec.size});
+      return Add(wins.back(), r);
+    }
+    Win fresh{r.user, r.ts, r.ts + spec.gap};
+    bool merged = true, any = false;
+    while (merged) {
+      merged = false;
+      for (size_t i = 0; i < wins.size(); ++i) {
+        Win& w = wins[i];
+        if (w.user != r.user || !(w.start <= fresh.end && w.end >= fresh.start)) continue;
+        fresh.start = std::min(fresh.start, w.start);
+        fresh.end = std::max(fresh.end, w.end);
+        fresh.n += w.n, fresh.sum += w.sum, fresh.values += w.values;
+        wins.erase(wins.begin() + static_cast<long>(i));
+        merged = any = true;
+        break;
+      }
+    }
+    if (!any && Late(fresh.end)) {
+      late.push_back(RawOf(r));
+      return;
+    }
+    wins.push_back(fresh);
+    Add(wins.back(), r);
+  }
+};
+
+void CheckAgainstReference(WindowSpec spec, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int64_t lateness = (rng() % 2) ? 0 : static_cast<int64_t>(rng() % 30);
+  int64_t delay = static_cast<int64_t>(rng() % 20);
+  auto recs = RandomRecs(rng, 3000, 1 + static_cast<int>(rng() % 20), static_cast<int64_t>(rng() % 60));
+  CAPTURE(seed);
+  CAPTURE(lateness);
+  CAPTURE(delay);
+
+  Reference ref{spec, lateness};
+  WatermarkGenerator gen(delay);
+  for (const Rec& r : recs) {
+    ref.Process(r, gen.current());
+    gen.Observe(r.ts);
+  }
+  ref.Advance(kMaxTimestamp);
+
+  Harness h(spec, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, lateness);
+  h.Feed(RandomBatches(rng, recs, delay));
+  CHECK(Sorted(h.Results()) == Sorted(ref.results));
+  CHECK(Sorted(h.Late()) == Sorted(ref.late));
+  CHECK(h.op->open_windows() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("window: results are the same however the input is cut into batches") {
+  std::mt19937_64 rng(42);
+  auto recs = RandomRecs(rng, 2000, 7, 40);
+  for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSliding, 20, 5, 0},
+                          WindowSpec{WindowType::kSession, 0, 0, 6}}) {
+    Harness one(spec, {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"l", AggKind::kLast}}, 5);
+    one.Feed(MakeBatches(recs, 1, 3));
+    Harness big(spec, {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"l", AggKind::kLast}}, 5);
+    big.Feed(MakeBatches(recs, recs.size(), 3));
+    CHECK(one.Results() == big.Results());
+    CHECK(one.Late() == big.Late());
+    CHECK(!one.Late().empty());
+  }
+}
+
+TEST_CASE("window: tumbling windows match a brute-force model on random out-of-order input") {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    CheckAgainstReference({WindowType::kTumbling, static_cast<int64_t>(5 + seed * 3), 0, 0}, seed);
+  }
+}
+
+TEST_CASE("window: session windows match a brute-force model on random out-of-order input") {
+  for (uint64_t seed = 100; seed <= 120; ++seed) {
+    CheckAgainstReference({WindowType::kSession, 0, 0, static_cast<int64_t>(1 + seed % 9)}, seed);
+  }
+}
+
+namespace {
+
+int KeyGroupOfUser(const Batch& b, size_t r) {
+  std::string key;
+  EncodeKey(b.SlotsOf(r), {0}, &key);
+  return KeyGroupOf(HashKey(key), 128);
+}
+
+// Only the rows of `b` in key groups first..last (same watermarks).
+BatchPtr FilterKeyGroups(const Batch& b, int first, int last) {
+  BatchPtr out = NewBatch(b.width);
+  for (size_t r = 0; r < b.rows.size(); ++r) {
+    int kg = KeyGroupOfUser(b, r);
+    if (kg >= first && kg <= last) out->CopyRowFrom(b, r);
+  }
+  out->watermark = b.watermark;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("window: a snapshot restored into fresh operators continues with identical results") {
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum},   {"mn", AggKind::kMin},
+                              {"f", AggKind::kFirst}, {"l", AggKind::kLast},  {"a", AggKind::kAvg},
+                              {"d", AggKind::kCountDistinct}};
+  for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
+    std::mt19937_64 rng(7);
+    auto recs = RandomRecs(rng, 1500, 9, 30);
+    Harness whole(spec, aggs, 12);
+    whole.Feed(MakeBatches(recs, 64, 4));
+
+    auto batches = MakeBatches(recs, 64, 4);
+    size_t cut = batches.size() / 2;
+    Harness before(spec, aggs, 12);
+    for (size_t i = 0; i < cut; ++i) REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    MemoryStateStore store;
+    REQUIRE(before.op->SnapshotTo(store).ok());
+    CHECK(store.size() == before.op->open_windows());
+
+    // At the same parallelism.
+    Harness after(spec, aggs, 12);
+    REQUIRE(after.op->RestoreFrom(store, 0, 127).ok());
+    // Split over two operators by key-group range.
+    Harness low(spec, aggs, 12), high(spec, aggs, 12);
+    REQUIRE(low.op->RestoreFrom(store, 0, 63).ok());
+    REQUIRE(high.op->RestoreFrom(store, 64, 127).ok());
+    CHECK(low.op->open_windows() + high.op->open_windows() == store.size());
+    for (size_t i = cut; i < batches.size(); ++i) {
+      REQUIRE(low.op->Process(FilterKeyGroups(*batches[i], 0, 63)).ok());
+      REQUIRE(high.op->Process(FilterKeyGroups(*batches[i], 64, 127)).ok());
+      REQUIRE(after.op->Process(std::move(batches[i])).ok());
+    }
+    REQUIRE(after.op->Finish().ok());
+    REQUIRE(low.op->Finish().ok());
+    REQUIRE(high.op->Finish().ok());
+
+    std::vector<std::string> resumed = before.Results();
+    for (auto& s : after.Results()) resumed.push_back(s);
+    CHECK(Sorted(resumed) == Sorted(whole.Results()));
+    std::vector<std::string> split = before.Results();
+    for (auto& s : low.Results()) split.push_back(s);
+    for (auto& s : high.Results()) split.push_back(s);
+    CHECK(Sorted(split) == Sorted(whole.Results()));
+  }
+}
+
+TEST_CASE("window: restoring state of another version or other aggregates fails clearly") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  MemoryStateStore store;
+  std::string key;
+  AppendKeyValue(key, Value::String("a"));
+  std::string ns(16, '\0');
+  REQUIRE(store.Put(1, key, ns, std::string("\x09", 1)).ok());
+  Status st = h.op->RestoreFrom(store, 0, 127);
+  CHECK(st.message().find("version 9 is not supported") != std::string::npos);
+
+  Harness two(kTumbling10, {{"n", AggKind::kCount}});
+  two.Feed(MakeBatches({{"a", 1}}, 1, 0), false);
+  MemoryStateStore snap;
+  REQUIRE(two.op->SnapshotTo(snap).ok());
+  Harness other(kTumbling10, {{"s", AggKind::kSum}});
+  CHECK(other.op->RestoreFrom(snap, 0, 127).message().find("aggregates changed") != std::string::npos);
+}
+
+}  // namespace streamrun
