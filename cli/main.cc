@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   using namespace streamrun::cli;
   CLI::App app("streamrun: stateful stream jobs declared in YAML", "streamrun");
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--log-level) may also follow the subcommand
   app.set_version_flag("--version", "streamrun 0.1");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")

@@ -247,10 +247,11 @@ std::string EdgeLabel(const PlanInput& in) {
   return label;
 }
 
-std::string Escape(const std::string& s, char quote) {
+// For DOT: backslash before quotes. For Mermaid: its entity for quotes.
+std::string Escape(const std::string& s, bool mermaid = false) {
   std::string out;
   for (char c : s) {
-    if (c == quote) out += quote == '"' ? "\\\"" : "#quot;";
+    if (c == '"') out += mermaid ? "#quot;" : "\\\"";
     else out.push_back(c);
   }
   return out;
@@ -259,16 +260,16 @@ std::string Escape(const std::string& s, char quote) {
 }  // namespace
 
 std::string PlanToDot(const Plan& plan) {
-  std::string out = "digraph \"" + Escape(plan.spec->name, '"') + "\" {\n  rankdir=LR;\n";
+  std::string out = "digraph \"" + Escape(plan.spec->name) + "\" {\n  rankdir=LR;\n";
   for (const auto& n : plan.nodes) {
     const char* shape = n.role == NodeRole::kSource ? "invhouse" : n.role == NodeRole::kSink ? "house" : "box";
-    out += "  \"" + Escape(n.spec->name, '"') + "\" [shape=" + shape + ", label=\"" +
-           Escape(NodeLabel(n), '"') + "\"];\n";
+    out += "  \"" + Escape(n.spec->name) + "\" [shape=" + shape + ", label=\"" +
+           Escape(NodeLabel(n)) + "\"];\n";
   }
   for (const auto& n : plan.nodes) {
     for (const auto& in : n.inputs) {
-      out += "  \"" + Escape(plan.nodes[in.node].spec->name, '"') + "\" -> \"" +
-             Escape(n.spec->name, '"') + "\"";
+      out += "  \"" + Escape(plan.nodes[in.node].spec->name) + "\" -> \"" +
+             Escape(n.spec->name) + "\"";
       std::string label = EdgeLabel(in);
       std::vector<std::string> attrs;
       if (!label.empty()) attrs.push_back("label=\"" + label + "\"");
@@ -301,7 +302,7 @@ std::string PlanToMermaid(const Plan& plan) {
         text.push_back(label[i]);
       }
     }
-    text = Escape(text, '"');
+    text = Escape(text, /*mermaid=*/true);
     if (n.role == NodeRole::kSource) out += "  " + id(n) + "[/\"" + text + "\"/]\n";
     else if (n.role == NodeRole::kSink) out += "  " + id(n) + "[\\\"" + text + "\"\\]\n";
     else out += "  " + id(n) + "[\"" + text + "\"]\n";
