@@ -56,6 +56,40 @@ BatchPtr InputGate::PopAny(int* producer) {
   }
 }
 
+BatchPtr InputGate::PopFromUnlessStalled(int producer, bool* stalled) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto& q = queues_[producer];
+  *stalled = false;
+  auto other_full = [&] {
+    for (size_t i = 0; i < queues_.size(); ++i) {
+      if (static_cast<int>(i) != producer && queues_[i].size() >= capacity_) return true;
+    }
+    return false;
+  };
+  not_empty_.wait(lock, [&] { return cancelled_ || !q.empty() || other_full(); });
+  if (cancelled_) return nullptr;
+  if (q.empty()) {
+    *stalled = true;
+    return nullptr;
+  }
+  BatchPtr b = std::move(q.front());
+  q.pop_front();
+  lock.unlock();
+  not_full_.notify_all();
+  return b;
+}
+
+BatchPtr InputGate::TryPop(int producer) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto& q = queues_[producer];
+  if (cancelled_ || q.empty()) return nullptr;
+  BatchPtr b = std::move(q.front());
+  q.pop_front();
+  lock.unlock();
+  not_full_.notify_all();
+  return b;
+}
+
 void InputGate::Cancel() {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -36,6 +36,13 @@ class InputGate {
   // *producer. Null when cancelled.
   BatchPtr PopAny(int* producer);
 
+  // Like PopFrom, but gives up (returns null, *stalled = true) instead of waiting while some
+  // other producer's queue is full: waiting then could deadlock a diamond-shaped graph, whose
+  // full producer may be what `producer` itself waits for.
+  BatchPtr PopFromUnlessStalled(int producer, bool* stalled);
+  // The next batch of `producer` if one is queued, else null. Never blocks.
+  BatchPtr TryPop(int producer);
+
   // Wakes every waiting thread; from now on Push returns false and Pop returns null.
   void Cancel();
 

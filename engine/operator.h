@@ -129,6 +129,9 @@ class NodeConfig {
   virtual std::vector<FieldPath> key_fields() const { return {}; }
   // How many subtasks this node may have: 1 for sinks and for sources that cannot be split.
   virtual int max_subtasks() const { return 1 << 20; }
+  // Sources: true when the input ends by itself (a file without follow, a generator with a
+  // count). A union of bounded inputs is read in event-time order (see engine/runtime.h).
+  virtual bool bounded() const { return false; }
   // Side streams this node produces besides its main output ("late").
   virtual std::vector<std::string> side_outputs() const { return {}; }
   // False for sinks.

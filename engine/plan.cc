@@ -211,6 +211,16 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     }
   }
 
+  // Bounded inputs.
+  for (auto& pn : plan.nodes) {
+    if (pn.role == NodeRole::kSource) {
+      pn.bounded = pn.spec->config->bounded();
+      continue;
+    }
+    pn.bounded = true;
+    for (const auto& in : pn.inputs) pn.bounded = pn.bounded && plan.nodes[in.node].bounded;
+  }
+
   // Chaining and ordered reads.
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
     PlanNode& pn = plan.nodes[k];
@@ -226,6 +236,16 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
                             (up.parallelism == 1 && pn.parallelism == 1);
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&
                  up.parallelism == pn.parallelism && trivial_exchange && in.remap.empty();
+  }
+  for (auto& pn : plan.nodes) {
+    if (pn.role == NodeRole::kSource || pn.chained || !pn.bounded) continue;
+    if (pn.inputs.size() == 1 && pn.inputs[0].ordered) continue;
+    int producers = 0;
+    for (const auto& in : pn.inputs) {
+      if (in.port == Port::kErrors) continue;
+      producers += in.kind == EdgeKind::kForward ? 1 : plan.nodes[in.node].parallelism;
+    }
+    pn.time_merge = producers > 1;
   }
   return plan;
 }

@@ -11,6 +11,10 @@
 // - A step is chained onto its upstream (same thread, no queue, batches transformed in place)
 //   when it reads exactly one stream, that stream is the upstream's main output, nobody else
 //   reads it, both have the same parallelism, and no exchange is needed (or both run 1 subtask).
+// - A node whose input comes from several producers (a union, or a gather from several
+//   subtasks) and whose sources are all bounded reads its inputs merged by event time: records
+//   from different producers are taken smallest event time first (ties: the earlier input), so
+//   a union of files gives the same result on every run.
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
 //   subtasks through chained stateless steps: consumers then see the records in file order.
 #pragma once
@@ -54,6 +58,10 @@ struct PlanNode {
   Layout late_layout;    // the .late stream (windows): equals in_layout
   Layout errors_layout;  // the .errors stream (sources)
   bool chained = false;  // runs on the thread of inputs[0].node
+  bool bounded = false;  // every source upstream ends by itself
+  // Reads its inputs merged by event time (a union or gather of bounded inputs, so that the
+  // result does not depend on thread timing).
+  bool time_merge = false;
   // Filled by the planner from the inputs of other nodes.
   std::vector<int> main_consumers;
   std::vector<int> late_consumers;

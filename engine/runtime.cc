@@ -159,6 +159,20 @@ class NullEmitter : public Emitter {
   Status Emit(BatchPtr) override { return Status::Ok(); }
 };
 
+// Brings the rows of `b` to a consumer's layout (see PlanInput::remap).
+void ApplyRemap(Batch& b, const std::vector<int>& remap) {
+  uint32_t width = static_cast<uint32_t>(remap.size());
+  std::vector<Value> slots_out;
+  slots_out.reserve(b.rows.size() * width);
+  for (auto& row : b.rows) {
+    const Value* old = b.slots.data() + row.slot;
+    row.slot = static_cast<uint32_t>(slots_out.size());
+    for (int m : remap) slots_out.push_back(m >= 0 ? old[m] : Value::Missing());
+  }
+  b.slots.swap(slots_out);
+  b.width = width;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -253,6 +267,7 @@ class Job::Impl {
  private:
   Status RunTask(Task& t);
   Status RunInputLoop(Task& t);
+  Status RunTimeMergeLoop(Task& t);
   Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
   std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
   void Fail(const Status& st);
@@ -538,6 +553,7 @@ void Job::Impl::Cancel() {
 
 Status Job::Impl::RunInputLoop(Task& t) {
   const PlanNode& pn = plan_.nodes[t.head];
+  if (pn.time_merge) return RunTimeMergeLoop(t);
   Operator* head = HeadOperator(t);
   const int slots = t.gate->producers();
   std::vector<bool> ended(slots, false);
@@ -615,19 +631,7 @@ Status Job::Impl::RunInputLoop(Task& t) {
 
     int input = t.slot_input[slot];
     const PlanInput& in = pn.inputs[input];
-    if (!in.remap.empty()) {
-      // Bring the rows to this operator's layout.
-      uint32_t width = static_cast<uint32_t>(in.remap.size());
-      std::vector<Value> slots_out;
-      slots_out.reserve(b->rows.size() * width);
-      for (auto& row : b->rows) {
-        const Value* old = b->slots.data() + row.slot;
-        row.slot = static_cast<uint32_t>(slots_out.size());
-        for (int m : in.remap) slots_out.push_back(m >= 0 ? old[m] : Value::Missing());
-      }
-      b->slots.swap(slots_out);
-      b->width = width;
-    }
+    if (!in.remap.empty()) ApplyRemap(*b, in.remap);
     if (wm_inputs > 1 || in.port == Port::kErrors) {
       int w = slot_wm[slot];
       for (auto& row : b->rows) {
@@ -643,6 +647,121 @@ Status Job::Impl::RunInputLoop(Task& t) {
     SR_RETURN_IF_ERROR(t.errors->Flush());
   }
   return Status::Ok();
+}
+
+// Reads the producers of a bounded union merged by event time: the next record is always the
+// one with the smallest event time among the producers' next records (ties: the lower producer
+// slot, i.e. the earlier input). Errors streams are passed on as they come. The watermark of a
+// record is the minimum over the producers of the watermarks of the records taken so far.
+Status Job::Impl::RunTimeMergeLoop(Task& t) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  Operator* head = HeadOperator(t);
+  const int slots = t.gate->producers();
+  const uint32_t width = static_cast<uint32_t>(pn.in_layout.size());
+  struct Cursor {
+    BatchPtr batch;
+    size_t pos = 0;
+    bool ended = false;
+    bool errors = false;
+    int wm_input = -1;
+  };
+  std::vector<Cursor> cur(slots);
+  int wm_inputs = 0;
+  for (int s = 0; s < slots; ++s) {
+    cur[s].errors = pn.inputs[t.slot_input[s]].port == Port::kErrors;
+    if (!cur[s].errors) cur[s].wm_input = wm_inputs++;
+  }
+  for (size_t i = 0; i < pn.inputs.size(); ++i) {
+    if (pn.inputs[i].port == Port::kErrors) cur[t.input_slot_base[i] + t.index].ended = true;
+  }
+  WatermarkMerger merger(std::max(wm_inputs, 1));
+  BatchPtr out;
+  int64_t sent_wm = kMinTimestamp;
+
+  auto flush = [&]() -> Status {
+    int64_t wm = merger.current();
+    if ((!out || out->rows.empty()) && wm <= sent_wm) return Status::Ok();
+    if (!out) out = NewBatch(width);
+    out->watermark = wm;
+    sent_wm = wm;
+    return head->Process(std::move(out));
+  };
+  auto take = [&](int s, BatchPtr b) -> Status {
+    if (b->kind == Batch::Kind::kEnd) {
+      cur[s].ended = true;
+      if (cur[s].wm_input >= 0) merger.Advance(cur[s].wm_input, kMaxTimestamp);
+      return Status::Ok();
+    }
+    const PlanInput& in = pn.inputs[t.slot_input[s]];
+    if (!in.remap.empty()) ApplyRemap(*b, in.remap);
+    if (cur[s].errors) {
+      // Errors streams are not ordered: pass them on at once.
+      SR_RETURN_IF_ERROR(flush());
+      for (auto& row : b->rows) row.wm = merger.current();
+      b->watermark = merger.current();
+      return head->Process(std::move(b));
+    }
+    if (b->rows.empty()) {
+      merger.Advance(cur[s].wm_input, b->watermark);
+      return Status::Ok();
+    }
+    cur[s].batch = std::move(b);
+    cur[s].pos = 0;
+    return Status::Ok();
+  };
+
+  for (;;) {
+    // Errors first, without waiting.
+    for (int s = 0; s < slots; ++s) {
+      if (!cur[s].errors || cur[s].ended) continue;
+      while (BatchPtr b = t.gate->TryPop(s)) {
+        SR_RETURN_IF_ERROR(take(s, std::move(b)));
+        if (cur[s].ended) break;
+      }
+    }
+    // Every live producer needs its next record before the smallest can be known.
+    bool stalled = false;
+    for (int s = 0; s < slots && !stalled; ++s) {
+      while (!cur[s].errors && !cur[s].ended && !cur[s].batch) {
+        BatchPtr b = t.gate->TryPop(s);
+        if (!b) {
+          SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
+          b = t.gate->PopFromUnlessStalled(s, &stalled);
+          if (!b) {
+            if (stalled) break;
+            return Status::Cancelled();
+          }
+        }
+        SR_RETURN_IF_ERROR(take(s, std::move(b)));
+      }
+    }
+    int best = -1;
+    for (int s = 0; s < slots; ++s) {
+      if (!cur[s].batch) continue;
+      if (best < 0 || cur[s].batch->rows[cur[s].pos].ts < cur[best].batch->rows[cur[best].pos].ts) {
+        best = s;
+      }
+    }
+    if (best < 0) {
+      bool live = false;
+      for (int s = 0; s < slots; ++s) live = live || !cur[s].ended;
+      if (!live) break;
+      if (stalled) continue;
+      continue;
+    }
+    Cursor& c = cur[best];
+    if (!out) out = NewBatch(width);
+    size_t r = out->rows.size();
+    out->CopyRowFrom(*c.batch, c.pos);
+    out->rows[r].wm = merger.Advance(c.wm_input, c.batch->rows[c.pos].wm);
+    if (++c.pos == c.batch->rows.size()) {
+      merger.Advance(c.wm_input, c.batch->watermark);
+      c.batch.reset();
+    }
+    if (out->full()) SR_RETURN_IF_ERROR(flush());
+    SR_RETURN_IF_ERROR(t.errors->Flush());
+  }
+  return flush();
 }
 
 Status Job::Impl::RunTask(Task& t) {

@@ -207,6 +207,7 @@ class FileSourceConfig : public NodeConfig {
     return SourceInputFields(o_.common, out);
   }
   int max_subtasks() const override { return o_.follow || o_.rate > 0 ? 1 : (1 << 20); }
+  bool bounded() const override { return !o_.follow; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
   }

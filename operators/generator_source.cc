@@ -189,6 +189,7 @@ class GeneratorConfig : public NodeConfig {
     return SourceInputFields(o_.common, out);
   }
   int max_subtasks() const override { return 1; }
+  bool bounded() const override { return o_.count >= 0; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<GeneratorSource>(o_));
   }
