@@ -32,10 +32,12 @@ build: deps $(BUILD)/build.ninja
 # The main example: per-user one-minute click counts over the bundled click stream.
 run: build
 	./$(BUILD)/streamrun run pipelines/clickstream.yaml
-	@echo "--- pipelines/out/clicks_per_minute.jsonl (first 10 lines)"
+	@echo; echo "--- per-user click counts per minute (pipelines/out/clicks_per_minute.jsonl), first 10 of $$(wc -l < pipelines/out/clicks_per_minute.jsonl):"
 	@head -n 10 pipelines/out/clicks_per_minute.jsonl
-	@echo "--- pipelines/out/late_clicks.jsonl"
-	@cat pipelines/out/late_clicks.jsonl
+	@echo; echo "--- clicks too late for their minute (pipelines/out/late_clicks.jsonl), first 3 of $$(wc -l < pipelines/out/late_clicks.jsonl):"
+	@head -n 3 pipelines/out/late_clicks.jsonl
+	@echo; echo "--- damaged input lines (pipelines/out/bad_clicks.jsonl):"
+	@cat pipelines/out/bad_clicks.jsonl
 
 unit: build
 	./$(BUILD)/unit_tests
