@@ -227,9 +227,15 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     if (pn.role == NodeRole::kSource || pn.inputs.size() != 1) continue;
     PlanInput& in = pn.inputs[0];
     const PlanNode& up = plan.nodes[in.node];
-    // Ordered: the upstream is a split source, or chained onto one.
+    // Ordered: the stream comes from a split source through stateless steps, one subtask to
+    // the same subtask all the way (chained or forward), so its batches carry chunk numbers.
     int head = in.node;
-    while (plan.nodes[head].chained) head = plan.nodes[head].inputs[0].node;
+    while (plan.nodes[head].role != NodeRole::kSource && plan.nodes[head].inputs.size() == 1 &&
+           plan.nodes[head].inputs[0].port == Port::kMain &&
+           plan.nodes[head].inputs[0].kind == EdgeKind::kForward &&
+           plan.nodes[head].spec->config->stateless()) {
+      head = plan.nodes[head].inputs[0].node;
+    }
     in.ordered = in.port == Port::kMain && plan.nodes[head].role == NodeRole::kSource &&
                  plan.nodes[head].parallelism > 1;
     bool trivial_exchange = in.kind == EdgeKind::kForward ||

@@ -1,0 +1,122 @@
+// Tests of the planner (engine/plan.h): parallelism, chaining, exchanges, layouts.
+#include "engine/plan.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace streamrun {
+namespace {
+
+const char* kPipeline = R"(
+name: p
+sources:
+  clicks: {type: file, path: clicks.jsonl, event_time: ts, on_error: dead_letter}
+  more: {type: file, path: more.jsonl, event_time: ts}
+steps:
+  clean: {type: filter, from: clicks, where: 'userId != null'}
+  counts:
+    type: window
+    from: clean
+    key_by: [userId]
+    window: {type: tumbling, size: 1m}
+    aggregate: {n: count(), pages: count_distinct(page)}
+  both:
+    type: window
+    from: [clicks, more]
+    key_by: [userId]
+    window: {type: session, gap: 1m}
+    aggregate: {n: count()}
+sinks:
+  out: {type: file, from: counts, path: out.jsonl}
+  late: {type: file, from: counts.late, path: late.jsonl}
+  bad: {type: stdout, from: clicks.errors}
+  b: {type: file, from: both, path: b.jsonl}
+)";
+
+PipelineSpec Load() {
+  auto spec = LoadPipelineFromString(kPipeline, "/tmp/p.yaml", LoadOptions());
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  return std::move(spec).value();
+}
+
+const PlanNode& Node(const Plan& plan, const std::string& name) {
+  int i = plan.Index(name);
+  REQUIRE(i >= 0);
+  return plan.nodes[i];
+}
+
+}  // namespace
+
+TEST_CASE("plan: at parallelism 1 a filter and a window are chained onto the source") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 1);
+  REQUIRE(plan.ok());
+  // `clicks` has three consumers (clean, both, its errors), so `clean` cannot share its
+  // thread... but `counts` can share `clean`'s.
+  CHECK_FALSE(Node(*plan, "clean").chained);
+  CHECK(Node(*plan, "counts").chained);
+  CHECK(Node(*plan, "out").chained);
+  CHECK_FALSE(Node(*plan, "late").chained);  // reads a side stream
+}
+
+TEST_CASE("plan: at parallelism 2 a split file source feeds a keyed exchange read in chunk order") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 2);
+  REQUIRE(plan.ok());
+  CHECK(Node(*plan, "clicks").parallelism == 2);
+  CHECK(Node(*plan, "counts").parallelism == 2);
+  CHECK(Node(*plan, "out").parallelism == 1);
+  const PlanInput& in = Node(*plan, "counts").inputs[0];
+  CHECK(in.kind == EdgeKind::kKeyed);
+  CHECK(in.ordered);
+  CHECK(Node(*plan, "out").inputs[0].kind == EdgeKind::kGather);
+}
+
+TEST_CASE("plan: a stream carries only the fields its consumers read") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 1);
+  REQUIRE(plan.ok());
+  // clicks: userId (filter, keys), page (count_distinct), ts (event time); nothing else.
+  Layout expected = {{"page"}, {"ts"}, {"userId"}};
+  CHECK(Node(*plan, "clicks").out_layout == expected);
+  // The window's results are read by a file sink only: no slots.
+  CHECK(Node(*plan, "counts").out_layout.empty());
+  // Its late stream has its input's layout.
+  CHECK(Node(*plan, "counts").late_layout == Node(*plan, "counts").in_layout);
+}
+
+TEST_CASE("plan: a union of bounded files is merged by event time; inputs remapped to one layout") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 1);
+  REQUIRE(plan.ok());
+  const PlanNode& both = Node(*plan, "both");
+  CHECK(both.inputs.size() == 2);
+  CHECK(both.bounded);
+  CHECK(both.time_merge);
+  CHECK(both.in_layout == Layout{{"userId"}});
+  // `clicks` carries more fields than `both` reads: remapped; `more` carries just the key.
+  CHECK_FALSE(both.inputs[0].remap.empty());
+}
+
+TEST_CASE("plan: parallelism above max_parallelism is an error") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 129);
+  CHECK_FALSE(plan.ok());
+}
+
+TEST_CASE("plan: graphs name every node and edge") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 2);
+  REQUIRE(plan.ok());
+  std::string dot = PlanToDot(*plan);
+  std::string mermaid = PlanToMermaid(*plan);
+  for (const char* name : {"clicks", "more", "clean", "counts", "both", "out", "late", "bad", "b"}) {
+    CHECK(dot.find(std::string("\"") + name + "\"") != std::string::npos);
+    CHECK(mermaid.find(std::string("n_") + name) != std::string::npos);
+  }
+  CHECK(dot.find("\"clean\" -> \"counts\" [label=\"keyed\"]") != std::string::npos);
+  CHECK(mermaid.find("n_clicks -.->|errors, gather| n_bad") != std::string::npos);
+}
+
+}  // namespace streamrun
