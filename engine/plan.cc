@@ -253,6 +253,31 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     }
     pn.time_merge = producers > 1;
   }
+  // Upstream nodes of each node (itself included), for time_merge_strict.
+  std::vector<std::vector<bool>> upstream(plan.nodes.size(), std::vector<bool>(plan.nodes.size()));
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    upstream[k][k] = true;
+    for (const auto& in : plan.nodes[k].inputs) {
+      for (size_t j = 0; j < plan.nodes.size(); ++j) {
+        if (upstream[in.node][j]) upstream[k][j] = true;
+      }
+    }
+  }
+  for (auto& pn : plan.nodes) {
+    if (!pn.time_merge || pn.parallelism != 1) continue;
+    bool disjoint = true;
+    std::vector<bool> seen(plan.nodes.size());
+    for (const auto& in : pn.inputs) {
+      if (in.port == Port::kErrors) continue;
+      if (plan.nodes[in.node].parallelism != 1) disjoint = false;
+      for (size_t j = 0; j < plan.nodes.size(); ++j) {
+        if (!upstream[in.node][j]) continue;
+        if (seen[j]) disjoint = false;
+        seen[j] = true;
+      }
+    }
+    pn.time_merge_strict = disjoint;
+  }
   return plan;
 }
 

@@ -62,6 +62,11 @@ struct PlanNode {
   // Reads its inputs merged by event time (a union or gather of bounded inputs, so that the
   // result does not depend on thread timing).
   bool time_merge = false;
+  // Whether the merge may always wait for the producer whose next record it needs. True when no
+  // waiting can close a cycle of full queues: one subtask, and producers with no common upstream.
+  // Otherwise, while another producer's queue is full, the merge takes the smallest record it
+  // has instead of waiting (the result may then depend on timing, but nothing deadlocks).
+  bool time_merge_strict = false;
   // Filled by the planner from the inputs of other nodes.
   std::vector<int> main_consumers;
   std::vector<int> late_consumers;

@@ -726,7 +726,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         BatchPtr b = t.gate->TryPop(s);
         if (!b) {
           SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
-          b = t.gate->PopFromUnlessStalled(s, &stalled);
+          b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
           if (!b) {
             if (stalled) break;
             return Status::Cancelled();

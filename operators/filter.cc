@@ -23,8 +23,6 @@ class FilterConfig : public NodeConfig {
   std::string Describe() const override { return "where: " + where_->text(); }
   Result<std::unique_ptr<Operator>> CreateOperator() const override;
 
-  const Expr& where() const { return *where_; }
-
  private:
   std::shared_ptr<const Expr> where_;
 };
@@ -43,7 +41,6 @@ class Filter : public Operator {
     keep_.assign(n, false);
     EvalContext ec;
     ec.arena = &batch->arena;
-    bool any_error = false;
     for (size_t r = 0; r < n; ++r) {
       ec.slots = batch->SlotsOf(r);
       ec.row = &batch->rows[r];
@@ -58,9 +55,7 @@ class Filter : public Operator {
       // The record goes to its source's errors stream (or fails the job).
       SR_RETURN_IF_ERROR(ctx_->errors->Report(*batch, r, ctx_->name, ec.error));
       ec.error.clear();
-      any_error = true;
     }
-    (void)any_error;
     batch->KeepRows(keep_);
     return ctx_->main->Emit(std::move(batch));
   }

@@ -94,9 +94,20 @@ TEST_CASE("plan: a union of bounded files is merged by event time; inputs remapp
   CHECK(both.inputs.size() == 2);
   CHECK(both.bounded);
   CHECK(both.time_merge);
+  // Its inputs come from two independent files: waiting for either cannot deadlock.
+  CHECK(both.time_merge_strict);
   CHECK(both.in_layout == Layout{{"userId"}});
   // `clicks` carries more fields than `both` reads: remapped; `more` carries just the key.
   CHECK_FALSE(both.inputs[0].remap.empty());
+}
+
+TEST_CASE("plan: a merge whose producers share an upstream may not always wait") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 2);
+  REQUIRE(plan.ok());
+  // Two subtasks of `counts` feed `out`: they share the source upstream.
+  CHECK(Node(*plan, "out").time_merge);
+  CHECK_FALSE(Node(*plan, "out").time_merge_strict);
 }
 
 TEST_CASE("plan: parallelism above max_parallelism is an error") {
