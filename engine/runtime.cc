@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/channel.h"
+#include "engine/dead_letter.h"
+#include "engine/exchange.h"
 #include "engine/key.h"
 #include "engine/watermark.h"
 
@@ -20,158 +22,6 @@ namespace streamrun {
 namespace {
 
 constexpr size_t kQueueBatches = 4;  // batches per producer queue: bounds memory in flight
-
-// An Emitter that hands batches to the next operator of the same thread.
-class ChainEmitter : public Emitter {
- public:
-  explicit ChainEmitter(Operator* next) : next_(next) {}
-  Status Emit(BatchPtr batch) override { return next_->Process(std::move(batch)); }
-
- private:
-  Operator* next_;
-};
-
-// One consumer of a stream leaving a task: where its batches go.
-struct Route {
-  EdgeKind kind = EdgeKind::kForward;
-  std::vector<InputGate*> gates;  // per consumer subtask
-  int slot_base = 0;              // this input's first producer slot in the consumer's gates
-  int my_slot = 0;                // this producer's slot in the gates (slot_base + offset)
-  std::vector<int> key_slots;     // keyed
-  int max_parallelism = 128;
-  // Keyed: the batch being filled for each consumer subtask.
-  std::vector<BatchPtr> pending;
-  std::vector<int64_t> sent_watermark;
-};
-
-// Sends one stream of a task to every consumer of it, across threads.
-class OutputEmitter : public Emitter {
- public:
-  OutputEmitter(std::vector<Route> routes, uint32_t width) : routes_(std::move(routes)), width_(width) {
-    for (auto& r : routes_) {
-      if (r.kind == EdgeKind::kKeyed && r.gates.size() > 1) {
-        r.pending.resize(r.gates.size());
-        r.sent_watermark.assign(r.gates.size(), kMinTimestamp);
-      }
-    }
-  }
-
-  Status Emit(BatchPtr batch) override {
-    for (size_t i = 0; i < routes_.size(); ++i) {
-      BatchPtr b;
-      if (i + 1 == routes_.size()) {
-        b = std::move(batch);
-      } else {
-        b = Copy(*batch);
-      }
-      SR_RETURN_IF_ERROR(Send(routes_[i], std::move(b)));
-    }
-    return Status::Ok();
-  }
-
-  // Ends the stream: every consumer subtask gets this producer's End.
-  Status Close() {
-    for (auto& r : routes_) {
-      for (size_t t = 0; t < r.gates.size(); ++t) {
-        if (r.kind == EdgeKind::kForward || r.kind == EdgeKind::kGather) {
-          if (t != Target(r)) continue;
-        }
-        BatchPtr end = NewBatch(width_);
-        end->kind = Batch::Kind::kEnd;
-        end->watermark = kMaxTimestamp;
-        if (!r.gates[t]->Push(r.my_slot, std::move(end))) return Status::Cancelled();
-      }
-    }
-    return Status::Ok();
-  }
-
- private:
-  size_t Target(const Route& r) const {
-    return r.kind == EdgeKind::kGather ? 0 : static_cast<size_t>(r.my_slot - r.slot_base);
-  }
-
-  BatchPtr Copy(const Batch& src) {
-    BatchPtr b = NewBatch(src.width);
-    b->kind = src.kind;
-    b->watermark = src.watermark;
-    b->seq = src.seq;
-    b->seq_last = src.seq_last;
-    for (size_t r = 0; r < src.rows.size(); ++r) b->CopyRowFrom(src, r);
-    return b;
-  }
-
-  Status Push(Route& r, size_t target, BatchPtr b) {
-    if (!r.gates[target]->Push(r.my_slot, std::move(b))) return Status::Cancelled();
-    return Status::Ok();
-  }
-
-  Status Send(Route& r, BatchPtr batch) {
-    if (r.kind != EdgeKind::kKeyed || r.gates.size() == 1) {
-      size_t target = r.kind == EdgeKind::kKeyed ? 0 : Target(r);
-      return Push(r, target, std::move(batch));
-    }
-    // Keyed exchange: rows go to the subtask that owns their key group.
-    const int n = static_cast<int>(r.gates.size());
-    const Batch& in = *batch;
-    for (size_t row = 0; row < in.rows.size(); ++row) {
-      EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
-      int kg = KeyGroupOf(HashKey(key_), r.max_parallelism);
-      int t = SubtaskOfKeyGroup(kg, n, r.max_parallelism);
-      BatchPtr& out = r.pending[t];
-      if (!out) out = NewBatch(in.width);
-      out->CopyRowFrom(in, row);
-      if (out->full()) {
-        out->seq = in.seq;
-        out->seq_last = false;
-        out->watermark = in.rows[row].wm;
-        SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
-      }
-    }
-    // At the end of each input batch every consumer hears of a new watermark and, when it
-    // reads in chunk order, of the end of the chunk (so that it can go on to the next one).
-    for (int t = 0; t < n; ++t) {
-      BatchPtr& out = r.pending[t];
-      bool has_rows = out && !out->rows.empty();
-      bool chunk_end = ordered_ && in.seq_last;
-      if (!has_rows && !chunk_end && in.watermark <= r.sent_watermark[t]) continue;
-      if (!out) out = NewBatch(in.width);
-      out->seq = in.seq;
-      out->seq_last = in.seq_last;
-      out->watermark = in.watermark;
-      r.sent_watermark[t] = in.watermark;
-      SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
-    }
-    return Status::Ok();
-  }
-
- public:
-  bool ordered_ = false;  // a consumer reads in chunk order: send every chunk end
-
- private:
-  std::vector<Route> routes_;
-  uint32_t width_;
-  std::string key_;
-};
-
-// Discards a stream nobody reads.
-class NullEmitter : public Emitter {
- public:
-  Status Emit(BatchPtr) override { return Status::Ok(); }
-};
-
-// Brings the rows of `b` to a consumer's layout (see PlanInput::remap).
-void ApplyRemap(Batch& b, const std::vector<int>& remap) {
-  uint32_t width = static_cast<uint32_t>(remap.size());
-  std::vector<Value> slots_out;
-  slots_out.reserve(b.rows.size() * width);
-  for (auto& row : b.rows) {
-    const Value* old = b.slots.data() + row.slot;
-    row.slot = static_cast<uint32_t>(slots_out.size());
-    for (int m : remap) slots_out.push_back(m >= 0 ? old[m] : Value::Missing());
-  }
-  b.slots.swap(slots_out);
-  b.width = width;
-}
 
 }  // namespace
 
@@ -294,59 +144,9 @@ Status Job::Impl::TaskErrors::Handle(uint16_t origin, uint64_t offset, std::stri
   job_->bad_records_[origin].fetch_add(1, std::memory_order_relaxed);
   if (origin >= emitters_.size() || !emitters_[origin]) return Status::Ok();  // nobody reads it
   BatchPtr& b = pending_[origin];
-  const Layout& layout = src.errors_layout;
-  if (!b) b = NewBatch(static_cast<uint32_t>(layout.size()));
-  // The error record: where it came from, why, and the original bytes.
-  bool valid_utf8 = true;
-  {
-    std::string probe;
-    AppendJsonString(probe, text);
-    valid_utf8 = probe.find("\xEF\xBF\xBD") == std::string::npos ||
-                 text.find("\xEF\xBF\xBD") != std::string_view::npos;
-  }
-  std::string json = "{\"source\":";
-  AppendJsonString(json, source);
-  if (!where.empty() && where != source) {
-    json += ",\"step\":";
-    AppendJsonString(json, where);
-  }
-  json += ",\"offset\":" + std::to_string(offset) + ",\"reason\":";
-  AppendJsonString(json, reason);
-  json += ",\"text\":";
-  AppendJsonString(json, text);
-  if (!valid_utf8) {
-    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    json += ",\"text_b64\":\"";
-    size_t i = 0;
-    for (; i + 2 < text.size(); i += 3) {
-      uint32_t v = (uint8_t(text[i]) << 16) | (uint8_t(text[i + 1]) << 8) | uint8_t(text[i + 2]);
-      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += kB64[(v >> 6) & 63]; json += kB64[v & 63];
-    }
-    if (i + 1 == text.size()) {
-      uint32_t v = uint8_t(text[i]) << 16;
-      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += "==";
-    } else if (i + 2 == text.size()) {
-      uint32_t v = (uint8_t(text[i]) << 16) | (uint8_t(text[i + 1]) << 8);
-      json += kB64[v >> 18]; json += kB64[(v >> 12) & 63]; json += kB64[(v >> 6) & 63]; json += '=';
-    }
-    json += "\"";
-  }
-  json += "}";
-  Row proto;
-  proto.raw = b->arena.Copy(json);
-  proto.origin = origin;
-  proto.offset = offset;
-  size_t r = b->AddRow(proto);
-  Value* slots = b->SlotsOf(r);
-  for (size_t s = 0; s < layout.size(); ++s) {
-    const FieldPath& p = layout[s];
-    if (p.size() != 1) continue;
-    if (p[0] == "source") slots[s] = Value::String(b->arena.Copy(source));
-    else if (p[0] == "step" && !where.empty() && where != source) slots[s] = Value::String(b->arena.Copy(where));
-    else if (p[0] == "offset") slots[s] = Value::Int(static_cast<int64_t>(offset));
-    else if (p[0] == "reason") slots[s] = Value::String(b->arena.Copy(reason));
-    else if (p[0] == "text") slots[s] = Value::String(b->arena.Copy(text));
-  }
+  if (!b) b = NewBatch(static_cast<uint32_t>(src.errors_layout.size()));
+  std::string_view step = where == source ? std::string_view() : where;
+  AppendDeadLetter(*b, src.errors_layout, {source, step, origin, offset, text, reason});
   if (b->full()) return emitters_[origin]->Emit(std::move(b));
   return Status::Ok();
 }
@@ -368,22 +168,26 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
       r.kind = in.kind;
       r.max_parallelism = spec_.max_parallelism;
       r.key_slots = cn.key_slots;
-      for (Task* t : node_tasks_[c]) r.gates.push_back(t->gate.get());
-      r.slot_base = node_tasks_[c][0]->input_slot_base[i];
-      r.my_slot = r.slot_base + (in.kind == EdgeKind::kForward ? 0 : subtask);
-      // Forward routes carry this producer's subtask as their target.
-      if (in.kind == EdgeKind::kForward) {
-        // Target index = subtask: encode as my_slot - slot_base == subtask for Target().
-        r.my_slot = r.slot_base;
-        r.gates = {node_tasks_[c][subtask]->gate.get()};
+      int slot_base = node_tasks_[c][0]->input_slot_base[i];
+      switch (in.kind) {
+        case EdgeKind::kForward:
+          r.gates = {node_tasks_[c][subtask]->gate.get()};
+          r.my_slot = slot_base;
+          break;
+        case EdgeKind::kGather:
+          r.gates = {node_tasks_[c][0]->gate.get()};
+          r.my_slot = slot_base + subtask;
+          break;
+        case EdgeKind::kKeyed:
+          for (Task* t : node_tasks_[c]) r.gates.push_back(t->gate.get());
+          r.my_slot = slot_base + subtask;
+          break;
       }
       ordered = ordered || in.ordered;
       routes.push_back(std::move(r));
     }
   }
-  auto out = std::make_unique<OutputEmitter>(std::move(routes), width);
-  out->ordered_ = ordered;
-  return out;
+  return std::make_unique<OutputEmitter>(std::move(routes), width, ordered);
 }
 
 Status Job::Impl::Build() {

@@ -75,6 +75,9 @@ void AppendJson(std::string& out, const Value& v);
 // replaced by U+FFFD so the output is always valid JSON.
 void AppendJsonString(std::string& out, std::string_view s);
 
+// True when `s` is valid UTF-8 (no overlong forms, no surrogates).
+bool IsValidUtf8(std::string_view s);
+
 // A short, human description of a kind for error messages ("string", "number", ...).
 const char* KindName(Value::Kind kind);
 

@@ -1,0 +1,104 @@
+// Exchanges (see exchange.h).
+#include "engine/exchange.h"
+
+#include "engine/key.h"
+
+namespace streamrun {
+
+OutputEmitter::OutputEmitter(std::vector<Route> routes, uint32_t width, bool ordered)
+    : routes_(std::move(routes)), width_(width), ordered_(ordered) {
+  for (auto& r : routes_) {
+    if (r.kind == EdgeKind::kKeyed && r.gates.size() > 1) {
+      r.pending.resize(r.gates.size());
+      r.sent_watermark.assign(r.gates.size(), kMinTimestamp);
+    }
+  }
+}
+
+BatchPtr CopyBatch(const Batch& src) {
+  BatchPtr b = NewBatch(src.width);
+  b->kind = src.kind;
+  b->watermark = src.watermark;
+  b->seq = src.seq;
+  b->seq_last = src.seq_last;
+  b->barrier_id = src.barrier_id;
+  for (size_t r = 0; r < src.rows.size(); ++r) b->CopyRowFrom(src, r);
+  return b;
+}
+
+Status OutputEmitter::Emit(BatchPtr batch) {
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    // Every consumer but the last gets a copy.
+    BatchPtr b = i + 1 == routes_.size() ? std::move(batch) : CopyBatch(*batch);
+    SR_RETURN_IF_ERROR(Send(routes_[i], std::move(b)));
+  }
+  return Status::Ok();
+}
+
+Status OutputEmitter::Close() {
+  for (auto& r : routes_) {
+    for (size_t t = 0; t < r.gates.size(); ++t) {
+      BatchPtr end = NewBatch(width_);
+      end->kind = Batch::Kind::kEnd;
+      end->watermark = kMaxTimestamp;
+      SR_RETURN_IF_ERROR(Push(r, t, std::move(end)));
+    }
+  }
+  return Status::Ok();
+}
+
+Status OutputEmitter::Push(Route& r, size_t target, BatchPtr b) {
+  if (!r.gates[target]->Push(r.my_slot, std::move(b))) return Status::Cancelled();
+  return Status::Ok();
+}
+
+Status OutputEmitter::Send(Route& r, BatchPtr batch) {
+  if (r.gates.size() == 1) return Push(r, 0, std::move(batch));
+  // Keyed exchange: rows go to the subtask that owns their key group.
+  const int n = static_cast<int>(r.gates.size());
+  const Batch& in = *batch;
+  for (size_t row = 0; row < in.rows.size(); ++row) {
+    EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
+    int kg = KeyGroupOf(HashKey(key_), r.max_parallelism);
+    int t = SubtaskOfKeyGroup(kg, n, r.max_parallelism);
+    BatchPtr& out = r.pending[t];
+    if (!out) out = NewBatch(in.width);
+    out->CopyRowFrom(in, row);
+    if (out->full()) {
+      out->seq = in.seq;
+      out->seq_last = false;
+      out->watermark = in.rows[row].wm;  // safe: no later row of this producer is below it
+      SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
+    }
+  }
+  // At the end of each input batch every consumer hears of a new watermark and, when it reads
+  // in chunk order, of the end of the chunk (so that it can go on to the next one).
+  for (int t = 0; t < n; ++t) {
+    BatchPtr& out = r.pending[t];
+    bool has_rows = out && !out->rows.empty();
+    bool chunk_end = ordered_ && in.seq_last;
+    if (!has_rows && !chunk_end && in.watermark <= r.sent_watermark[t]) continue;
+    if (!out) out = NewBatch(in.width);
+    out->seq = in.seq;
+    out->seq_last = in.seq_last;
+    out->watermark = in.watermark;
+    r.sent_watermark[t] = in.watermark;
+    SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
+  }
+  return Status::Ok();
+}
+
+void ApplyRemap(Batch& b, const std::vector<int>& remap) {
+  uint32_t width = static_cast<uint32_t>(remap.size());
+  std::vector<Value> slots_out;
+  slots_out.reserve(b.rows.size() * width);
+  for (auto& row : b.rows) {
+    const Value* old = b.slots.data() + row.slot;
+    row.slot = static_cast<uint32_t>(slots_out.size());
+    for (int m : remap) slots_out.push_back(m >= 0 ? old[m] : Value::Missing());
+  }
+  b.slots.swap(slots_out);
+  b.width = width;
+}
+
+}  // namespace streamrun

@@ -1,0 +1,80 @@
+// Exchanges: how batches leave a thread.
+//
+// An operator writes its output to an Emitter. Inside a task the Emitter is the next operator of
+// the chain (ChainEmitter); at the edge of a task it is an OutputEmitter, which sends the stream
+// to every consumer of it: one subtask (forward), the one subtask of a gathering consumer, or,
+// for a keyed consumer, the subtask owning each row's key group (rows copied into one batch per
+// consumer subtask). Every batch that leaves carries the producer's watermark; keyed exchanges
+// also tell every consumer subtask of a new watermark and, for consumers that read in chunk
+// order, of the end of every chunk.
+//
+// Thread safety: an OutputEmitter belongs to its producer task's thread; it only calls
+// InputGate::Push, which is thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/channel.h"
+#include "engine/operator.h"
+#include "engine/plan.h"
+
+namespace streamrun {
+
+// An Emitter that hands batches to the next operator of the same thread.
+class ChainEmitter : public Emitter {
+ public:
+  explicit ChainEmitter(Operator* next) : next_(next) {}
+  Status Emit(BatchPtr batch) override { return next_->Process(std::move(batch)); }
+
+ private:
+  Operator* next_;
+};
+
+// Discards a stream nobody reads.
+class NullEmitter : public Emitter {
+ public:
+  Status Emit(BatchPtr) override { return Status::Ok(); }
+};
+
+// One consumer of a stream leaving a task: where its batches go.
+struct Route {
+  EdgeKind kind = EdgeKind::kForward;
+  // Forward and gather: the one target gate. Keyed: one gate per consumer subtask.
+  std::vector<InputGate*> gates;
+  int my_slot = 0;              // this producer's slot in the gates
+  std::vector<int> key_slots;   // keyed: the key fields' slots
+  int max_parallelism = 128;
+  // Keyed: the batch being filled for each consumer subtask, and the watermark each was told.
+  std::vector<BatchPtr> pending;
+  std::vector<int64_t> sent_watermark;
+};
+
+// Sends one stream of a task to every consumer of it, across threads.
+class OutputEmitter : public Emitter {
+ public:
+  // `ordered`: some consumer reads in chunk order, so every chunk end is sent to every subtask.
+  OutputEmitter(std::vector<Route> routes, uint32_t width, bool ordered);
+
+  Status Emit(BatchPtr batch) override;
+  // Ends the stream: every consumer subtask gets this producer's End.
+  Status Close();
+
+ private:
+  Status Push(Route& r, size_t target, BatchPtr b);
+  Status Send(Route& r, BatchPtr batch);
+
+  std::vector<Route> routes_;
+  uint32_t width_;
+  bool ordered_;
+  std::string key_;  // scratch for key encoding
+};
+
+// A deep copy of a batch (rows, bytes, watermark, chunk marks).
+BatchPtr CopyBatch(const Batch& src);
+
+// Brings the rows of `b` to a consumer's layout (see PlanInput::remap).
+void ApplyRemap(Batch& b, const std::vector<int>& remap);
+
+}  // namespace streamrun
