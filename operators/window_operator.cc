@@ -106,10 +106,10 @@ struct WindowOperator::Impl {
   // Keys of the rows ahead of the one being processed, so that their hash-table slot, Key and
   // accumulators are fetched from memory while earlier rows are processed: with many keys each
   // of these is a cache miss, and overlapping them is most of the operator's speed.
-  static constexpr size_t kRing = 16;      // a power of two larger than kPrepareAhead
-  static constexpr size_t kPrepareAhead = 8;
-  static constexpr size_t kKeyAhead = 4;
-  static constexpr size_t kAccAhead = 2;
+  static constexpr size_t kRing = 32;      // a power of two larger than kPrepareAhead
+  static constexpr size_t kPrepareAhead = 16;
+  static constexpr size_t kKeyAhead = 8;
+  static constexpr size_t kAccAhead = 4;
   std::string ring_keys[kRing];
   uint64_t ring_hashes[kRing] = {};
 
@@ -123,14 +123,21 @@ struct WindowOperator::Impl {
   void PrefetchKey(size_t r) {
     if (table.empty()) return;
     const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
-    if (slot.key != kNone) __builtin_prefetch(&keys[slot.key]);
+    if (slot.key == kNone) return;
+    // A Key spans two cache lines (its hash in the first, last_window in the second).
+    const char* p = reinterpret_cast<const char*>(&keys[slot.key]);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + sizeof(Key) - 1);
   }
   void PrefetchAccumulators(size_t r) {
     if (table.empty() || naggs == 0) return;
     const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
     if (slot.key == kNone) return;
     uint32_t w = keys[slot.key].last_window;
-    if (w != kNone) __builtin_prefetch(AccsOf(w));
+    if (w != kNone) {
+      __builtin_prefetch(AccsOf(w));
+      __builtin_prefetch(&windows[w]);
+    }
   }
 
   Accumulator* AccsOf(uint32_t w) { return accs.data() + static_cast<size_t>(w) * naggs; }
