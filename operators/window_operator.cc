@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/byte_codec.h"
+#include "engine/huge_page_allocator.h"
 #include "engine/key.h"
 
 namespace streamrun {
@@ -22,17 +23,20 @@ enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
 struct WindowOperator::Impl {
   // One key with open windows. Entries are reused after their key's last window is dropped, with
   // their string and vector capacity, so a recurring key allocates nothing.
-  struct Key {
+  //
+  // Laid out so that a record of a known key touches one cache line: what a lookup and the
+  // per-record update read (hash, key bytes, last window, origin) come first, in 64 bytes.
+  struct alignas(64) Key {
     uint64_t hash = 0;
-    std::string bytes;        // EncodeKey
-    uint64_t seq = 0;         // order of arrival, for a deterministic firing order
-    int key_group = 0;
-    uint16_t origin = 0;      // of the key's last record
-    std::vector<uint32_t> windows;
     // The window the key's last record went to (tumbling, sliding), or kNone: saves the walk to
     // its windows, which matters when every record of 100,000 keys misses the cache.
-    uint32_t last_window = kNone;
     TimeWindow last_bounds;
+    uint32_t last_window = kNone;
+    uint16_t origin = 0;      // of the key's last record
+    std::string bytes;        // EncodeKey (short keys are stored inline)
+    uint64_t seq = 0;         // order of arrival, for a deterministic firing order
+    int key_group = 0;
+    std::vector<uint32_t> windows;
   };
   struct Window {
     TimeWindow bounds;
@@ -67,7 +71,7 @@ struct WindowOperator::Impl {
   std::vector<int> key_slots;
   std::vector<std::pair<OutField, size_t>> out_fields;
 
-  std::vector<Key> keys;
+  std::vector<Key, HugePageAllocator<Key>> keys;
   std::vector<uint32_t> free_keys;
   // Open addressing with linear probing. A slot holds a key index (kNone: empty) and the high
   // half of its hash, so a probe rarely touches a Key that is not the one looked for.
@@ -75,15 +79,15 @@ struct WindowOperator::Impl {
     uint32_t key = kNone;
     uint32_t tag = 0;
   };
-  std::vector<Slot> table;
+  std::vector<Slot, HugePageAllocator<Slot>> table;
   size_t live_keys = 0;
   uint64_t next_key_seq = 0;
 
-  std::vector<Window> windows;
-  std::vector<Accumulator> accs;  // windows.size() * naggs
+  std::vector<Window, HugePageAllocator<Window>> windows;
+  std::vector<Accumulator, HugePageAllocator<Accumulator>> accs;  // windows.size() * naggs
   std::vector<uint32_t> free_windows;
   size_t live_windows = 0;
-  std::vector<Timer> timers;
+  std::vector<Timer, HugePageAllocator<Timer>> timers;
 
   int64_t wm = kMinTimestamp;
   int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
@@ -124,10 +128,7 @@ struct WindowOperator::Impl {
     if (table.empty()) return;
     const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
     if (slot.key == kNone) return;
-    // A Key spans two cache lines (its hash in the first, last_window in the second).
-    const char* p = reinterpret_cast<const char*>(&keys[slot.key]);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + sizeof(Key) - 1);
+    __builtin_prefetch(&keys[slot.key]);  // the first line holds all a known key's record needs
   }
   void PrefetchAccumulators(size_t r) {
     if (table.empty() || naggs == 0) return;
@@ -166,7 +167,7 @@ struct WindowOperator::Impl {
 
   uint32_t AddKey(uint64_t hash, std::string_view bytes) {
     if ((live_keys + 1) * 2 > table.size()) {
-      std::vector<Slot> old;
+      std::vector<Slot, HugePageAllocator<Slot>> old;
       old.swap(table);
       table.assign(old.empty() ? 1024 : old.size() * 2, Slot());
       for (const Slot& slot : old) {
