@@ -54,8 +54,9 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1 STREAMRUN=$(CURDIR)/$(ASAN_BUILD)/streamrun STREAMRUN_SANITIZED=1 \
 	  $(PYTHON) -m unittest discover -s tests/e2e -p '*_test.py'
 
+# make bench QUICK=1: smaller inputs (2 M lines, 1 GiB) for a fast check.
 bench: build
-	$(PYTHON) bench/run.py --build $(BUILD)
+	$(PYTHON) bench/run.py --build $(BUILD) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/byte_codec.h"
+#include "engine/huge_page_allocator.h"
 #include "engine/key.h"
 
 namespace streamrun {
@@ -22,17 +23,20 @@ enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
 struct WindowOperator::Impl {
   // One key with open windows. Entries are reused after their key's last window is dropped, with
   // their string and vector capacity, so a recurring key allocates nothing.
-  struct Key {
+  //
+  // Laid out so that a record of a known key touches one cache line: what a lookup and the
+  // per-record update read (hash, key bytes, last window, origin) come first, in 64 bytes.
+  struct alignas(64) Key {
     uint64_t hash = 0;
-    std::string bytes;        // EncodeKey
-    uint64_t seq = 0;         // order of arrival, for a deterministic firing order
-    int key_group = 0;
-    uint16_t origin = 0;      // of the key's last record
-    std::vector<uint32_t> windows;
     // The window the key's last record went to (tumbling, sliding), or kNone: saves the walk to
     // its windows, which matters when every record of 100,000 keys misses the cache.
-    uint32_t last_window = kNone;
     TimeWindow last_bounds;
+    uint32_t last_window = kNone;
+    uint16_t origin = 0;      // of the key's last record
+    std::string bytes;        // EncodeKey (short keys are stored inline)
+    uint64_t seq = 0;         // order of arrival, for a deterministic firing order
+    int key_group = 0;
+    std::vector<uint32_t> windows;
   };
   struct Window {
     TimeWindow bounds;
@@ -67,7 +71,7 @@ struct WindowOperator::Impl {
   std::vector<int> key_slots;
   std::vector<std::pair<OutField, size_t>> out_fields;
 
-  std::vector<Key> keys;
+  std::vector<Key, HugePageAllocator<Key>> keys;
   std::vector<uint32_t> free_keys;
   // Open addressing with linear probing. A slot holds a key index (kNone: empty) and the high
   // half of its hash, so a probe rarely touches a Key that is not the one looked for.
@@ -75,15 +79,15 @@ struct WindowOperator::Impl {
     uint32_t key = kNone;
     uint32_t tag = 0;
   };
-  std::vector<Slot> table;
+  std::vector<Slot, HugePageAllocator<Slot>> table;
   size_t live_keys = 0;
   uint64_t next_key_seq = 0;
 
-  std::vector<Window> windows;
-  std::vector<Accumulator> accs;  // windows.size() * naggs
+  std::vector<Window, HugePageAllocator<Window>> windows;
+  std::vector<Accumulator, HugePageAllocator<Accumulator>> accs;  // windows.size() * naggs
   std::vector<uint32_t> free_windows;
   size_t live_windows = 0;
-  std::vector<Timer> timers;
+  std::vector<Timer, HugePageAllocator<Timer>> timers;
 
   int64_t wm = kMinTimestamp;
   int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
@@ -106,10 +110,10 @@ struct WindowOperator::Impl {
   // Keys of the rows ahead of the one being processed, so that their hash-table slot, Key and
   // accumulators are fetched from memory while earlier rows are processed: with many keys each
   // of these is a cache miss, and overlapping them is most of the operator's speed.
-  static constexpr size_t kRing = 16;      // a power of two larger than kPrepareAhead
-  static constexpr size_t kPrepareAhead = 8;
-  static constexpr size_t kKeyAhead = 4;
-  static constexpr size_t kAccAhead = 2;
+  static constexpr size_t kRing = 32;      // a power of two larger than kPrepareAhead
+  static constexpr size_t kPrepareAhead = 16;
+  static constexpr size_t kKeyAhead = 8;
+  static constexpr size_t kAccAhead = 4;
   std::string ring_keys[kRing];
   uint64_t ring_hashes[kRing] = {};
 
@@ -123,14 +127,18 @@ struct WindowOperator::Impl {
   void PrefetchKey(size_t r) {
     if (table.empty()) return;
     const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
-    if (slot.key != kNone) __builtin_prefetch(&keys[slot.key]);
+    if (slot.key == kNone) return;
+    __builtin_prefetch(&keys[slot.key]);  // the first line holds all a known key's record needs
   }
   void PrefetchAccumulators(size_t r) {
     if (table.empty() || naggs == 0) return;
     const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
     if (slot.key == kNone) return;
     uint32_t w = keys[slot.key].last_window;
-    if (w != kNone) __builtin_prefetch(AccsOf(w));
+    if (w != kNone) {
+      __builtin_prefetch(AccsOf(w));
+      __builtin_prefetch(&windows[w]);
+    }
   }
 
   Accumulator* AccsOf(uint32_t w) { return accs.data() + static_cast<size_t>(w) * naggs; }
@@ -159,7 +167,7 @@ struct WindowOperator::Impl {
 
   uint32_t AddKey(uint64_t hash, std::string_view bytes) {
     if ((live_keys + 1) * 2 > table.size()) {
-      std::vector<Slot> old;
+      std::vector<Slot, HugePageAllocator<Slot>> old;
       old.swap(table);
       table.assign(old.empty() ? 1024 : old.size() * 2, Slot());
       for (const Slot& slot : old) {
