@@ -122,7 +122,7 @@ class GraphTest(harness.TempDirTest):
         p = harness.run(["graph", path, "--format", "dot"])
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.decode()
-        self.assertTrue(out.lstrip().startswith("digraph"))
+        self.assertTrue(out.lstrip().startswith("digraph"), (out, p.stderr))
         for n in self.NODES:
             self.assertRegex(out, r'(?m)^\s*"%s" \[' % n)
         edges = set(re.findall(r'"(\w+)" -> "(\w+)"', out))
@@ -133,7 +133,7 @@ class GraphTest(harness.TempDirTest):
         p = harness.run(["graph", path, "--format", "mermaid"])
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.decode()
-        self.assertTrue(out.lstrip().startswith(("flowchart", "graph")))
+        self.assertTrue(out.lstrip().startswith(("flowchart", "graph")), (out, p.stderr))
         ids = {}
         for n in self.NODES:
             m = re.search(r'(?m)^\s*(\S+?)[\[\(\{/\\>]+"?%s(<br/>|")' % n, out)
