@@ -120,8 +120,10 @@ Result<Manifest> ParseManifest(std::string_view json) {
     return it == doc.MemberEnd() ? nullptr : &it->value;
   };
   const rapidjson::Value* format = field("format");
-  if (format == nullptr || !format->IsString() || std::string_view(format->GetString()) != kManifestFormat) {
-    return Status::DataError(std::string("manifest: \"format\" is not \"") + kManifestFormat + "\"");
+  if (format == nullptr || !format->IsString() ||
+      std::string_view(format->GetString()) != kManifestFormat) {
+    return Status::DataError(std::string("manifest: \"format\" is not \"") + kManifestFormat +
+                             "\"");
   }
   Manifest m;
   const rapidjson::Value* version = field("version");
@@ -135,7 +137,8 @@ Result<Manifest> ParseManifest(std::string_view json) {
                              std::to_string(kManifestVersion) + ")");
   }
   const rapidjson::Value* kind = field("kind");
-  if (kind == nullptr || !kind->IsString()) return Status::DataError("manifest: \"kind\" is missing");
+  if (kind == nullptr || !kind->IsString())
+    return Status::DataError("manifest: \"kind\" is missing");
   std::string_view kind_name = kind->GetString();
   if (kind_name == "checkpoint") {
     m.kind = SnapshotKind::kCheckpoint;
@@ -158,7 +161,8 @@ Result<Manifest> ParseManifest(std::string_view json) {
     return Status::DataError("manifest: \"checksum\" is not \"xxh3-128\"");
   }
   const rapidjson::Value* files = field("files");
-  if (files == nullptr || !files->IsArray()) return Status::DataError("manifest: \"files\" is missing");
+  if (files == nullptr || !files->IsArray())
+    return Status::DataError("manifest: \"files\" is missing");
   for (const auto& f : files->GetArray()) {
     if (!f.IsObject() || !f.HasMember("path") || !f["path"].IsString() || !f.HasMember("size") ||
         !f["size"].IsUint64() || !f.HasMember("xxh3_128") || !f["xxh3_128"].IsString()) {

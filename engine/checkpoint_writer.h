@@ -40,6 +40,7 @@ namespace streamrun {
 class CheckpointWriter;
 
 // One file being written into a checkpoint. Close() it before the writer's Finish().
+// REQUIRES: destroyed before its CheckpointWriter. Used by one thread at a time.
 class CheckpointFile {
  public:
   ~CheckpointFile();  // not closed: the file is left out (and the checkpoint cannot finish)

@@ -13,17 +13,15 @@ namespace {
 
 constexpr int kMaxKeyGroup = 0xFFFF;  // the key group is stored in 2 bytes
 
-MDB_val ToVal(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
+MDB_val ToVal(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view FromVal(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
 Status CheckKeyGroup(int key_group) {
   if (key_group < 0 || key_group > kMaxKeyGroup) {
-    return Status::RuntimeError("state key group " + std::to_string(key_group) +
-                                " is outside 0.." + std::to_string(kMaxKeyGroup));
+    return Status::RuntimeError("state key group " + std::to_string(key_group) + " is outside 0.." +
+                                std::to_string(kMaxKeyGroup));
   }
   return Status::Ok();
 }
@@ -78,7 +76,8 @@ std::string EncodeStateKey(int key_group, std::string_view key, std::string_view
 bool DecodeStateKey(std::string_view encoded, int* key_group, std::string* key,
                     std::string_view* ns) {
   if (encoded.size() < 4) return false;
-  *key_group = (static_cast<unsigned char>(encoded[0]) << 8) | static_cast<unsigned char>(encoded[1]);
+  *key_group =
+      (static_cast<unsigned char>(encoded[0]) << 8) | static_cast<unsigned char>(encoded[1]);
   key->clear();
   for (size_t i = 2; i < encoded.size(); ++i) {
     char c = encoded[i];
@@ -103,8 +102,8 @@ bool DecodeStateKey(std::string_view encoded, int* key_group, std::string* key,
 LmdbStateStore::LmdbStateStore(std::string dir, const LmdbStateStoreOptions& options)
     : dir_(std::move(dir)), options_(options) {}
 
-Result<std::unique_ptr<LmdbStateStore>> LmdbStateStore::Open(
-    const std::string& dir, const LmdbStateStoreOptions& options) {
+Result<std::unique_ptr<LmdbStateStore>> LmdbStateStore::Open(const std::string& dir,
+                                                             const LmdbStateStoreOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("state store " + dir + ": cannot create: " + ec.message());
@@ -154,7 +153,8 @@ Result<std::unique_ptr<LmdbStateStore>> LmdbStateStore::Open(
 LmdbStateStore::~LmdbStateStore() {
   if (closed_) return;
   Status st = Flush();
-  if (!st.ok()) spdlog::warn("state store {}: pending writes lost at close: {}", dir_, st.message());
+  if (!st.ok())
+    spdlog::warn("state store {}: pending writes lost at close: {}", dir_, st.message());
 }
 
 Status LmdbStateStore::EnsureTxn() const {

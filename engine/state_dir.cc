@@ -2,10 +2,9 @@
 #include "engine/state_dir.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -66,7 +65,8 @@ Result<std::unique_ptr<StateDirLock>> StateDirLock::Acquire(const std::string& s
     std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }),
               pid.end());
-    return Status::IoError("state directory " + state_dir + " is in use by another streamrun (pid " +
+    return Status::IoError("state directory " + state_dir +
+                           " is in use by another streamrun (pid " +
                            (pid.empty() ? std::string("unknown") : pid) + ")");
   }
   std::string pid = std::to_string(::getpid()) + "\n";

@@ -65,8 +65,8 @@ Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_di
 Result<int64_t> NextCheckpointId(const std::string& state_dir);
 
 struct VerifyResult {
-  Status status;              // Ok when complete and intact; otherwise what is wrong
-  std::string damaged_file;   // relative path of the damaged file, or MANIFEST.json
+  Status status;                     // Ok when complete and intact; otherwise what is wrong
+  std::string damaged_file;          // relative path of the damaged file, or MANIFEST.json
   std::optional<Manifest> manifest;  // when the manifest could be read
   bool ok() const { return status.ok(); }
 };

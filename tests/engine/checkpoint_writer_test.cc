@@ -26,16 +26,19 @@ namespace fs = std::filesystem;
 // Sets STREAMRUN_FAILPOINT for one scope.
 class ScopedFailpoint {
  public:
-  explicit ScopedFailpoint(const std::string& spec) { setenv("STREAMRUN_FAILPOINT", spec.c_str(), 1); }
+  explicit ScopedFailpoint(const std::string& spec) {
+    setenv("STREAMRUN_FAILPOINT", spec.c_str(), 1);
+  }
   ~ScopedFailpoint() { unsetenv("STREAMRUN_FAILPOINT"); }
 };
 
-Status WriteCheckpoint(const std::string& state_dir, int64_t id, const std::string& payload = "state",
-                       std::string* path = nullptr) {
+Status WriteCheckpoint(const std::string& state_dir, int64_t id,
+                       const std::string& payload = "state", std::string* path = nullptr) {
   SR_ASSIGN_OR_RETURN(auto writer, CheckpointWriter::BeginCheckpoint(state_dir, id));
   SR_RETURN_IF_ERROR(writer->AddFile("window/kg-0-127.bin", payload + std::to_string(id)));
   SR_RETURN_IF_ERROR(writer->AddFile("sources.json", "{\"clicks\":42}"));
-  SR_ASSIGN_OR_RETURN(std::string done, writer->Finish("{\"sources\":{\"clicks\":{\"offset\":42}}}"));
+  SR_ASSIGN_OR_RETURN(std::string done,
+                      writer->Finish("{\"sources\":{\"clicks\":{\"offset\":42}}}"));
   if (path != nullptr) *path = done;
   return Status::Ok();
 }
@@ -132,7 +135,8 @@ TEST_CASE("checkpoint: a damaged or newer manifest is refused with the reason") 
   TempDir dir;
   REQUIRE(WriteCheckpoint(dir.path(), 1).ok());
   std::string manifest = Chk(dir, 1) + "/MANIFEST.json";
-  RewriteFile(manifest, [](std::string& s) { s.replace(s.find("\"version\": 1"), 12, "\"version\": 9"); });
+  RewriteFile(manifest,
+              [](std::string& s) { s.replace(s.find("\"version\": 1"), 12, "\"version\": 9"); });
   VerifyResult verified = VerifyCheckpoint(Chk(dir, 1));
   CHECK(verified.damaged_file == "MANIFEST.json");
   CHECK(verified.status.message().find("newer streamrun") != std::string::npos);
@@ -249,9 +253,9 @@ TEST_CASE("checkpoint: a really full disk (tmpfs) leaves the previous checkpoint
 }
 
 TEST_CASE("checkpoint: an error at any phase removes the attempt and keeps the previous one") {
-  for (const char* phase : {"checkpoint.write", "checkpoint.after_file",
-                            "checkpoint.before_dir_fsync", "checkpoint.before_manifest",
-                            "checkpoint.after_manifest"}) {
+  for (const char* phase :
+       {"checkpoint.write", "checkpoint.after_file", "checkpoint.before_dir_fsync",
+        "checkpoint.before_manifest", "checkpoint.after_manifest"}) {
     INFO(std::string(phase));
     TempDir dir;
     REQUIRE(WriteCheckpoint(dir.path(), 1).ok());
@@ -273,9 +277,10 @@ TEST_CASE("checkpoint: a crash at every phase recovers to the last complete chec
     const char* failpoint;
     int64_t expected_latest;
   };
-  for (const Case& c : {Case{"checkpoint.write", 1}, Case{"checkpoint.after_file", 1},
-                        Case{"checkpoint.before_dir_fsync", 1}, Case{"checkpoint.before_manifest", 1},
-                        Case{"checkpoint.after_manifest", 1}, Case{"checkpoint.after_rename", 2}}) {
+  for (const Case& c :
+       {Case{"checkpoint.write", 1}, Case{"checkpoint.after_file", 1},
+        Case{"checkpoint.before_dir_fsync", 1}, Case{"checkpoint.before_manifest", 1},
+        Case{"checkpoint.after_manifest", 1}, Case{"checkpoint.after_rename", 2}}) {
     INFO(std::string(c.failpoint));
     TempDir dir;
     REQUIRE(WriteCheckpoint(dir.path(), 1).ok());

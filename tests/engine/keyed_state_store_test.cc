@@ -29,23 +29,23 @@ struct LmdbStore {
 
 size_t CountEntries(const KeyedStateStore& store) {
   size_t n = 0;
-  auto st = store.ForEach(0, 0xFFFF, [&](int, std::string_view, std::string_view,
-                                         std::string_view) {
-    ++n;
-    return Status::Ok();
-  });
+  auto st =
+      store.ForEach(0, 0xFFFF, [&](int, std::string_view, std::string_view, std::string_view) {
+        ++n;
+        return Status::Ok();
+      });
   CHECK(st.ok());
   return n;
 }
 
 std::vector<std::string> Listing(const KeyedStateStore& store, int first, int last) {
   std::vector<std::string> seen;
-  auto st = store.ForEach(first, last, [&](int kg, std::string_view key, std::string_view ns,
-                                           std::string_view value) {
-    seen.push_back(std::to_string(kg) + "|" + std::string(key) + "|" + std::string(ns) + "|" +
-                   std::string(value));
-    return Status::Ok();
-  });
+  auto st = store.ForEach(
+      first, last, [&](int kg, std::string_view key, std::string_view ns, std::string_view value) {
+        seen.push_back(std::to_string(kg) + "|" + std::string(key) + "|" + std::string(ns) + "|" +
+                       std::string(value));
+        return Status::Ok();
+      });
   CHECK(st.ok());
   return seen;
 }
@@ -97,8 +97,9 @@ TEST_CASE_TEMPLATE("state store: ForEach visits a key-group range in order", F, 
         std::vector<std::string>{"2|z||x", "5|a|9|x", "5|b|1|x", "5|b|2|x"});
   CHECK(Listing(*store, 6, 8).empty());
   CHECK(Listing(*store, 9, 9) == std::vector<std::string>{"9|c||x"});
-  auto stop = store->ForEach(0, 127, [](int, std::string_view, std::string_view,
-                                        std::string_view) { return Status::RuntimeError("stop"); });
+  auto stop = store->ForEach(0, 127, [](int, std::string_view, std::string_view, std::string_view) {
+    return Status::RuntimeError("stop");
+  });
   CHECK(stop.message() == "stop");
 }
 
@@ -118,11 +119,11 @@ TEST_CASE_TEMPLATE("state store: order is by key bytes, then namespace, whatever
   CHECK(store->Put(256, "a", "", "6").ok());  // the key group's high byte counts too
   CHECK(store->Put(1, "zz", "", "7").ok());
   std::vector<std::string> values;
-  auto st = store->ForEach(0, 1000, [&](int, std::string_view, std::string_view,
-                                        std::string_view value) {
-    values.emplace_back(value);
-    return Status::Ok();
-  });
+  auto st =
+      store->ForEach(0, 1000, [&](int, std::string_view, std::string_view, std::string_view value) {
+        values.emplace_back(value);
+        return Status::Ok();
+      });
   CHECK(st.ok());
   CHECK(values == std::vector<std::string>{"7", "5", "4", "2", "3", "1", "6"});
   std::string v;

@@ -96,11 +96,11 @@ TEST_CASE("lmdb state store: a snapshot read on another thread ignores later wri
   CHECK(store->Flush().ok());
   std::string seen;
   std::thread copier([&] {
-    Status st = (*snapshot)->ForEach(0, 127, [&](int, std::string_view key, std::string_view,
-                                                  std::string_view value) {
-      seen += std::string(key) + "=" + std::string(value) + ";";
-      return Status::Ok();
-    });
+    Status st = (*snapshot)->ForEach(
+        0, 127, [&](int, std::string_view key, std::string_view, std::string_view value) {
+          seen += std::string(key) + "=" + std::string(value) + ";";
+          return Status::Ok();
+        });
     CHECK(st.ok());
   });
   copier.join();
@@ -120,9 +120,9 @@ TEST_CASE("lmdb state store: growth waits for a snapshot to end") {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     int n = 0;
     CHECK(s->ForEach(0, 127, [&](int, std::string_view, std::string_view, std::string_view) {
-      ++n;
-      return Status::Ok();
-    }).ok());
+             ++n;
+             return Status::Ok();
+           }).ok());
     CHECK(n == 1);
     s.reset();
   });
@@ -160,7 +160,10 @@ TEST_CASE("lmdb state store: key encoding round trips and keeps tuple order") {
   int kg;
   std::string key;
   std::string_view ns;
-  CHECK_FALSE(DecodeStateKey("\x00\x01"s "abc", &kg, &key, &ns));  // no terminator
+  CHECK_FALSE(
+      DecodeStateKey("\x00\x01"s
+                     "abc",
+                     &kg, &key, &ns));  // no terminator
 }
 
 }  // namespace streamrun

@@ -1,12 +1,12 @@
 // TempDir: a fresh directory under $TMPDIR (or /tmp) for one test, removed with its contents.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <system_error>
-
-#include <doctest/doctest.h>
 
 namespace streamrun {
 
