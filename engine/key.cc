@@ -110,7 +110,7 @@ bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v) {
 
 void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out) {
   out->clear();
-  for (int s : key_slots) AppendKeyValue(*out, slots[s]);
+  for (int s : key_slots) AppendKeyValue(*out, s >= 0 ? slots[s] : Value::Missing());
 }
 
 uint64_t HashKey(std::string_view encoded_key) {

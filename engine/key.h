@@ -29,7 +29,8 @@ bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v);
 uint64_t HashKey(std::string_view encoded_key);
 
 // The key of a record: its values at `key_slots` (slot indexes of the key fields, in key_by
-// order), encoded one after the other. Clears `out` first. The keyed exchange and the keyed
+// order; -1: a field the stream does not carry, which counts as missing), encoded one after the
+// other. Clears `out` first. The keyed exchange and the keyed
 // operator call this same function, so they agree on every key.
 void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out);
 

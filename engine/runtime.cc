@@ -167,7 +167,14 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
       Route r;
       r.kind = in.kind;
       r.max_parallelism = spec_.max_parallelism;
-      r.key_slots = cn.key_slots;
+      // The key's slots in this producer's layout: a union's inputs differ from the consumer's.
+      const Layout& layout = port == Port::kMain ? pn.out_layout
+                             : port == Port::kLate ? pn.late_layout
+                                                   : pn.errors_layout;
+      for (const FieldPath& path : cn.spec->config->key_fields()) {
+        auto it = std::find(layout.begin(), layout.end(), path);
+        r.key_slots.push_back(it == layout.end() ? -1 : static_cast<int>(it - layout.begin()));
+      }
       int slot_base = node_tasks_[c][0]->input_slot_base[i];
       switch (in.kind) {
         case EdgeKind::kForward:
@@ -523,12 +530,14 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         if (cur[s].ended) break;
       }
     }
-    // Every live producer needs its next record before the smallest can be known.
+    // Every live producer needs its next record before the smallest can be known. After a stall
+    // (see PlanNode::time_merge_strict) the others only give what they already have.
     bool stalled = false;
-    for (int s = 0; s < slots && !stalled; ++s) {
+    for (int s = 0; s < slots; ++s) {
       while (!cur[s].errors && !cur[s].ended && !cur[s].batch) {
         BatchPtr b = t.gate->TryPop(s);
         if (!b) {
+          if (stalled) break;
           SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
           b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
           if (!b) {
@@ -550,7 +559,6 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
       bool live = false;
       for (int s = 0; s < slots; ++s) live = live || !cur[s].ended;
       if (!live) break;
-      if (stalled) continue;
       continue;
     }
     Cursor& c = cur[best];

@@ -23,8 +23,10 @@ std::vector<OperatorType> BuildTable() {
   return {
       {"file", NodeRole::kSource, "Reads a file of JSON lines or text lines.",
        {{"path", "string", true, "The file to read, relative to the pipeline file."},
-        {"format", "string", false, "json (one JSON value per line, default) | text (each line "
-                                    "is the record `{line}`) | recording (a recorded Kafka topic)."},
+        {"format", "string", false,
+         "json (one JSON object per line, default) | text (expressions see each line as the "
+         "field `line`; a line no step changes is written out unchanged) | recording (a "
+         "recorded Kafka topic)."},
         SR_SOURCE_COMMON_SETTINGS,
         {"rate", "number", false, "Records per second at most (default: as fast as possible)."},
         {"follow", "boolean", false, "Keep reading lines appended later, like tail -f (default false)."}},

@@ -90,7 +90,6 @@ class SessionPromotionTest(harness.TempDirTest):
     # parallelism 2 it also hits the keyed-union bug (see windows_test.test_union_of_two_files).
     # The model was checked against the engine on the same events pre-merged into one file
     # (one source), where they agree. Remove the mark when the merge lands.
-    @unittest.expectedFailure
     def test_promotions_match_model(self):
         def load(name):
             with open(os.path.join(DATA, name)) as f:
@@ -123,6 +122,9 @@ class SessionPromotionTest(harness.TempDirTest):
                 r["promotion"] = "free_shipping"
             else:
                 r["promotion"] = "none"
+            # The map then rounds the sum (the decision above saw it unrounded).
+            if r["cart_value"] is not None:
+                r["cart_value"] = round(r["cart_value"], 2)
         self.assertTrue(any(r["logged_out"] for r in results))
         expected = harness.multiset(results)
         for p in ("1", "2"):

@@ -212,7 +212,6 @@ sinks:
     # key from different inputs to different subtasks, so each window is split into partial
     # results (here every window fires twice at parallelism 2, with the counts divided between
     # the two). Passes at parallelism 1. Minimal reproduction: test_union_same_key_one_window.
-    @unittest.expectedFailure
     def test_union_of_two_files(self):
         # Each file is less than 3 s out of order and the watermark allows 3 s, so no record is
         # late whatever the interleaving of the two inputs (the union's watermark is their
@@ -238,7 +237,6 @@ sinks:
     # BUG (engine), see test_union_of_two_files: a.jsonl = {"ts":1000,"user":"x"},
     # b.jsonl = {"ts":2000,"user":"x"}, window from [a, b] keyed by user, --parallelism 2 gives
     # two results with n=1 instead of one with n=2.
-    @unittest.expectedFailure
     def test_union_same_key_one_window(self):
         self.write_jsonl("a.jsonl", [{"ts": 1000, "user": "x"}])
         self.write_jsonl("b.jsonl", [{"ts": 2000, "user": "x"}])
