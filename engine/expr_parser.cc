@@ -11,6 +11,7 @@
 #include "engine/expr.h"
 #include "engine/expr_lexer.h"
 #include "engine/expr_node.h"
+#include "engine/spelling.h"
 
 namespace streamrun {
 namespace {
@@ -24,35 +25,6 @@ constexpr uint32_t kMaxHeight = 1000;
 // Metadata fields a source fills in. `$event_time` is special: it reads Row::ts.
 constexpr std::string_view kMetadata[] = {"key",   "timestamp", "partition", "offset",
                                           "topic", "headers",   "event_time"};
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// "; did you mean 'x'?" for the closest of `candidates`, or "" if none is close.
-std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates) {
-  size_t best = 3;  // at most 2 edits
-  const std::string* pick = nullptr;
-  for (const auto& c : candidates) {
-    size_t d = EditDistance(word, c);
-    if (d < best && d < c.size()) {
-      best = d;
-      pick = &c;
-    }
-  }
-  return pick == nullptr ? std::string() : "; did you mean '" + *pick + "'?";
-}
 
 class CompiledExpr final : public Expr {
  public:
