@@ -17,6 +17,8 @@ using CommandRunner = std::function<int()>;
 CommandRunner AddRunCommand(CLI::App& app);
 CommandRunner AddValidateCommand(CLI::App& app);
 CommandRunner AddGraphCommand(CLI::App& app);
+CommandRunner AddStatusCommand(CLI::App& app);
+CommandRunner AddStopCommand(CLI::App& app);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

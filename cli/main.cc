@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   add(AddRunCommand);
   add(AddValidateCommand);
   add(AddGraphCommand);
+  add(AddStatusCommand);
+  add(AddStopCommand);
 
   try {
     app.parse(argc, argv);

@@ -17,11 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
+#include "engine/control_server.h"
 #include "engine/runtime.h"
+#include "engine/state_dir.h"
 
 namespace streamrun::cli {
 namespace {
@@ -30,6 +33,7 @@ struct RunOptionsCli {
   std::string file;
   std::vector<std::string> sets;
   int parallelism = 0;
+  std::string state_dir;
 };
 
 std::string Human(double x) {
@@ -147,6 +151,24 @@ class SignalWatcher {
   std::atomic<bool> interrupted_{false};
 };
 
+// Answers one request of the control socket (engine/control_server.h).
+std::string AnswerControl(Job* job, const std::string& request) {
+  rapidjson::Document doc;
+  doc.Parse(request.data(), request.size());
+  std::string command;
+  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("command") &&
+      doc["command"].IsString()) {
+    command = doc["command"].GetString();
+  }
+  if (command == "status") return job->StatusJson();
+  if (command == "stop") {
+    spdlog::info("stop requested through the control socket");
+    job->Cancel();
+    return "{\"ok\":true}";
+  }
+  return "{\"ok\":false,\"error\":\"unknown command\"}";
+}
+
 int RunPipeline(const RunOptionsCli& opts) {
   SignalWatcher signals;
   auto options = MakeLoadOptions(opts.sets);
@@ -154,10 +176,22 @@ int RunPipeline(const RunOptionsCli& opts) {
   auto spec = LoadPipeline(opts.file, *options);
   if (!spec.ok()) return Report(spec.status());
 
+  if (!opts.state_dir.empty()) spec->state_dir = opts.state_dir;
+
+  // One running job per state directory; its control socket lives there.
+  auto lock = StateDirLock::Acquire(spec->state_dir);
+  if (!lock.ok()) return Report(lock.status());
+
   RunOptions run_options;
   run_options.parallelism = opts.parallelism;
   auto job = Job::Create(*spec, run_options);
   if (!job.ok()) return Report(job.status());
+
+  Job* running = job->get();
+  auto control = ControlServer::Start(
+      spec->state_dir + "/control.sock",
+      [running](const std::string& request) { return AnswerControl(running, request); });
+  if (!control.ok()) return Report(control.status());
 
   signals.Watch(job->get());
   bool stdout_sink = false;
@@ -172,6 +206,7 @@ int RunPipeline(const RunOptionsCli& opts) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (progress) progress->Stop();
   signals.Stop();
+  control->reset();
   if (signals.interrupted() && (st.ok() || st.code() == Status::Code::kCancelled)) {
     st = Status::Cancelled();
   }
@@ -205,6 +240,8 @@ CommandRunner AddRunCommand(CLI::App& app) {
   AddSetOption(sub, &opts->sets);
   sub->add_option("--parallelism", opts->parallelism, "Subtasks of each keyed step")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--state-dir", opts->state_dir,
+                  "State directory (default: the pipeline's state.dir, .streamrun/<name>)");
   return [opts] { return RunPipeline(*opts); };
 }
 

@@ -5,6 +5,8 @@
 
 namespace streamrun {
 
+thread_local std::atomic<uint64_t>* tls_backpressure_ns = nullptr;
+
 InputGate::InputGate(int producers, size_t capacity) : queues_(producers), capacity_(capacity) {}
 
 bool InputGate::Push(int producer, BatchPtr batch) {
@@ -13,8 +15,10 @@ bool InputGate::Push(int producer, BatchPtr batch) {
   if (q.size() >= capacity_ && !cancelled_) {
     auto start = std::chrono::steady_clock::now();
     not_full_.wait(lock, [&] { return cancelled_ || q.size() < capacity_; });
-    blocked_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::steady_clock::now() - start).count();
+    auto waited = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::steady_clock::now() - start).count());
+    blocked_ns_ += waited;
+    if (tls_backpressure_ns) tls_backpressure_ns->fetch_add(waited, std::memory_order_relaxed);
   }
   if (cancelled_) return false;
   q.push_back(std::move(batch));

@@ -11,6 +11,7 @@
 // anyone. One mutex guards the gate; batches are large, so it is taken once per batch.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -20,6 +21,10 @@
 #include "engine/batch.h"
 
 namespace streamrun {
+
+// The thread's backpressure counter: when set, Push adds the time it waits on a full queue to it
+// (engine/metrics.h). Each task thread points it at its own TaskMetrics.
+extern thread_local std::atomic<uint64_t>* tls_backpressure_ns;
 
 class InputGate {
  public:

@@ -9,12 +9,15 @@
 #include <mutex>
 #include <thread>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/channel.h"
 #include "engine/dead_letter.h"
 #include "engine/exchange.h"
 #include "engine/key.h"
+#include "engine/metrics.h"
 #include "engine/watermark.h"
 
 namespace streamrun {
@@ -22,6 +25,28 @@ namespace streamrun {
 namespace {
 
 constexpr size_t kQueueBatches = 4;  // batches per producer queue: bounds memory in flight
+
+// Counts the rows a node emits on its main output and, inside a chain, the rows and the
+// watermark the next node receives (engine/metrics.h).
+class CountingEmitter : public Emitter {
+ public:
+  CountingEmitter(Emitter* inner, NodeMetrics* from, NodeMetrics* to)
+      : inner_(inner), from_(from), to_(to) {}
+  Status Emit(BatchPtr batch) override {
+    uint64_t n = batch->rows.size();
+    from_->records_out.fetch_add(n, std::memory_order_relaxed);
+    if (to_) {
+      to_->records_in.fetch_add(n, std::memory_order_relaxed);
+      to_->watermark.store(batch->watermark, std::memory_order_relaxed);
+    }
+    return inner_->Emit(std::move(batch));
+  }
+
+ private:
+  Emitter* inner_;
+  NodeMetrics* from_;
+  NodeMetrics* to_;
+};
 
 }  // namespace
 
@@ -85,6 +110,7 @@ class Job::Impl {
     std::vector<OutputEmitter*> outputs;  // the streams that leave this task
     std::unique_ptr<TaskErrors> errors;
     std::unique_ptr<InputGate> gate;
+    TaskMetrics metrics;
     // Per producer slot of the gate: which input (index into the head's plan inputs).
     std::vector<int> slot_input;
     std::vector<int> input_slot_base;
@@ -104,6 +130,7 @@ class Job::Impl {
   // For every plan node, its task per subtask.
   std::vector<std::vector<Task*>> node_tasks_;
   std::vector<std::unique_ptr<SourceProgress>> progress_;  // per source node
+  std::vector<std::unique_ptr<NodeMetrics>> metrics_;      // per node
   std::vector<int> source_of_origin_;                      // origin -> plan node
   std::array<std::atomic<uint64_t>, 64> bad_records_{};     // per origin
   std::atomic<uint64_t> late_{0};
@@ -201,6 +228,7 @@ Status Job::Impl::Build() {
   // Sources are numbered in plan order: their origin index.
   for (size_t n = 0; n < plan_.nodes.size(); ++n) {
     progress_.push_back(std::make_unique<SourceProgress>());
+    metrics_.push_back(std::make_unique<NodeMetrics>());
     if (plan_.nodes[n].role == NodeRole::kSource) source_of_origin_.push_back(static_cast<int>(n));
   }
   if (source_of_origin_.size() > bad_records_.size()) {
@@ -289,6 +317,7 @@ Status Job::Impl::Build() {
       const PlanNode& pn = plan_.nodes[n];
       // The main output: the next operator of the chain, or an exchange, or nothing.
       Emitter* main = next_in_chain;
+      NodeMetrics* next_metrics = c + 1 < t.chain.size() ? metrics_[t.chain[c + 1]].get() : nullptr;
       if (main == nullptr) {
         if (pn.main_consumers.empty()) {
           t.emitters.push_back(std::make_unique<NullEmitter>());
@@ -300,6 +329,8 @@ Status Job::Impl::Build() {
           t.emitters.push_back(std::move(out));
         }
       }
+      t.emitters.push_back(std::make_unique<CountingEmitter>(main, metrics_[n].get(), next_metrics));
+      main = t.emitters.back().get();
       Emitter* late = nullptr;
       if (!pn.late_consumers.empty()) {
         auto out = MakeOutput(n, t.subtask, Port::kLate, static_cast<uint32_t>(pn.late_layout.size()));
@@ -418,8 +449,10 @@ Status Job::Impl::RunInputLoop(Task& t) {
         }
         break;
       }
+      ScopedTimer idle(&t.metrics.idle_ns);
       b = t.gate->PopFrom(slot);
     } else {
+      ScopedTimer idle(&t.metrics.idle_ns);
       b = t.gate->PopAny(&slot);
     }
     if (!b) return Status::Cancelled();
@@ -454,6 +487,9 @@ Status Job::Impl::RunInputLoop(Task& t) {
     } else {
       merged = std::max(merged, b->watermark);
     }
+    NodeMetrics& m = *metrics_[t.head];
+    m.records_in.fetch_add(b->rows.size(), std::memory_order_relaxed);
+    m.watermark.store(b->watermark, std::memory_order_relaxed);
     SR_RETURN_IF_ERROR(head->Process(std::move(b)));
     SR_RETURN_IF_ERROR(t.errors->Flush());
   }
@@ -495,6 +531,9 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
     if (!out) out = NewBatch(width);
     out->watermark = wm;
     sent_wm = wm;
+    NodeMetrics& m = *metrics_[t.head];
+    m.records_in.fetch_add(out->rows.size(), std::memory_order_relaxed);
+    m.watermark.store(wm, std::memory_order_relaxed);
     return head->Process(std::move(out));
   };
   auto take = [&](int s, BatchPtr b) -> Status {
@@ -539,6 +578,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         if (!b) {
           if (stalled) break;
           SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
+          ScopedTimer idle(&t.metrics.idle_ns);
           b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
           if (!b) {
             if (stalled) break;
@@ -599,6 +639,8 @@ Status Job::Impl::Run() {
   for (auto& tp : tasks_) {
     Task* t = tp.get();
     t->thread = std::thread([this, t] {
+      t->metrics.started_ns.store(SteadyNowNs());
+      tls_backpressure_ns = &t->metrics.backpressured_ns;
       Status st = RunTask(*t);
       if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
       if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();
@@ -655,6 +697,79 @@ std::vector<std::pair<std::string, const SourceProgress*>> Job::progress() const
     out.emplace_back(impl_->plan_.nodes[n].spec->name, impl_->progress_[n].get());
   }
   return out;
+}
+
+std::string Job::StatusJson() const {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const int64_t now = SteadyNowNs();
+  w.StartObject();
+  w.Key("job");
+  w.String(impl_->spec_.name.c_str());
+  int64_t started = now;
+  for (const auto& t : impl_->tasks_) {
+    int64_t s = t->metrics.started_ns.load();
+    if (s > 0) started = std::min(started, s);
+  }
+  w.Key("uptime_ms");
+  w.Int64((now - started) / 1000000);
+  w.Key("nodes");
+  w.StartArray();
+  for (size_t n = 0; n < impl_->plan_.nodes.size(); ++n) {
+    const PlanNode& pn = impl_->plan_.nodes[n];
+    const NodeMetrics& m = *impl_->metrics_[n];
+    w.StartObject();
+    w.Key("name");
+    w.String(pn.spec->name.c_str());
+    w.Key("type");
+    w.String(pn.spec->type.c_str());
+    w.Key("role");
+    w.String(pn.role == NodeRole::kSource ? "source" : pn.role == NodeRole::kStep ? "step" : "sink");
+    w.Key("parallelism");
+    w.Int(pn.parallelism);
+    uint64_t in = m.records_in.load(), out = m.records_out.load();
+    if (pn.role == NodeRole::kSource) in = impl_->progress_[n]->records.load();
+    w.Key("records_in");
+    w.Uint64(in);
+    w.Key("records_out");
+    w.Uint64(out);
+    w.Key("watermark");
+    int64_t wm = pn.role == NodeRole::kSource ? kMinTimestamp : m.watermark.load();
+    if (wm == kMinTimestamp) w.Null();
+    else w.Int64(wm);
+    // Thread shares and queues of the tasks that run this node.
+    double fill = 0, busy = 0, idle = 0, bp = 0;
+    int tasks = 0;
+    for (const Impl::Task* t : impl_->node_tasks_[n]) {
+      if (t->gate) fill = std::max(fill, t->gate->fill());
+      int64_t s = t->metrics.started_ns.load();
+      if (s <= 0 || now <= s) continue;
+      double life = static_cast<double>(now - s);
+      double i = static_cast<double>(t->metrics.idle_ns.load()) / life;
+      double b = static_cast<double>(t->metrics.backpressured_ns.load()) / life;
+      idle += i;
+      bp += b;
+      busy += std::max(0.0, 1.0 - i - b);
+      ++tasks;
+    }
+    if (tasks > 0) {
+      busy /= tasks;
+      idle /= tasks;
+      bp /= tasks;
+    }
+    w.Key("queue_fill");
+    w.Double(fill);
+    w.Key("busy");
+    w.Double(busy);
+    w.Key("idle");
+    w.Double(idle);
+    w.Key("backpressured");
+    w.Double(bp);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return buf.GetString();
 }
 
 RunSummary Job::summary() const {

@@ -59,6 +59,11 @@ class Job {
   // The progress counters of every source (name, counters), for the progress line.
   std::vector<std::pair<std::string, const SourceProgress*>> progress() const;
   RunSummary summary() const;
+  // The live metrics of every node as one line of JSON, for `streamrun status`:
+  // {"job", "uptime_ms", "nodes": [{"name", "type", "role", "parallelism", "records_in",
+  //  "records_out", "watermark" (null before the first), "queue_fill" (0..1, fullest input
+  //  queue), "busy", "idle", "backpressured" (shares of its threads' time, 0..1)}]}
+  std::string StatusJson() const;
 
   class Impl;
 

@@ -1,0 +1,98 @@
+// `streamrun status PIPELINE|STATE_DIR`: what a running job is doing, per step: records in and
+// out, rate, queue fill, busy and backpressured share of its threads' time, watermark.
+// `--json` prints the job's answer as it is.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <rapidjson/document.h>
+
+#include "cli/commands.h"
+#include "cli/pipeline_args.h"
+#include "engine/control_server.h"
+
+namespace streamrun::cli {
+namespace {
+
+std::string Watermark(const rapidjson::Value& wm) {
+  if (!wm.IsInt64()) return "-";
+  int64_t ms = wm.GetInt64();
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm utc;
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+}  // namespace
+
+CommandRunner AddStatusCommand(CLI::App& app) {
+  struct Options {
+    std::string target;
+    bool json = false;
+  };
+  auto opts = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand("status", "Show what a running job is doing");
+  sub->add_option("TARGET", opts->target, "Pipeline file or state directory")->required();
+  sub->add_flag("--json", opts->json, "Print the job's answer as JSON");
+  return [opts] {
+    auto dir = ResolveStateDir(opts->target);
+    if (!dir.ok()) return Report(dir.status());
+    const std::string socket = *dir + "/control.sock";
+    // Two samples half a second apart give the current rates.
+    auto first = ControlRequest(socket, R"({"command":"status"})");
+    if (!first.ok()) return Report(first.status());
+    if (opts->json) {
+      std::printf("%s\n", first->c_str());
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto second = ControlRequest(socket, R"({"command":"status"})");
+    if (!second.ok()) return Report(second.status());
+    rapidjson::Document a, b;
+    a.Parse(first->c_str());
+    b.Parse(second->c_str());
+    if (a.HasParseError() || b.HasParseError() || !b.IsObject() || !b.HasMember("nodes")) {
+      return Report(Status::RuntimeError("the job's answer is not the status: " + *second));
+    }
+    std::printf("job %s, up %.1f s\n", b["job"].GetString(), b["uptime_ms"].GetInt64() / 1000.0);
+    std::printf("%-20s %-9s %3s %12s %12s %10s %6s %5s %5s  %s\n", "STEP", "TYPE", "P", "IN", "OUT",
+                "IN/S", "QUEUE", "BUSY", "BKPR", "WATERMARK");
+    const auto& nodes_a = a["nodes"];
+    const auto& nodes_b = b["nodes"];
+    for (rapidjson::SizeType i = 0; i < nodes_b.Size(); ++i) {
+      const auto& n = nodes_b[i];
+      double rate = 0;
+      if (i < nodes_a.Size()) {
+        rate = static_cast<double>(n["records_in"].GetUint64() - nodes_a[i]["records_in"].GetUint64()) / 0.5;
+      }
+      std::printf("%-20s %-9s %3d %12llu %12llu %10.0f %5.0f%% %4.0f%% %4.0f%%  %s\n",
+                  n["name"].GetString(), n["type"].GetString(), n["parallelism"].GetInt(),
+                  static_cast<unsigned long long>(n["records_in"].GetUint64()),
+                  static_cast<unsigned long long>(n["records_out"].GetUint64()), rate,
+                  100 * n["queue_fill"].GetDouble(), 100 * n["busy"].GetDouble(),
+                  100 * n["backpressured"].GetDouble(), Watermark(n["watermark"]).c_str());
+    }
+    return 0;
+  };
+}
+
+CommandRunner AddStopCommand(CLI::App& app) {
+  auto target = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand("stop", "Stop a running job (it exits 130)");
+  sub->add_option("TARGET", *target, "Pipeline file or state directory")->required();
+  return [target] {
+    auto dir = ResolveStateDir(*target);
+    if (!dir.ok()) return Report(dir.status());
+    auto answer = ControlRequest(*dir + "/control.sock", R"({"command":"stop"})");
+    if (!answer.ok()) return Report(answer.status());
+    return 0;
+  };
+}
+
+}  // namespace streamrun::cli
