@@ -59,7 +59,10 @@ class LineSink : public Operator {
   Status Finish() override {
     SR_RETURN_IF_ERROR(Flush());
     if (!stdout_ && own_fd_ && fd_ >= 0) {
-      if (::fsync(fd_) != 0) return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
+      // Character devices and pipes (/dev/null, a FIFO) cannot be synced: EINVAL says so.
+      if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+        return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
+      }
       int fd = fd_;
       fd_ = -1;
       if (::close(fd) != 0) return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
