@@ -242,7 +242,7 @@ struct WindowOperator::Impl {
       const size_t n = due.size();
       for (size_t i = 0; i < n; ++i) {
         // Entries of a bucket are scattered: fetch a few ahead, then their slots.
-        if (i + 8 < n) __builtin_prefetch(&table[due[i + 8].entry]);
+        if (i + 8 < n) Prefetch(&table[due[i + 8].entry]);
         if (i + 4 < n && table.IsLive(due[i + 4].entry)) table.PrefetchSlotOf(due[i + 4].entry);
         const TimerRef ref = due[i];
         if (!table.IsLive(ref.entry) || table[ref.entry].gen != ref.gen) continue;
