@@ -3,15 +3,18 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <unordered_map>
 
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
+#include "operators/window_table.h"
 
 namespace streamrun {
 namespace {
 
-constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+constexpr size_t kNone = std::numeric_limits<size_t>::max();
 constexpr uint8_t kStateVersion = 1;  // do not change: on disk (see window_operator.h)
 constexpr uint8_t kFlagFired = 1;     // do not change: on disk
 
@@ -21,73 +24,36 @@ enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
 }  // namespace
 
 struct WindowOperator::Impl {
-  // One key with open windows. Entries are reused after their key's last window is dropped, with
-  // their string and vector capacity, so a recurring key allocates nothing.
-  //
-  // Laid out so that a record of a known key touches one cache line: what a lookup and the
-  // per-record update read (hash, key bytes, last window, origin) come first, in 64 bytes.
-  struct alignas(64) Key {
-    uint64_t hash = 0;
-    // The window the key's last record went to (tumbling, sliding), or kNone: saves the walk to
-    // its windows, which matters when every record of 100,000 keys misses the cache.
-    TimeWindow last_bounds;
-    uint32_t last_window = kNone;
-    uint16_t origin = 0;      // of the key's last record
-    std::string bytes;        // EncodeKey (short keys are stored inline)
-    uint64_t seq = 0;         // order of arrival, for a deterministic firing order
-    int key_group = 0;
-    std::vector<uint32_t> windows;
-  };
-  struct Window {
-    TimeWindow bounds;
-    uint32_t key = kNone;
-    uint32_t gen = 0;         // bumped when the window is dropped or re-timed: stale timers skip
-    bool live = false;
-    bool fired = false;       // its watermark firing (at end - 1) has happened
-    bool has_timer = false;
-    int64_t timer = 0;        // when has_timer: the time of its live timer
-  };
-  // Timers are a min-heap ordered by time, then key arrival, then window start. A window has at
-  // most one live timer; when its next action moves later (a session grows), the timer finds
-  // that out when it fires and re-arms itself, so a growing session costs no heap operations.
-  struct Timer {
-    int64_t time;
-    uint64_t key_seq;
-    int64_t start;
-    uint32_t window;
+  // Timers are buckets by time: tumbling and sliding windows have few distinct ends, so a
+  // timer costs a push_back instead of a heap operation. A bucket fires in the order its timers
+  // were set (for tumbling and sliding windows: the order the windows opened). A window has at
+  // most one live timer (`gen` tells stale ones apart); when its next action moves later (a
+  // session grows), the timer finds that out when it fires and re-arms itself.
+  struct TimerRef {
+    uint32_t entry;
     uint32_t gen;
   };
-  static bool Later(const Timer& a, const Timer& b) {
-    if (a.time != b.time) return a.time > b.time;
-    if (a.key_seq != b.key_seq) return a.key_seq > b.key_seq;
-    return a.start > b.start;
-  }
 
   WindowOptions opt;
   std::vector<std::unique_ptr<Expr>> args;
   std::unique_ptr<Expr> fire_on;
   const OperatorContext* ctx = nullptr;
   size_t naggs = 0;
+  bool session = false;
   std::vector<int> key_slots;
   std::vector<std::pair<OutField, size_t>> out_fields;
+  // The first count()/count_if() is kept in the entry's inline counter (kNone: none); the other
+  // aggregates in general accumulators, aggregate j at general[j].
+  size_t inline_agg = kNone;
+  std::vector<size_t> general;
 
-  std::vector<Key, HugePageAllocator<Key>> keys;
-  std::vector<uint32_t> free_keys;
-  // Open addressing with linear probing. A slot holds a key index (kNone: empty) and the high
-  // half of its hash, so a probe rarely touches a Key that is not the one looked for.
-  struct Slot {
-    uint32_t key = kNone;
-    uint32_t tag = 0;
-  };
-  std::vector<Slot, HugePageAllocator<Slot>> table;
-  size_t live_keys = 0;
-  uint64_t next_key_seq = 0;
-
-  std::vector<Window, HugePageAllocator<Window>> windows;
-  std::vector<Accumulator, HugePageAllocator<Accumulator>> accs;  // windows.size() * naggs
-  std::vector<uint32_t> free_windows;
-  size_t live_windows = 0;
-  std::vector<Timer, HugePageAllocator<Timer>> timers;
+  WindowTable table;
+  // Sessions only: the key's open session windows (the table does not index them).
+  std::unordered_map<std::string, std::vector<uint32_t>> sessions;
+  std::map<int64_t, std::vector<TimerRef>> buckets;
+  std::vector<std::vector<TimerRef>> spare_buckets;  // emptied, with their capacity
+  std::vector<TimerRef>* last_bucket = nullptr;     // the bucket of `last_bucket_time`
+  int64_t last_bucket_time = 0;
 
   int64_t wm = kMinTimestamp;
   int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
@@ -107,172 +73,85 @@ struct WindowOperator::Impl {
   Arena eval_arena;
   EvalContext ectx;
 
-  // Keys of the rows ahead of the one being processed, so that their hash-table slot, Key and
+  // Keys of the rows ahead of the one being processed, so that their slot, entry and
   // accumulators are fetched from memory while earlier rows are processed: with many keys each
   // of these is a cache miss, and overlapping them is most of the operator's speed.
-  static constexpr size_t kRing = 32;      // a power of two larger than kPrepareAhead
+  static constexpr size_t kRing = 32;  // a power of two larger than kPrepareAhead
   static constexpr size_t kPrepareAhead = 16;
-  static constexpr size_t kKeyAhead = 8;
+  static constexpr size_t kEntryAhead = 8;
   static constexpr size_t kAccAhead = 4;
-  std::string ring_keys[kRing];
-  uint64_t ring_hashes[kRing] = {};
+  struct Ahead {
+    std::string key;
+    uint64_t key_hash = 0;
+    int64_t start = 0;         // the row's last window's start (tumbling, sliding)
+    uint64_t window_hash = 0;  // WindowHash(key_hash, start)
+  };
+  Ahead ring[kRing];
 
   void Prepare(const Batch& batch, size_t r) {
-    std::string& key = ring_keys[r & (kRing - 1)];
-    EncodeKey(batch.SlotsOf(r), key_slots, &key);
-    uint64_t hash = HashKey(key);
-    ring_hashes[r & (kRing - 1)] = hash;
-    if (!table.empty()) __builtin_prefetch(&table[hash & (table.size() - 1)]);
+    Ahead& a = ring[r & (kRing - 1)];
+    EncodeKey(batch.SlotsOf(r), key_slots, &a.key);
+    a.key_hash = HashKey(a.key);
+    if (session) return;
+    int64_t ts = batch.rows[r].ts;
+    a.start = WindowStart(ts, opt.window.type == WindowType::kTumbling ? opt.window.size
+                                                                         : opt.window.slide);
+    a.window_hash = WindowHash(a.key_hash, a.start);
+    table.PrefetchSlot(a.window_hash);
   }
-  void PrefetchKey(size_t r) {
-    if (table.empty()) return;
-    const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
-    if (slot.key == kNone) return;
-    __builtin_prefetch(&keys[slot.key]);  // the first line holds all a known key's record needs
+  void PrefetchEntry(size_t r) {
+    if (!session) table.PrefetchEntry(ring[r & (kRing - 1)].window_hash);
   }
-  void PrefetchAccumulators(size_t r) {
-    if (table.empty() || naggs == 0) return;
-    const Slot& slot = table[ring_hashes[r & (kRing - 1)] & (table.size() - 1)];
-    if (slot.key == kNone) return;
-    uint32_t w = keys[slot.key].last_window;
-    if (w != kNone) {
-      __builtin_prefetch(AccsOf(w));
-      __builtin_prefetch(&windows[w]);
-    }
-  }
-
-  Accumulator* AccsOf(uint32_t w) { return accs.data() + static_cast<size_t>(w) * naggs; }
-
-  // --- keys ---
-
-  uint32_t FindKey(uint64_t hash, std::string_view bytes) const {
-    if (table.empty()) return kNone;
-    size_t mask = table.size() - 1;
-    auto tag = static_cast<uint32_t>(hash >> 32);
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
-      const Slot& slot = table[i];
-      if (slot.key == kNone) return kNone;
-      if (slot.tag == tag && keys[slot.key].hash == hash && keys[slot.key].bytes == bytes) {
-        return slot.key;
-      }
-    }
-  }
-
-  void InsertSlot(uint32_t k) {
-    size_t mask = table.size() - 1;
-    size_t i = keys[k].hash & mask;
-    while (table[i].key != kNone) i = (i + 1) & mask;
-    table[i] = {k, static_cast<uint32_t>(keys[k].hash >> 32)};
-  }
-
-  uint32_t AddKey(uint64_t hash, std::string_view bytes) {
-    if ((live_keys + 1) * 2 > table.size()) {
-      std::vector<Slot, HugePageAllocator<Slot>> old;
-      old.swap(table);
-      table.assign(old.empty() ? 1024 : old.size() * 2, Slot());
-      for (const Slot& slot : old) {
-        if (slot.key != kNone) InsertSlot(slot.key);
-      }
-    }
-    uint32_t k;
-    if (!free_keys.empty()) {
-      k = free_keys.back();
-      free_keys.pop_back();
-    } else {
-      k = static_cast<uint32_t>(keys.size());
-      keys.emplace_back();
-    }
-    Key& key = keys[k];
-    key.hash = hash;
-    key.bytes.assign(bytes);
-    key.seq = next_key_seq++;
-    key.key_group = KeyGroupOf(hash, ctx->max_parallelism);
-    key.windows.clear();
-    key.last_window = kNone;
-    InsertSlot(k);
-    ++live_keys;
-    return k;
-  }
-
-  // Removes key `k` from the table (backward-shift deletion keeps probe chains intact).
-  void RemoveKey(uint32_t k) {
-    size_t mask = table.size() - 1;
-    size_t i = keys[k].hash & mask;
-    while (table[i].key != k) i = (i + 1) & mask;
-    size_t j = i;
-    while (true) {
-      j = (j + 1) & mask;
-      if (table[j].key == kNone) break;
-      size_t home = keys[table[j].key].hash & mask;
-      // The entry at j may move to the hole at i unless its home lies cyclically in (i, j].
-      bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-      if (!stays) {
-        table[i] = table[j];
-        i = j;
-      }
-    }
-    table[i] = Slot();
-    free_keys.push_back(k);
-    --live_keys;
+  void PrefetchAccs(size_t r) {
+    if (!session) table.PrefetchAccs(ring[r & (kRing - 1)].window_hash);
   }
 
   // --- windows and timers ---
 
-  uint32_t NewWindow(uint32_t k, TimeWindow bounds) {
-    uint32_t w;
-    if (!free_windows.empty()) {
-      w = free_windows.back();
-      free_windows.pop_back();
-    } else {
-      w = static_cast<uint32_t>(windows.size());
-      windows.emplace_back();
-      accs.resize(accs.size() + naggs);
-    }
-    Window& win = windows[w];
-    win.bounds = bounds;
-    win.key = k;
-    win.live = true;
-    win.fired = false;
-    win.has_timer = false;
-    keys[k].windows.push_back(w);
-    ++live_windows;
-    return w;
+  uint32_t NewWindow(uint64_t hash, std::string_view key, TimeWindow bounds) {
+    uint32_t e = table.Insert(hash, key, bounds.start, bounds.end, !session);
+    if (session) sessions[std::string(key)].push_back(e);
+    return e;
   }
 
-  // Drops window `w` and, when it was its key's last, the key.
-  void DropWindow(uint32_t w) {
-    Window& win = windows[w];
-    Key& key = keys[win.key];
-    if (key.last_window == w) key.last_window = kNone;
-    auto it = std::find(key.windows.begin(), key.windows.end(), w);
-    *it = key.windows.back();
-    key.windows.pop_back();
-    if (key.windows.empty()) RemoveKey(win.key);
-    Accumulator* a = AccsOf(w);
-    for (size_t j = 0; j < naggs; ++j) a[j].Reset();
-    win.live = false;
-    win.has_timer = false;
-    ++win.gen;
-    free_windows.push_back(w);
-    --live_windows;
+  void DropWindow(uint32_t e) {
+    if (session) {
+      auto it = sessions.find(std::string(table.Key(table[e])));
+      std::vector<uint32_t>& list = it->second;
+      *std::find(list.begin(), list.end(), e) = list.back();
+      list.pop_back();
+      if (list.empty()) sessions.erase(it);
+    }
+    table.Erase(e);
   }
 
   // When the window next needs attention: its firing at end - 1, then its clean-up at
   // end - 1 + allowed_lateness.
-  int64_t NextTime(const Window& win) const {
-    int64_t fire = win.bounds.max_timestamp();
-    return win.fired ? SaturatingAdd(fire, opt.allowed_lateness_ms) : fire;
+  int64_t NextTime(const WindowEntry& w) const {
+    int64_t fire = w.max_timestamp();
+    return w.fired() ? SaturatingAdd(fire, opt.allowed_lateness_ms) : fire;
   }
 
-  void Schedule(uint32_t w) {
-    Window& win = windows[w];
-    int64_t t = NextTime(win);
-    if (win.has_timer && win.timer <= t) return;  // the live timer re-arms itself when it fires
-    ++win.gen;
-    win.has_timer = true;
-    win.timer = t;
-    timers.push_back({t, keys[win.key].seq, win.bounds.start, w, win.gen});
-    std::push_heap(timers.begin(), timers.end(), Later);
+  std::vector<TimerRef>& Bucket(int64_t t) {
+    if (last_bucket != nullptr && last_bucket_time == t) return *last_bucket;
+    auto [it, added] = buckets.try_emplace(t);
+    if (added && !spare_buckets.empty()) {
+      it->second = std::move(spare_buckets.back());
+      spare_buckets.pop_back();
+    }
+    last_bucket = &it->second;
+    last_bucket_time = t;
+    return it->second;
+  }
+
+  void Schedule(uint32_t e) {
+    WindowEntry& w = table[e];
+    int64_t t = NextTime(w);
+    if ((w.flags & WindowEntry::kHasTimer) && w.timer <= t) return;  // it re-arms when it fires
+    ++w.gen;
+    w.flags |= WindowEntry::kHasTimer;
+    w.timer = t;
+    Bucket(t).push_back({e, w.gen});
   }
 
   // --- output ---
@@ -290,15 +169,19 @@ struct WindowOperator::Impl {
   }
 
   // Emits the result of window `w`, stamped with watermark `stamp`.
-  Status Fire(uint32_t w, int64_t stamp) {
-    const Window& win = windows[w];
-    const Key& key = keys[win.key];
-    const Accumulator* a = AccsOf(w);
+  Status Fire(uint32_t e, int64_t stamp) {
+    const WindowEntry& win = table[e];
+    const TimeWindow bounds{win.start, win.end};
+    std::string_view key = table.Key(win);
+    const Accumulator* a = table.Accs(e);
     size_t pos = 0;
     for (size_t i = 0; i < key_vals.size(); ++i) {
-      if (!DecodeKeyValue(key.bytes, &pos, &key_vals[i])) key_vals[i] = Value::Null();
+      if (!DecodeKeyValue(key, &pos, &key_vals[i])) key_vals[i] = Value::Null();
     }
-    for (size_t j = 0; j < naggs; ++j) result_vals[j] = AggregateResult(opt.aggregates[j].kind, a[j]);
+    for (size_t j = 0; j < naggs; ++j) {
+      result_vals[j] = j == inline_agg ? Value::Int(win.counter)
+                                       : AggregateResult(opt.aggregates[j].kind, a[general[j]]);
+    }
 
     json.clear();
     json.push_back('{');
@@ -309,9 +192,9 @@ struct WindowOperator::Impl {
       json.push_back(',');
     }
     json.append("\"window_start\":");
-    AppendJson(json, Value::Int(win.bounds.start));
+    AppendJson(json, Value::Int(bounds.start));
     json.append(",\"window_end\":");
-    AppendJson(json, Value::Int(win.bounds.end));
+    AppendJson(json, Value::Int(bounds.end));
     for (size_t j = 0; j < naggs; ++j) {
       json.push_back(',');
       AppendJsonString(json, opt.aggregates[j].name);
@@ -322,18 +205,18 @@ struct WindowOperator::Impl {
 
     if (!out) out = NewBatch(static_cast<uint32_t>(ctx->output_layout.size()));
     Row proto;
-    proto.ts = win.bounds.max_timestamp();
+    proto.ts = bounds.max_timestamp();
     proto.wm = stamp;
     proto.raw = out->arena.Copy(json);
-    proto.origin = key.origin;
+    proto.origin = win.origin;
     size_t r = out->AddRow(proto);
     Value* slots = out->SlotsOf(r);
     for (size_t s = 0; s < out_fields.size(); ++s) {
       auto [what, i] = out_fields[s];
       switch (what) {
         case OutField::kKey: slots[s] = CopyValue(out->arena, key_vals[i]); break;
-        case OutField::kStart: slots[s] = Value::Int(win.bounds.start); break;
-        case OutField::kEnd: slots[s] = Value::Int(win.bounds.end); break;
+        case OutField::kStart: slots[s] = Value::Int(bounds.start); break;
+        case OutField::kEnd: slots[s] = Value::Int(bounds.end); break;
         case OutField::kAggregate: slots[s] = CopyValue(out->arena, result_vals[i]); break;
         case OutField::kMissing: break;
       }
@@ -350,26 +233,37 @@ struct WindowOperator::Impl {
     wm = to;
     emit_wm = stamp;
     wm_sent = false;
-    while (!timers.empty() && timers.front().time <= to) {
-      std::pop_heap(timers.begin(), timers.end(), Later);
-      Timer t = timers.back();
-      timers.pop_back();
-      if (!windows[t.window].live || windows[t.window].gen != t.gen) continue;
-      windows[t.window].has_timer = false;
-      while (true) {
-        int64_t next = NextTime(windows[t.window]);
-        if (next > t.time) {
-          Schedule(t.window);
+    while (!buckets.empty() && buckets.begin()->first <= to) {
+      auto it = buckets.begin();
+      const int64_t t = it->first;
+      std::vector<TimerRef> due = std::move(it->second);
+      buckets.erase(it);
+      last_bucket = nullptr;
+      const size_t n = due.size();
+      for (size_t i = 0; i < n; ++i) {
+        // Entries of a bucket are scattered: fetch a few ahead, then their slots.
+        if (i + 8 < n) Prefetch(&table[due[i + 8].entry]);
+        if (i + 4 < n && table.IsLive(due[i + 4].entry)) table.PrefetchSlotOf(due[i + 4].entry);
+        const TimerRef ref = due[i];
+        if (!table.IsLive(ref.entry) || table[ref.entry].gen != ref.gen) continue;
+        table[ref.entry].flags &= ~WindowEntry::kHasTimer;
+        while (true) {
+          int64_t next = NextTime(table[ref.entry]);
+          if (next > t) {
+            Schedule(ref.entry);
+            break;
+          }
+          if (!table[ref.entry].fired()) {
+            SR_RETURN_IF_ERROR(Fire(ref.entry, stamp));
+            table[ref.entry].flags |= WindowEntry::kFired;
+            continue;
+          }
+          DropWindow(ref.entry);
           break;
         }
-        if (!windows[t.window].fired) {
-          SR_RETURN_IF_ERROR(Fire(t.window, stamp));
-          windows[t.window].fired = true;
-          continue;
-        }
-        DropWindow(t.window);
-        break;
       }
+      due.clear();
+      spare_buckets.push_back(std::move(due));
     }
     emit_wm = wm;
     return Status::Ok();
@@ -397,8 +291,8 @@ struct WindowOperator::Impl {
     return SaturatingAdd(w.max_timestamp(), opt.allowed_lateness_ms) <= wm;
   }
 
-  // `key_bytes` and `hash`: the row's key (EncodeKey, HashKey).
-  Status ProcessRow(const Batch& batch, size_t r, const std::string& key_bytes, uint64_t hash) {
+  // `ahead`: the row's key (EncodeKey, HashKey) and its last window's hash (Prepare).
+  Status ProcessRow(const Batch& batch, size_t r, const Ahead& ahead) {
     const Row& row = batch.rows[r];
     const Value* slots = batch.SlotsOf(r);
 
@@ -428,84 +322,90 @@ struct WindowOperator::Impl {
       }
     }
 
-    uint32_t k = kNone;
     targets.clear();
-    if (opt.window.type != WindowType::kSession) {
-      AssignWindows(opt.window, row.ts, &assigned);
+    if (!session) {
+      if (opt.window.type == WindowType::kTumbling) {
+        assigned.resize(1);
+        assigned[0].start = WindowStart(row.ts, opt.window.size);
+        assigned[0].end = SaturatingAdd(assigned[0].start, opt.window.size);
+      } else {
+        AssignWindows(opt.window, row.ts, &assigned);
+      }
       for (const TimeWindow& tw : assigned) {
         if (IsLate(tw)) continue;
-        if (k == kNone) {
-          k = FindKey(hash, key_bytes);
-          if (k == kNone) k = AddKey(hash, key_bytes);
-        }
-        Key& key = keys[k];
-        uint32_t w = kNone;
-        if (key.last_window != kNone && key.last_bounds == tw) {
-          w = key.last_window;
-        } else {
-          for (uint32_t c : key.windows) {
-            if (windows[c].bounds == tw) w = c;
-          }
-          if (w == kNone) w = NewWindow(k, tw);
-          key.last_window = w;
-          key.last_bounds = tw;
-        }
-        targets.push_back(w);
+        uint64_t h = tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
+        uint32_t e = table.Find(h, ahead.key, tw.start);
+        if (e == kNoEntry) e = NewWindow(h, ahead.key, tw);
+        targets.push_back(e);
       }
     } else {
       TimeWindow fresh{row.ts, SaturatingAdd(row.ts, opt.window.gap)};
-      k = FindKey(hash, key_bytes);
+      auto it = sessions.find(ahead.key);
       open.clear();
-      if (k != kNone) {
-        for (uint32_t c : keys[k].windows) open.push_back(windows[c].bounds);
+      if (it != sessions.end()) {
+        for (uint32_t c : it->second) open.push_back({table[c].start, table[c].end});
       }
       TimeWindow cover = MergeSessions(open, fresh, &merged);
       // Windows that are not late never merge into a late one, so only a lone window is late.
       if (!IsLate(cover)) {
-        if (k == kNone) k = AddKey(hash, key_bytes);
         if (merged.empty()) {
-          targets.push_back(NewWindow(k, cover));
+          targets.push_back(NewWindow(ahead.key_hash, ahead.key, cover));
         } else {
           merged_ids.clear();
-          for (size_t m : merged) merged_ids.push_back(keys[k].windows[m]);
+          for (size_t m : merged) merged_ids.push_back(it->second[m]);
           uint32_t into = merged_ids[0];
           for (size_t m = 1; m < merged_ids.size(); ++m) {
-            Accumulator* dst = AccsOf(into);
-            Accumulator* src = AccsOf(merged_ids[m]);
-            for (size_t j = 0; j < naggs; ++j) MergeAccumulators(opt.aggregates[j].kind, dst[j], src[j]);
-            DropWindow(merged_ids[m]);  // `into` keeps the key alive
+            Accumulator* dst = table.Accs(into);
+            Accumulator* src = table.Accs(merged_ids[m]);
+            table[into].counter += table[merged_ids[m]].counter;
+            for (size_t j = 0; j < naggs; ++j) {
+              if (j == inline_agg) continue;
+              MergeAccumulators(opt.aggregates[j].kind, dst[general[j]], src[general[j]]);
+            }
+            DropWindow(merged_ids[m]);  // `into` keeps the key's list alive
           }
-          windows[into].bounds = cover;
-          windows[into].fired = false;  // the merged window fires at its own end (or at once)
+          table[into].start = cover.start;
+          table[into].end = cover.end;
+          // The merged window fires at its own end (or at once).
+          table[into].flags &= ~WindowEntry::kFired;
           targets.push_back(into);
         }
       }
     }
     if (targets.empty()) return SendLate(batch, r);
 
-    keys[k].origin = row.origin;
     uint64_t seq = arrival++;
-    for (uint32_t w : targets) {
-      Accumulator* a = AccsOf(w);
+    for (uint32_t e : targets) {
+      WindowEntry& w = table[e];
+      w.origin = row.origin;
+      Accumulator* a = table.Accs(e);
       for (size_t j = 0; j < naggs; ++j) {
         AggKind kind = opt.aggregates[j].kind;
         if (kind == AggKind::kCount) {
-          ++a[j].count;
+          if (j == inline_agg) {
+            ++w.counter;
+          } else {
+            ++a[general[j]].count;
+          }
         } else if (!vals[j].is_nullish()) {
-          Accumulate(kind, a[j], vals[j], seq, &distinct_scratch);
+          if (j == inline_agg) {
+            w.counter += vals[j].as_bool() ? 1 : 0;  // count_if
+          } else {
+            Accumulate(kind, a[general[j]], vals[j], seq, &distinct_scratch);
+          }
         }
       }
       if (fire_now) {
-        SR_RETURN_IF_ERROR(Fire(w, wm));
-        DropWindow(w);
-      } else if (windows[w].bounds.max_timestamp() <= wm) {
+        SR_RETURN_IF_ERROR(Fire(e, wm));
+        DropWindow(e);
+      } else if (w.max_timestamp() <= wm) {
         // Late but within allowed_lateness, or a session merged behind the watermark: fire
         // now with everything the window holds (Flink's EventTimeTrigger.onElement).
-        SR_RETURN_IF_ERROR(Fire(w, wm));
-        windows[w].fired = true;
-        Schedule(w);
+        SR_RETURN_IF_ERROR(Fire(e, wm));
+        table[e].flags |= WindowEntry::kFired;
+        Schedule(e);
       } else {
-        Schedule(w);
+        Schedule(e);
       }
     }
     return Status::Ok();
@@ -569,6 +469,19 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
     }
     m.out_fields.push_back(f);
   }
+  m.session = m.opt.window.type == WindowType::kSession;
+  m.inline_agg = kNone;
+  m.general.assign(m.naggs, kNone);
+  size_t general = 0;
+  for (size_t j = 0; j < m.naggs; ++j) {
+    AggKind kind = m.opt.aggregates[j].kind;
+    if (m.inline_agg == kNone && (kind == AggKind::kCount || kind == AggKind::kCountIf)) {
+      m.inline_agg = j;
+    } else {
+      m.general[j] = general++;
+    }
+  }
+  m.table.Init(general);
   m.vals.assign(m.naggs, Value());
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
@@ -583,11 +496,10 @@ Status WindowOperator::Process(BatchPtr batch) {
   for (size_t r = 0; r < std::min(n, Impl::kPrepareAhead); ++r) m.Prepare(*batch, r);
   for (size_t r = 0; r < n; ++r) {
     if (r + Impl::kPrepareAhead < n) m.Prepare(*batch, r + Impl::kPrepareAhead);
-    if (r + Impl::kKeyAhead < n) m.PrefetchKey(r + Impl::kKeyAhead);
-    if (r + Impl::kAccAhead < n) m.PrefetchAccumulators(r + Impl::kAccAhead);
+    if (r + Impl::kEntryAhead < n) m.PrefetchEntry(r + Impl::kEntryAhead);
+    if (r + Impl::kAccAhead < n) m.PrefetchAccs(r + Impl::kAccAhead);
     if (batch->rows[r].wm > m.wm) SR_RETURN_IF_ERROR(m.Advance(batch->rows[r].wm));
-    size_t i = r & (Impl::kRing - 1);
-    SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring_keys[i], m.ring_hashes[i]));
+    SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));
   }
   SR_RETURN_IF_ERROR(m.Advance(batch->watermark));
   return m.Flush();
@@ -601,31 +513,40 @@ Status WindowOperator::Finish() {
 uint64_t WindowOperator::records_out() const { return impl_->results; }
 uint64_t WindowOperator::late_dropped() const { return impl_->late_dropped; }
 int64_t WindowOperator::watermark() const { return impl_->wm; }
-size_t WindowOperator::open_windows() const { return impl_->live_windows; }
+size_t WindowOperator::open_windows() const { return impl_->table.live(); }
 
 Status WindowOperator::SnapshotTo(KeyedStateStore& store) const {
   const Impl& m = *impl_;
   std::string ns, value;
-  for (size_t w = 0; w < m.windows.size(); ++w) {
-    const Impl::Window& win = m.windows[w];
-    if (!win.live) continue;
-    const Impl::Key& key = m.keys[win.key];
+  Accumulator counter;
+  for (size_t i = 0; i < m.table.capacity(); ++i) {
+    auto e = static_cast<uint32_t>(i);
+    if (!m.table.IsLive(e)) continue;
+    const WindowEntry& win = m.table[e];
+    std::string_view key = m.table.Key(win);
     ns.clear();
-    PutI64(ns, win.bounds.start);
-    PutI64(ns, win.bounds.end);
+    PutI64(ns, win.start);
+    PutI64(ns, win.end);
     value.clear();
     PutU8(value, kStateVersion);
-    PutU8(value, win.fired ? kFlagFired : 0);
-    PutU8(value, static_cast<uint8_t>(key.origin >> 8));
-    PutU8(value, static_cast<uint8_t>(key.origin & 0xFF));
+    PutU8(value, win.fired() ? kFlagFired : 0);
+    PutU8(value, static_cast<uint8_t>(win.origin >> 8));
+    PutU8(value, static_cast<uint8_t>(win.origin & 0xFF));
     PutU64(value, m.arrival);
     PutU8(value, static_cast<uint8_t>(m.naggs));
-    const Accumulator* a = m.accs.data() + w * m.naggs;
+    const Accumulator* a = m.table.Accs(e);
     for (size_t j = 0; j < m.naggs; ++j) {
-      PutU8(value, static_cast<uint8_t>(m.opt.aggregates[j].kind));
-      EncodeAccumulator(m.opt.aggregates[j].kind, a[j], &value);
+      AggKind kind = m.opt.aggregates[j].kind;
+      PutU8(value, static_cast<uint8_t>(kind));
+      if (j == m.inline_agg) {
+        counter.count = win.counter;
+        EncodeAccumulator(kind, counter, &value);
+      } else {
+        EncodeAccumulator(kind, a[m.general[j]], &value);
+      }
     }
-    SR_RETURN_IF_ERROR(store.Put(key.key_group, key.bytes, ns, value));
+    SR_RETURN_IF_ERROR(
+        store.Put(KeyGroupOf(HashKey(key), m.ctx->max_parallelism), key, ns, value));
   }
   return Status::Ok();
 }
@@ -659,25 +580,28 @@ Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_g
     }
     if (n != m.naggs) return corrupt("its aggregates changed since the state was written");
     uint64_t hash = HashKey(key_bytes);
-    uint32_t k = m.FindKey(hash, key_bytes);
-    if (k == kNone) k = m.AddKey(hash, key_bytes);
-    m.keys[k].origin = static_cast<uint16_t>((o1 << 8) | o2);
-    uint32_t w = m.NewWindow(k, bounds);
-    m.windows[w].fired = (flags & kFlagFired) != 0;
-    Accumulator* a = m.AccsOf(w);
+    if (!m.session) hash = WindowHash(hash, bounds.start);
+    uint32_t e = m.NewWindow(hash, key_bytes, bounds);
+    WindowEntry& win = m.table[e];
+    win.origin = static_cast<uint16_t>((o1 << 8) | o2);
+    if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
+    Accumulator* a = m.table.Accs(e);
+    Accumulator counter;
     for (size_t j = 0; j < m.naggs; ++j) {
       uint8_t kind;
       if (!in.GetU8(&kind)) return corrupt("a truncated window entry");
       if (kind != static_cast<uint8_t>(m.opt.aggregates[j].kind)) {
         return corrupt("its aggregates changed since the state was written");
       }
-      if (!DecodeAccumulator(m.opt.aggregates[j].kind, in, &a[j])) {
+      Accumulator* into = j == m.inline_agg ? &counter : &a[m.general[j]];
+      if (!DecodeAccumulator(m.opt.aggregates[j].kind, in, into)) {
         return corrupt("a damaged accumulator");
       }
+      if (j == m.inline_agg) win.counter = counter.count;
     }
     if (!in.done()) return corrupt("trailing bytes in a window entry");
     m.arrival = std::max(m.arrival, arrival);
-    m.Schedule(w);
+    m.Schedule(e);
     return Status::Ok();
   });
 }

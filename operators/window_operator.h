@@ -4,7 +4,8 @@
 //  - Every input row carries the watermark before it (Row::wm). Before a row, the operator
 //    advances its watermark to that value; after a batch, to Batch::watermark; Finish advances
 //    it to kMaxTimestamp. Advancing fires every window whose end - 1 <= watermark (in order of
-//    that time, then of key arrival) and drops the state of windows whose
+//    that time, then of the order its timer was set: for tumbling and sliding windows the order
+//    in which the windows opened) and drops the state of windows whose
 //    end - 1 + allowed_lateness <= watermark. So results are those of a single-threaded run in
 //    input order, however the input is batched.
 //  - A record goes to each of its windows (after session merging) unless that window is late
@@ -15,23 +16,29 @@
 //    drops them ("fire and purge"): the key's next record opens a new window.
 //  - Results: one record per firing, the JSON object
 //    {<key fields as written in key_by>, "window_start", "window_end", <aggregates in order>},
-//    with ts = window_end - 1. Results of windows fired by a watermark advance carry as `wm` the
+//    with ts = window_end - 1 and the origin of the window's last record. Results of windows fired by a watermark advance carry as `wm` the
 //    watermark before that advance (as Flink emits them before it forwards the watermark), so a
 //    downstream window of the same size does not take them for late; results fired by a record
 //    carry the current watermark. Whenever the watermark advances, a batch (maybe empty) carries
 //    it downstream.
 //
-// State: per key (the EncodeKey bytes, in an open-addressing table keyed by HashKey), its open
-// windows; per window, its bounds, whether it has fired, and one accumulator per aggregate. The
-// steady state allocates nothing per record. SnapshotTo / RestoreFrom write and read that state
+// State: one 64-byte entry per open (key, window) in a WindowTable (operators/window_table.h:
+// key bytes inline, the first count()/count_if() inline, the other aggregates' accumulators
+// beside it), indexed by (key, window start) for tumbling and sliding windows, and by a per-key
+// list for sessions (which merge); timers in buckets by time. So a record of a known key
+// touches two cache lines (slot, entry), both prefetched some rows ahead, and a window end drops
+// its windows without per-key churn. The steady state allocates nothing per record for
+// tumbling and sliding windows. SnapshotTo / RestoreFrom write and read that state
 // through a KeyedStateStore (format below), by key group, so a snapshot can be restored at another
 // parallelism.
 //
 // State format (version 1): one entry per open window, at (key group, key bytes, namespace)
 // with namespace = window start, window end (8 bytes big-endian each, as signed two's
 // complement) and value =
-//   u8 version (1) | u8 flags (bit 0: fired) | u16 origin of the key's last record |
-//   u64 arrival number of the key's last record | u8 number of aggregates |
+//   u8 version (1) | u8 flags (bit 0: fired) | u16 origin of the window's last record (until
+//   the entry-per-window layout: of the key's last record; both read the same) |
+//   u64 records added so far by the operator (first/last order; restore continues after the
+//   largest) | u8 number of aggregates |
 //   per aggregate: u8 AggKind, then its accumulator (EncodeAccumulator).
 // Timers are not stored: a window's next timer follows from its end, its fired flag and the
 // allowed lateness, and is rebuilt on restore.
