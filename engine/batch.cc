@@ -125,6 +125,7 @@ void Batch::Clear() {
   seq = 0;
   seq_last = true;
   barrier_id = 0;
+  pins.clear();
 }
 
 namespace {

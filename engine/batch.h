@@ -5,7 +5,7 @@
 // fields that steps downstream read (its "slots", laid out by the stream's Layout). A source
 // extracts only those fields, once; a filter passes records on as their original bytes.
 //
-// A Batch owns the memory its rows point to (its Arena). Batches are recycled through a pool, so
+// A Batch owns the memory its rows point to (its Arena, and the batches it pins). Batches are recycled through a pool, so
 // the steady state allocates nothing per record.
 //
 // Thread safety: a Batch is owned by one thread at a time and handed over through a channel
@@ -69,10 +69,15 @@ struct Row {
   std::string_view raw;        // the record's bytes, without the newline
   uint32_t slot = 0;           // index of its first slot in Batch::slots
   uint16_t origin = 0;         // index of the source it came from (for <source>.errors)
-  uint16_t flags = 0;          // kRowText: raw is a text line, not JSON
+  uint16_t flags = 0;          // kRowText, kRowKeyHash
   uint64_t offset = 0;         // position in its source (byte offset, sequence number)
+  // Set by a keyed exchange (flag kRowKeyHash): HashKey(EncodeKey(...)) of the row's key under
+  // the key_by of the consumer the row was sent to, so that the keyed operator need not hash the
+  // key again. Valid only in that consumer's input; any other step ignores it.
+  uint64_t key_hash = 0;
 };
-inline constexpr uint16_t kRowText = 1;
+inline constexpr uint16_t kRowText = 1;     // raw is a text line, not JSON
+inline constexpr uint16_t kRowKeyHash = 2;  // key_hash is set
 
 struct Batch {
   // Do not reorder: checkpoint barriers will be stored by kind in later formats.
@@ -94,6 +99,9 @@ struct Batch {
   uint64_t seq = 0;
   bool seq_last = true;
   uint64_t barrier_id = 0;    // reserved for checkpoint barriers
+  // Other batches whose memory rows of this one point into (rows added by AddRowRef); kept
+  // alive, unchanged, until this batch is cleared.
+  std::vector<std::shared_ptr<const Batch>> pins;
 
   Value* SlotsOf(size_t r) { return slots.data() + rows[r].slot; }
   const Value* SlotsOf(size_t r) const { return slots.data() + rows[r].slot; }
@@ -102,6 +110,15 @@ struct Batch {
   size_t AddRow(const Row& proto);
   // Appends row `r` of `src` (same width), copying its bytes and strings into this arena.
   void CopyRowFrom(const Batch& src, size_t r);
+  // Appends row `r` of `src` (same width) by reference: its bytes and strings stay where they
+  // are. REQUIRES: `src` (or what its rows point into) is in `pins`.
+  void AddRowRef(const Batch& src, size_t r) {
+    Row row = src.rows[r];
+    const Value* vals = src.SlotsOf(r);
+    row.slot = static_cast<uint32_t>(slots.size());
+    slots.insert(slots.end(), vals, vals + width);
+    rows.push_back(row);
+  }
   // Keeps only the rows for which keep[r] is true, in order (slots stay where they are).
   void KeepRows(const std::vector<bool>& keep);
   bool full() const { return rows.size() >= kBatchRows || arena.used() >= kBatchBytes; }

@@ -54,16 +54,30 @@ Status OutputEmitter::Push(Route& r, size_t target, BatchPtr b) {
 
 Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   if (r.gates.size() == 1) return Push(r, 0, std::move(batch));
-  // Keyed exchange: rows go to the subtask that owns their key group.
+  // Keyed exchange: rows go to the subtask that owns their key group. They go by reference: each
+  // consumer batch pins the input batch instead of copying the rows' bytes. A consumer batch
+  // never outlives the input batch by much: every pending batch is sent at the end of it.
   const int n = static_cast<int>(r.gates.size());
-  const Batch& in = *batch;
-  for (size_t row = 0; row < in.rows.size(); ++row) {
+  std::shared_ptr<const Batch> pin(batch.release(), BatchRecycler());
+  const Batch& in = *pin;
+  const size_t rows = in.rows.size();
+  targets_.resize(rows);
+  hashes_.resize(rows);
+  for (size_t row = 0; row < rows; ++row) {
     EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
-    int kg = KeyGroupOf(HashKey(key_), r.max_parallelism);
-    int t = SubtaskOfKeyGroup(kg, n, r.max_parallelism);
+    uint64_t hash = HashKey(key_);
+    hashes_[row] = hash;
+    targets_[row] = SubtaskOfKeyGroup(KeyGroupOf(hash, r.max_parallelism), n, r.max_parallelism);
+  }
+  for (size_t row = 0; row < rows; ++row) {
+    const int t = targets_[row];
     BatchPtr& out = r.pending[t];
     if (!out) out = NewBatch(in.width);
-    out->CopyRowFrom(in, row);
+    if (out->pins.empty() || out->pins.back() != pin) out->pins.push_back(pin);
+    out->AddRowRef(in, row);
+    Row& added = out->rows.back();
+    added.key_hash = hashes_[row];
+    added.flags |= kRowKeyHash;
     if (out->full()) {
       out->seq = in.seq;
       out->seq_last = false;

@@ -1,6 +1,7 @@
 // JsonExtractor: a trie of wanted paths walked with simdjson On-Demand.
 #include "engine/json_extract.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -42,6 +43,19 @@ struct JsonExtractor::Impl {
   std::vector<std::pair<int, int>> duplicates;  // (first slot, other slot) of a repeated path
   od::parser parser;
   std::unique_ptr<od::parser> sub_parser;  // for a path wanted both whole and in parts
+  // Many lines at a time (BeginLines): the shared pass over the buffer and where it is.
+  od::parser many_parser;
+  od::document_stream stream;
+  od::document_stream::iterator it;
+  bool stream_live = false;
+  const char* many_end = nullptr;  // the end of the BeginLines buffer
+  size_t alone_left = 0;   // lines still to parse alone before restarting the shared pass
+  size_t alone_run = kMinAloneRun;  // lines to parse alone after the next failure
+  size_t since_start = 0;  // documents taken from the shared pass since it (re)started
+  static constexpr size_t kWindow = 128 * 1024;  // bytes per stage-1 pass
+  static constexpr size_t kMinAloneRun = 64;
+  static constexpr size_t kMaxAloneRun = 4096;
+  // for a path wanted both whole and in parts
   simdjson::error_code error = simdjson::SUCCESS;
 
   int Child(int node, std::string_view key) const {
@@ -223,6 +237,9 @@ struct JsonExtractor::Impl {
 };
 
 JsonExtractor::JsonExtractor(const Layout& layout) : impl_(std::make_unique<Impl>()), width_(layout.size()) {
+#ifdef SIMDJSON_THREADS_ENABLED
+  impl_->many_parser.threaded = false;  // no stage-1 helper thread: the subtasks use the cores
+#endif
   impl_->nodes.emplace_back();
   for (size_t s = 0; s < layout.size(); ++s) {
     const FieldPath& path = layout[s];
@@ -277,6 +294,71 @@ bool JsonExtractor::Extract(std::string_view line, Value* slots, Arena& arena, s
     if (error != nullptr) *error = Describe(im.error);
     return false;
   }
+  for (const auto& [from, to] : im.duplicates) slots[to] = slots[from];
+  return true;
+}
+
+void JsonExtractor::BeginLines(const char* data, size_t size) {
+  Impl& im = *impl_;
+  im.stream_live = false;
+  im.many_end = data + size;
+  im.alone_left = 0;
+  im.alone_run = Impl::kMinAloneRun;
+}
+
+bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* slots,
+                                Arena& arena, std::string* error) {
+  Impl& im = *impl_;
+  if (im.alone_left > 0) {
+    --im.alone_left;
+    return Extract(line, slots, arena, error);
+  }
+  if (!im.stream_live) {
+    // The pass starts at this line (lines before it, if any, were parsed alone).
+    if (im.many_parser.iterate_many(line.data(), im.many_end - line.data(), Impl::kWindow)
+            .get(im.stream)) {
+      im.alone_left = 1;
+      return ExtractLine(line, next, slots, arena, error);
+    }
+    im.it = im.stream.begin();
+    im.stream_live = true;
+    im.since_start = 0;
+  }
+  // Take the line from the shared pass when its document is exactly the line.
+  bool verify = false;
+  bool taken = false;
+  do {
+    if (!(im.it != im.stream.end())) break;
+    od::document_reference doc;
+    if ((*im.it).get(doc)) break;
+    const char* at = nullptr;
+    if (doc.current_location().get(at) || at != line.data()) break;
+    od::object obj;
+    if (doc.get_object().get(obj)) break;
+    for (size_t i = 0; i < width_; ++i) slots[i] = Value::Missing();
+    im.error = simdjson::SUCCESS;
+    if (!im.Object(obj, 0, slots, arena)) break;
+    // Every token of the object was consumed: the next one must be on a later line. At the end
+    // of a window the next token is not known here, so Extract decides (once per window).
+    auto after = doc.current_location();
+    if (after.error() == simdjson::OUT_OF_BOUNDS) {
+      verify = true;
+    } else if (after.error() || after.value_unsafe() < next) {
+      break;
+    }
+    taken = true;
+  } while (false);
+  if (!taken) {
+    // Parse alone for a while, longer each time the pass fails right where it restarted.
+    im.stream_live = false;
+    im.alone_run = im.since_start == 0 ? std::min(im.alone_run * 2, Impl::kMaxAloneRun)
+                                       : Impl::kMinAloneRun;
+    im.alone_left = im.alone_run - 1;  // this line is the first of them
+    return Extract(line, slots, arena, error);
+  }
+  ++im.it;
+  ++im.since_start;
+  if (verify) return Extract(line, slots, arena, error);
   for (const auto& [from, to] : im.duplicates) slots[to] = slots[from];
   return true;
 }

@@ -160,6 +160,7 @@ class FileSource : public SourceOperator {
           const char* nl = static_cast<const char*>(std::memchr(buf.data() + old, '\n', len - old));
           if (nl != nullptr) len = nl - buf.data() + 1;
         }
+        maker.BeginLines(buf.data() + start, len - start);
         while (start < len) {
           const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
           size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
@@ -167,8 +168,9 @@ class FileSource : public SourceOperator {
           if (line_end > start && buf[line_end - 1] == '\r') --line_end;
           if (line_end > start) {
             BatchPtr& b = batches.back();
+            const char* next = buf.data() + std::min(stop + 1, len);
             SR_RETURN_IF_ERROR(maker.AddLine(*b, std::string_view(buf.data() + start, line_end - start),
-                                             pos + start, local));
+                                             pos + start, local, next));
             if (b->full()) {
               b->watermark = local.current();
               batches.push_back(NewBatch(width));

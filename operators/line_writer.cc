@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "operators/factories.h"
 #include "operators/sinks.h"
@@ -19,13 +20,16 @@ constexpr size_t kWriteBuffer = 1 << 20;
 class LineSink : public Operator {
  public:
   LineSink(std::string path, bool is_stdout, int fd = -1)
-      : path_(std::move(path)), stdout_(is_stdout), fd_(fd), own_fd_(fd < 0 && !is_stdout) {}
+      : path_(std::move(path)),
+        stdout_(is_stdout),
+        fd_(fd),
+        own_fd_(fd < 0 && !is_stdout),
+        buf_(std::make_unique<char[]>(kWriteBuffer)) {}
   ~LineSink() override {
     if (own_fd_ && fd_ >= 0) ::close(fd_);
   }
 
   Status Open(const OperatorContext& /*ctx*/) override {
-    buf_.reserve(kWriteBuffer);
     if (stdout_) {
       fd_ = STDOUT_FILENO;
       return Status::Ok();
@@ -41,15 +45,21 @@ class LineSink : public Operator {
   }
 
   Status Process(BatchPtr batch) override {
+    // Per record: one memcpy into the buffer; the buffer goes out in large write(2)s.
+    char* const buf = buf_.get();
     for (const Row& row : batch->rows) {
-      if (buf_.size() + row.raw.size() + 1 > kWriteBuffer) SR_RETURN_IF_ERROR(Flush());
-      if (row.raw.size() + 1 > kWriteBuffer) {
-        SR_RETURN_IF_ERROR(Write(row.raw.data(), row.raw.size()));
-        buf_.push_back('\n');
-      } else {
-        buf_.append(row.raw);
-        buf_.push_back('\n');
+      const size_t n = row.raw.size();
+      if (used_ + n + 1 > kWriteBuffer) {
+        SR_RETURN_IF_ERROR(Flush());
+        if (n + 1 > kWriteBuffer) {  // larger than the buffer: straight out
+          SR_RETURN_IF_ERROR(Write(row.raw.data(), n));
+          buf[used_++] = '\n';
+          continue;
+        }
       }
+      std::memcpy(buf + used_, row.raw.data(), n);
+      buf[used_ + n] = '\n';
+      used_ += n + 1;
     }
     records_ += batch->rows.size();
     if (stdout_) return Flush();
@@ -74,8 +84,8 @@ class LineSink : public Operator {
 
  private:
   Status Flush() {
-    Status st = Write(buf_.data(), buf_.size());
-    buf_.clear();
+    Status st = Write(buf_.get(), used_);
+    used_ = 0;
     return st;
   }
   Status Write(const char* p, size_t n) {
@@ -95,7 +105,8 @@ class LineSink : public Operator {
   bool stdout_;
   int fd_;
   bool own_fd_;
-  std::string buf_;
+  std::unique_ptr<char[]> buf_;  // [0, used_): bytes not yet written
+  size_t used_ = 0;
   uint64_t records_ = 0;
 };
 

@@ -77,19 +77,22 @@ Status RecordMaker::Bad(Batch& batch, std::string_view text, uint64_t offset,
 }
 
 Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset,
-                            WatermarkGenerator& gen) {
+                            WatermarkGenerator& gen, const char* next) {
   Row proto;
   proto.origin = ctx_.origin;
   proto.offset = offset;
   size_t r = batch.AddRow(proto);
   Value* slots = batch.SlotsOf(r);
   if (format_ == LineFormat::kJson) {
-    if (!extractor_->Extract(line, slots, batch.arena, &error_)) {
+    bool ok = next != nullptr ? extractor_->ExtractLine(line, next, slots, batch.arena, &error_)
+                              : extractor_->Extract(line, slots, batch.arena, &error_);
+    if (!ok) {
       batch.rows.pop_back();
       batch.slots.resize(batch.slots.size() - width_);
       return Bad(batch, line, offset, error_);
     }
   }
+  if (next == nullptr) chunk_read_ms_ = kMinTimestamp;  // not a chunk's line: read now
   // The row keeps its own copy of the bytes; values that point into the line follow it there.
   std::string_view raw = batch.arena.Copy(line);
   batch.rows[r].raw = raw;
@@ -136,7 +139,7 @@ Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
       return Bad(batch, text, offset, reason);  // text stays valid: it is in the arena
     }
   } else {
-    ts = WallClockMs();
+    ts = chunk_read_ms_ != kMinTimestamp ? chunk_read_ms_ : WallClockMs();
   }
   row.ts = ts;
   row.wm = gen.current();

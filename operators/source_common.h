@@ -39,6 +39,9 @@ std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
 
 enum class LineFormat : uint8_t { kJson, kText };
 
+// Milliseconds since the epoch, for sources without event_time.
+int64_t WallClockMs();
+
 // Turns input into rows of a batch laid out by ctx.layout. One per source subtask.
 class RecordMaker {
  public:
@@ -52,7 +55,19 @@ class RecordMaker {
   // gen observes the row's time. Bad input goes to ctx.errors and is not appended; the Status
   // is the reporter's (not ok when on_error is fail).
   // REQUIRES: JsonExtractor::padding() readable bytes after the line.
-  Status AddLine(Batch& batch, std::string_view line, uint64_t offset, WatermarkGenerator& gen);
+  // `next`: when the line comes from the buffer given to BeginLines, where the following line
+  // begins (see JsonExtractor::ExtractLine); nullptr otherwise.
+  Status AddLine(Batch& batch, std::string_view line, uint64_t offset, WatermarkGenerator& gen,
+                 const char* next = nullptr);
+
+  // The lines of [data, data + size) come next, in order (a file chunk, read at once): JSON is
+  // parsed many lines at a time (JsonExtractor::BeginLines), and without event_time they all
+  // get the time of this call as their read time (one clock read per chunk, not per line).
+  // REQUIRES: padding() readable bytes after it.
+  void BeginLines(const char* data, size_t size) {
+    if (extractor_) extractor_->BeginLines(data, size);
+    chunk_read_ms_ = WallClockMs();
+  }
 
   // For sources that fill a row themselves (generators): the last row of `batch` has raw, offset
   // and slots set; computes its ts and wm like AddLine, or reports and removes it.
@@ -72,11 +87,9 @@ class RecordMaker {
   std::unique_ptr<Expr> event_time_;
   int offset_slot_ = -1;
   int line_slot_ = -1;
+  int64_t chunk_read_ms_ = kMinTimestamp;  // BeginLines' time; kMinTimestamp: not in a chunk
   std::string error_;
 };
-
-// Milliseconds since the epoch, for sources without event_time.
-int64_t WallClockMs();
 
 // At most `rate` records per second (rate <= 0: unlimited), with a burst of a tenth of a second.
 class RateLimiter {

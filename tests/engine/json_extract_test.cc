@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 namespace streamrun {
 namespace {
@@ -185,6 +187,81 @@ TEST_CASE("json_extract: one extractor reused over many lines") {
     bool ok = ex.Extract(p.line(), slots.data(), arena, &error);
     CHECK(ok == (i % 3 != 0));
     if (ok) CHECK(slots[1].as_int() == i);
+  }
+}
+
+// Splits `text` into lines as the file source does and extracts each both ways: many lines at a
+// time (BeginLines/ExtractLine) and alone (Extract). The results must be the same.
+void CheckManyMatchesAlone(const Layout& layout, const std::string& text) {
+  std::string buf = text;
+  buf.append(JsonExtractor::padding(), 'x');
+  Arena arena;
+  JsonExtractor many(layout);
+  JsonExtractor alone(layout);
+  std::vector<Value> a(layout.size()), b(layout.size());
+  std::string ea, eb;
+  many.BeginLines(buf.data(), text.size());
+  size_t start = 0, lines = 0;
+  while (start < text.size()) {
+    size_t stop = text.find('\n', start);
+    if (stop == std::string::npos) stop = text.size();
+    size_t end = stop;
+    if (end > start && buf[end - 1] == '\r') --end;
+    if (end > start) {
+      std::string_view line(buf.data() + start, end - start);
+      const char* next = buf.data() + std::min(stop + 1, text.size());
+      ea.clear();
+      eb.clear();
+      bool ok_many = many.ExtractLine(line, next, a.data(), arena, &ea);
+      bool ok_alone = alone.Extract(line, b.data(), arena, &eb);
+      CAPTURE(std::string(line));
+      REQUIRE(ok_many == ok_alone);
+      CHECK(ea == eb);
+      for (size_t i = 0; i < layout.size(); ++i) CHECK(a[i] == b[i]);
+      ++lines;
+    }
+    start = stop + 1;
+  }
+  CHECK(lines > 0);
+}
+
+TEST_CASE("json_extract: lines read many at a time give what each gives alone") {
+  const std::vector<std::string> broken = {
+      R"({"a":1,"b":)", R"({"a":"x)", R"({"a":1)", R"({"a":{"b":1})", R"({"z":[1,2,{"q":1})",
+      R"({"a":1}})", R"({"a":1} x)", R"({"a":1}{"b":2})", "[1,2]", "42", R"("str")", "   ",
+      "{\"a\":\"\xff\xfe\"}", "{\"z\":\"\xc3\"}", R"({"a":tru})", R"({"a":01})", R"({a:1})",
+      R"(  {"a":7}  )", R"({"a":"q\"uote"})", R"({"a":"}\n{"})", R"(})", R"({)", "\"",
+  };
+  const Layout layout = {{"a"}, {"u"}, {"n", "x"}};
+  auto good = [](int i) {
+    return "{\"ts\":" + std::to_string(1700000000000 + i) + ",\"u\":\"u" + std::to_string(i % 977) +
+           "\",\"n\":{\"x\":" + std::to_string(i) + "},\"a\":\"view\"}";
+  };
+  SUBCASE("all good, across many stage-1 windows") {
+    std::string text;
+    for (int i = 0; i < 20000; ++i) text += good(i) + (i % 7 == 0 ? "\r\n" : "\n");
+    CheckManyMatchesAlone(layout, text);
+  }
+  SUBCASE("each broken line among good ones, at the start, middle and end") {
+    for (const auto& b : broken) {
+      for (int where : {0, 1, 100, 2999}) {
+        std::string text;
+        for (int i = 0; i < 3000; ++i) {
+          if (i == where) text += b + "\n";
+          text += good(i) + "\n";
+        }
+        text += b;  // and as the last line, without a newline
+        CheckManyMatchesAlone(layout, text);
+      }
+    }
+  }
+  SUBCASE("many broken lines, densely and in runs") {
+    std::string text;
+    for (int i = 0; i < 20000; ++i) {
+      bool bad = i % 13 == 0 || (i > 5000 && i < 9000) || i % 1000 < 3;
+      text += (bad ? broken[static_cast<size_t>(i) % broken.size()] : good(i)) + "\n";
+    }
+    CheckManyMatchesAlone(layout, text);
   }
 }
 
