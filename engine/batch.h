@@ -73,7 +73,8 @@ struct Row {
   uint64_t offset = 0;         // position in its source (byte offset, sequence number)
   // Set by a keyed exchange (flag kRowKeyHash): HashKey(EncodeKey(...)) of the row's key under
   // the key_by of the consumer the row was sent to, so that the keyed operator need not hash the
-  // key again. Valid only in that consumer's input; any other step ignores it.
+  // key again. Valid only in that consumer's input; any other step ignores it, and the keyed
+  // operator clears the flag on the input rows it passes on (its late stream).
   uint64_t key_hash = 0;
 };
 inline constexpr uint16_t kRowText = 1;     // raw is a text line, not JSON

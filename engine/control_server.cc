@@ -2,6 +2,7 @@
 #include "engine/control_server.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -79,20 +80,28 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& s
 
 ControlServer::ControlServer(std::string path, int fd, Handler handler)
     : path_(std::move(path)), fd_(fd), handler_(std::move(handler)) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
   thread_ = std::thread([this] { Loop(); });
 }
 
 ControlServer::~ControlServer() {
   stop_.store(true);
+  uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) {
+    // The loop still ends at its next poll timeout.
+  }
   thread_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
   close(fd_);
   unlink(path_.c_str());
 }
 
 void ControlServer::Loop() {
   while (!stop_.load()) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
+    // The eventfd wakes the poll at once when the server is destroyed (a job's exit is not
+    // delayed); the timeout is only a fallback.
+    pollfd p[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(p, wake_fd_ >= 0 ? 2 : 1, 1000) <= 0 || !(p[0].revents & POLLIN)) continue;
     int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
     std::string request;

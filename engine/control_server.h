@@ -37,6 +37,7 @@ class ControlServer {
 
   std::string path_;
   int fd_;
+  int wake_fd_ = -1;  // eventfd: wakes the loop when the server is destroyed
   Handler handler_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

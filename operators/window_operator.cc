@@ -91,7 +91,8 @@ struct WindowOperator::Impl {
   void Prepare(const Batch& batch, size_t r) {
     Ahead& a = ring[r & (kRing - 1)];
     EncodeKey(batch.SlotsOf(r), key_slots, &a.key);
-    a.key_hash = HashKey(a.key);
+    const Row& row = batch.rows[r];
+    a.key_hash = (row.flags & kRowKeyHash) ? row.key_hash : HashKey(a.key);
     if (session) return;
     int64_t ts = batch.rows[r].ts;
     a.start = WindowStart(ts, opt.window.type == WindowType::kTumbling ? opt.window.size
@@ -283,6 +284,8 @@ struct WindowOperator::Impl {
     }
     if (!late) late = NewBatch(batch.width);
     late->CopyRowFrom(batch, r);
+    // The key hash belonged to this step's key; whoever reads the late stream keys differently.
+    late->rows.back().flags &= static_cast<uint16_t>(~kRowKeyHash);
     if (late->full()) return EmitLate();
     return Status::Ok();
   }
