@@ -21,9 +21,14 @@ sinks:
 class ControlTest(harness.TempDirTest):
     def start(self):
         path = self.write("p.yaml", PIPELINE)
-        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.addCleanup(stop)
         sock = self.path(".streamrun/ctl/control.sock")
         for _ in range(100):
             if os.path.exists(sock):
