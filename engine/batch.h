@@ -100,9 +100,10 @@ struct Batch {
   uint64_t seq = 0;
   bool seq_last = true;
   uint64_t barrier_id = 0;    // reserved for checkpoint barriers
-  // Other batches whose memory rows of this one point into (rows added by AddRowRef); kept
-  // alive, unchanged, until this batch is cleared.
-  std::vector<std::shared_ptr<const Batch>> pins;
+  // Memory that rows of this one point into besides its arena: other batches (rows added by
+  // AddRowRef) and a file source's chunk buffers (lines are not copied). Kept alive,
+  // unchanged, until this batch is cleared.
+  std::vector<std::shared_ptr<const void>> pins;
 
   Value* SlotsOf(size_t r) { return slots.data() + rows[r].slot; }
   const Value* SlotsOf(size_t r) const { return slots.data() + rows[r].slot; }

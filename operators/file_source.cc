@@ -132,10 +132,16 @@ class FileSource : public SourceOperator {
     const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
     const int p = std::max(1, ctx.parallelism);
     WatermarkGenerator real(o_.common.max_out_of_orderness_ms);
-    std::string buf;
+    // Rows point into the chunk buffer (RecordMaker::SetLineOwner), so a buffer is reused only
+    // when no batch holds it any more; otherwise the next chunk gets a new one.
+    std::shared_ptr<std::string> owner = std::make_shared<std::string>();
     std::vector<BatchPtr> batches;
     for (uint64_t k = static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
       if (IsCancelled(ctx)) return Status::Cancelled();
+      maker.SetLineOwner(nullptr);
+      if (owner.use_count() > 1) owner = std::make_shared<std::string>();
+      std::string& buf = *owner;
+      maker.SetLineOwner(owner);
       // While parsing, a generator with delay -1 makes row.wm and batch.watermark hold the
       // chunk-local max event time (before the row, after the batch); fixed up below.
       WatermarkGenerator local(-1);

@@ -93,11 +93,18 @@ Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset
     }
   }
   if (next == nullptr) chunk_read_ms_ = kMinTimestamp;  // not a chunk's line: read now
-  // The row keeps its own copy of the bytes; values that point into the line follow it there.
-  std::string_view raw = batch.arena.Copy(line);
+  std::string_view raw = line;
+  if (line_owner_) {
+    // The line stays in its chunk buffer, which the batch pins.
+    if (batch.pins.empty() || batch.pins.back() != line_owner_) batch.pins.push_back(line_owner_);
+  } else {
+    // The row keeps its own copy of the bytes; values that point into the line follow it there.
+    raw = batch.arena.Copy(line);
+  }
   batch.rows[r].raw = raw;
   if (format_ == LineFormat::kJson) {
-    for (uint32_t i = 0; i < width_; ++i) {
+    // Values that point into the line follow its bytes into the arena.
+    for (uint32_t i = 0; i < width_ && raw.data() != line.data(); ++i) {
       Value& v = slots[i];
       if (v.kind() != Value::Kind::kString && v.kind() != Value::Kind::kJson) continue;
       std::string_view s = v.as_string();

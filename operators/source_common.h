@@ -68,6 +68,10 @@ class RecordMaker {
     if (extractor_) extractor_->BeginLines(data, size);
     chunk_read_ms_ = WallClockMs();
   }
+  // The lines given to AddLine from now on live in `owner`, which stays unchanged while anyone
+  // holds it: rows point into it instead of copying their bytes, and their batches pin it.
+  // Null (the default): every line is copied into its batch's arena.
+  void SetLineOwner(std::shared_ptr<const void> owner) { line_owner_ = std::move(owner); }
 
   // For sources that fill a row themselves (generators): the last row of `batch` has raw, offset
   // and slots set; computes its ts and wm like AddLine, or reports and removes it.
@@ -84,6 +88,7 @@ class RecordMaker {
   LineFormat format_;
   uint32_t width_;
   std::unique_ptr<JsonExtractor> extractor_;
+  std::shared_ptr<const void> line_owner_;
   std::unique_ptr<Expr> event_time_;
   int offset_slot_ = -1;
   int line_slot_ = -1;
