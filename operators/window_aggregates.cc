@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/key.h"
+#include "engine/spelling.h"
 
 namespace streamrun {
 namespace {
@@ -21,21 +22,6 @@ constexpr AggInfo kAggs[] = {
     {"first", AggKind::kFirst},     {"last", AggKind::kLast},
     {"count_distinct", AggKind::kCountDistinct},
 };
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -100,14 +86,11 @@ bool ParseAggregateCall(std::string_view text, AggCall* call, AggParseError* err
   }
   if (info == nullptr) {
     std::string message = "unknown aggregate '" + std::string(name) + "'";
-    const AggInfo* best = nullptr;
-    size_t best_d = 0;
-    for (const auto& a : kAggs) {
-      size_t d = EditDistance(name, a.name);
-      if (best == nullptr || d < best_d) best = &a, best_d = d;
-    }
-    if (best != nullptr && best_d <= std::max<size_t>(2, name.size() / 3)) {
-      message += "; did you mean '" + std::string(best->name) + "'?";
+    std::vector<std::string> names;
+    for (const auto& a : kAggs) names.emplace_back(a.name);
+    std::string suggestion = DidYouMean(name, names);
+    if (!suggestion.empty()) {
+      message += suggestion;
     } else {
       message += " (one of count, count_if, sum, min, max, avg, first, last, count_distinct)";
     }
