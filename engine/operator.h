@@ -109,6 +109,16 @@ class SourceOperator {
 
 enum class NodeRole : uint8_t { kSource, kStep, kSink };
 
+// "source", "step" or "sink".
+inline const char* NodeRoleName(NodeRole role) {
+  switch (role) {
+    case NodeRole::kSource: return "source";
+    case NodeRole::kStep: return "step";
+    case NodeRole::kSink: return "sink";
+  }
+  return "node";
+}
+
 // What a source does with input it cannot read, and the runtime with records an expression fails
 // on: the `on_error` setting of the source they came from.
 enum class OnError : uint8_t { kFail, kDrop, kDeadLetter };

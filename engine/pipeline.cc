@@ -13,18 +13,6 @@
 namespace streamrun {
 namespace {
 
-const char* RoleName(NodeRole role) {
-  switch (role) {
-    case NodeRole::kSource:
-      return "source";
-    case NodeRole::kStep:
-      return "step";
-    case NodeRole::kSink:
-      return "sink";
-  }
-  return "node";
-}
-
 // Pipeline and node names: a letter or '_', then letters, digits, '_' and '-'. No dots: a dot
 // separates a node from its side stream in `from`.
 bool IsName(std::string_view s) {
@@ -110,15 +98,15 @@ class Loader {
     YAML::Node map = root[section];
     if (!map.IsDefined() || map.IsNull()) {
       if (!required) return Status::Ok();
-      return top.Error(std::string("a pipeline needs at least one ") + RoleName(role) + " under '" +
+      return top.Error(std::string("a pipeline needs at least one ") + NodeRoleName(role) + " under '" +
                        section + "'");
     }
     if (!map.IsMap()) {
       return ctx_.ErrorAt(
-          map, "'" + section + "' must be a mapping of names to " + RoleName(role) + "s");
+          map, "'" + section + "' must be a mapping of names to " + NodeRoleName(role) + "s");
     }
     if (required && map.size() == 0) {
-      return ctx_.ErrorAt(map, std::string("a pipeline needs at least one ") + RoleName(role));
+      return ctx_.ErrorAt(map, std::string("a pipeline needs at least one ") + NodeRoleName(role));
     }
     std::vector<std::vector<YAML::Node>>& from_nodes = FromNodesOf(role);
     for (auto it = map.begin(); it != map.end(); ++it) {
@@ -129,7 +117,7 @@ class Loader {
 
   Status LoadNode(NodeRole role, const YAML::Node& key, const YAML::Node& value,
                   std::vector<NodeSpec>* out, std::vector<std::vector<YAML::Node>>* from_nodes) {
-    const std::string role_name = RoleName(role);
+    const std::string role_name = NodeRoleName(role);
     if (!key.IsScalar() || !IsName(key.Scalar())) {
       return ctx_.ErrorAt(key, role_name + " name '" + (key.IsScalar() ? key.Scalar() : "") +
                                    "' must be letters, digits, '_' and '-', starting with a "
@@ -142,7 +130,7 @@ class Loader {
     if (auto seen = names_.find(node.name); seen != names_.end()) {
       const SourceLocation& first = seen->second.second;
       return ctx_.ErrorAt(key, "duplicate name '" + node.name + "': already a " +
-                                   RoleName(seen->second.first) + " at line " +
+                                   NodeRoleName(seen->second.first) + " at line " +
                                    std::to_string(first.line) +
                                    "; names are unique across sources, steps and sinks");
     }

@@ -99,22 +99,11 @@ void Setting(Writer& w, const SettingDoc& s) {
   }
 }
 
-const char* RoleKey(NodeRole role) {
-  switch (role) {
-    case NodeRole::kSource:
-      return "source";
-    case NodeRole::kStep:
-      return "step";
-    case NodeRole::kSink:
-      return "sink";
-  }
-  return "";
-}
 
 // definitions/<role>: the node of that role, dispatching on `type`.
 void NodeDefinition(Writer& w, NodeRole role) {
   const bool has_from = role != NodeRole::kSource;
-  Key(w, RoleKey(role));
+  Key(w, NodeRoleName(role));
   w.StartObject();
   KeyStr(w, "type", "object");
   Key(w, "required");
@@ -126,7 +115,7 @@ void NodeDefinition(Writer& w, NodeRole role) {
   w.StartObject();
   Key(w, "type");
   w.StartObject();
-  std::string listing = std::string("The ") + RoleKey(role) + " type:";
+  std::string listing = std::string("The ") + NodeRoleName(role) + " type:";
   Key(w, "enum");
   w.StartArray();
   for (const auto& t : OperatorTypes()) {
@@ -209,7 +198,7 @@ void Section(Writer& w, NodeRole role, std::string_view description, bool requir
   Key(w, "propertyNames");
   Ref(w, "name");
   Key(w, "additionalProperties");
-  Ref(w, RoleKey(role));
+  Ref(w, NodeRoleName(role));
   w.EndObject();
 }
 

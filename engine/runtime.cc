@@ -724,7 +724,7 @@ std::string Job::StatusJson() const {
     w.Key("type");
     w.String(pn.spec->type.c_str());
     w.Key("role");
-    w.String(pn.role == NodeRole::kSource ? "source" : pn.role == NodeRole::kStep ? "step" : "sink");
+    w.String(NodeRoleName(pn.role));
     w.Key("parallelism");
     w.Int(pn.parallelism);
     uint64_t in = m.records_in.load(), out = m.records_out.load();
