@@ -99,7 +99,6 @@ void Setting(Writer& w, const SettingDoc& s) {
   }
 }
 
-
 // definitions/<role>: the node of that role, dispatching on `type`.
 void NodeDefinition(Writer& w, NodeRole role) {
   const bool has_from = role != NodeRole::kSource;
