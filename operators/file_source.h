@@ -17,7 +17,9 @@
 
 namespace streamrun {
 
-inline constexpr uint64_t kFileChunkBytes = 1 << 20;  // big enough to amortise the hand-over
+// Big enough to amortise the hand-over of the running maximum event time, small enough that a
+// chunk's rows fit in the queues of an ordered consumer (see kQueueBatches in runtime.cc).
+inline constexpr uint64_t kFileChunkBytes = 1 << 18;
 
 struct FileSourceOptions {
   std::string path;  // absolute
