@@ -1,0 +1,234 @@
+// How a task reads its inputs: in arrival order with merged watermarks, in chunk order (a split
+// file source), or merged by event time (a bounded union). See engine/plan.h for which applies.
+#include <algorithm>
+
+#include "engine/job_impl.h"
+#include "engine/watermark.h"
+
+namespace streamrun {
+
+Status Job::Impl::RunInputLoop(Task& t) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  if (pn.time_merge) return RunTimeMergeLoop(t);
+  Operator* head = HeadOperator(t);
+  const int slots = t.gate->producers();
+  std::vector<bool> ended(slots, false);
+  int live = slots;
+
+  // Watermark inputs: an ordered input is one; otherwise every producer slot is one. Errors
+  // streams do not hold back the watermark.
+  std::vector<int> slot_wm(slots, -1);
+  int wm_inputs = 0;
+  for (size_t i = 0; i < pn.inputs.size(); ++i) {
+    const PlanInput& in = pn.inputs[i];
+    int first = t.input_slot_base[i];
+    int n = (i + 1 < pn.inputs.size() ? t.input_slot_base[i + 1] : slots) - first;
+    if (in.port == Port::kErrors) {
+      // This task's own slot never gets anything (see Build).
+      ended[first + t.index] = true;
+      --live;
+      continue;
+    }
+    if (in.ordered) {
+      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs;
+      ++wm_inputs;
+    } else {
+      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs++;
+    }
+  }
+  WatermarkMerger merger(std::max(wm_inputs, 1));
+  int64_t merged = kMinTimestamp;
+
+  const bool ordered = pn.inputs.size() == 1 && pn.inputs[0].ordered;
+  uint64_t next_seq = 0;
+
+  while (live > 0) {
+    int slot = 0;
+    BatchPtr b;
+    if (ordered) {
+      slot = static_cast<int>(next_seq % static_cast<uint64_t>(slots));
+      if (ended[slot]) {
+        // The producer of the next chunk has ended: there are no more chunks. Collect the
+        // others' ends.
+        for (int s = 0; s < slots && live > 0; ++s) {
+          if (ended[s]) continue;
+          BatchPtr e = t.gate->PopFrom(s);
+          if (!e) return Status::Cancelled();
+          if (e->kind != Batch::Kind::kEnd) {
+            return Status::RuntimeError("runtime: chunk " + std::to_string(e->seq) +
+                                        " arrived after the end of its source");
+          }
+          ended[s] = true;
+          --live;
+        }
+        break;
+      }
+      ScopedTimer idle(&t.metrics.idle_ns);
+      b = t.gate->PopFrom(slot);
+    } else {
+      ScopedTimer idle(&t.metrics.idle_ns);
+      b = t.gate->PopAny(&slot);
+    }
+    if (!b) return Status::Cancelled();
+
+    if (b->kind == Batch::Kind::kEnd) {
+      ended[slot] = true;
+      --live;
+      if (slot_wm[slot] >= 0 && !ordered) {
+        int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
+        if (m > merged && live > 0) {
+          merged = m;
+          BatchPtr tick = NewBatch(static_cast<uint32_t>(pn.in_layout.size()));
+          tick->watermark = merged;
+          SR_RETURN_IF_ERROR(head->Process(std::move(tick)));
+        }
+      }
+      continue;
+    }
+    if (ordered && b->seq_last) ++next_seq;
+
+    int input = t.slot_input[slot];
+    const PlanInput& in = pn.inputs[input];
+    if (!in.remap.empty()) ApplyRemap(*b, in.remap);
+    if (wm_inputs > 1 || in.port == Port::kErrors) {
+      int w = slot_wm[slot];
+      for (auto& row : b->rows) {
+        if (w >= 0) merged = merger.Advance(w, row.wm);
+        row.wm = merged;
+      }
+      if (w >= 0) merged = merger.Advance(w, b->watermark);
+      b->watermark = merged;
+    } else {
+      merged = std::max(merged, b->watermark);
+    }
+    NodeMetrics& m = *metrics_[t.head];
+    m.records_in.fetch_add(b->rows.size(), std::memory_order_relaxed);
+    m.watermark.store(b->watermark, std::memory_order_relaxed);
+    SR_RETURN_IF_ERROR(head->Process(std::move(b)));
+    SR_RETURN_IF_ERROR(t.errors->Flush());
+  }
+  return Status::Ok();
+}
+
+// Reads the producers of a bounded union merged by event time: the next record is always the
+// one with the smallest event time among the producers' next records (ties: the lower producer
+// slot, i.e. the earlier input). Errors streams are passed on as they come. The watermark of a
+// record is the minimum over the producers of the watermarks of the records taken so far.
+Status Job::Impl::RunTimeMergeLoop(Task& t) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  Operator* head = HeadOperator(t);
+  const int slots = t.gate->producers();
+  const uint32_t width = static_cast<uint32_t>(pn.in_layout.size());
+  struct Cursor {
+    BatchPtr batch;
+    size_t pos = 0;
+    bool ended = false;
+    bool errors = false;
+    int wm_input = -1;
+  };
+  std::vector<Cursor> cur(slots);
+  int wm_inputs = 0;
+  for (int s = 0; s < slots; ++s) {
+    cur[s].errors = pn.inputs[t.slot_input[s]].port == Port::kErrors;
+    if (!cur[s].errors) cur[s].wm_input = wm_inputs++;
+  }
+  for (size_t i = 0; i < pn.inputs.size(); ++i) {
+    if (pn.inputs[i].port == Port::kErrors) cur[t.input_slot_base[i] + t.index].ended = true;
+  }
+  WatermarkMerger merger(std::max(wm_inputs, 1));
+  BatchPtr out;
+  int64_t sent_wm = kMinTimestamp;
+
+  auto flush = [&]() -> Status {
+    int64_t wm = merger.current();
+    if ((!out || out->rows.empty()) && wm <= sent_wm) return Status::Ok();
+    if (!out) out = NewBatch(width);
+    out->watermark = wm;
+    sent_wm = wm;
+    NodeMetrics& m = *metrics_[t.head];
+    m.records_in.fetch_add(out->rows.size(), std::memory_order_relaxed);
+    m.watermark.store(wm, std::memory_order_relaxed);
+    return head->Process(std::move(out));
+  };
+  auto take = [&](int s, BatchPtr b) -> Status {
+    if (b->kind == Batch::Kind::kEnd) {
+      cur[s].ended = true;
+      if (cur[s].wm_input >= 0) merger.Advance(cur[s].wm_input, kMaxTimestamp);
+      return Status::Ok();
+    }
+    const PlanInput& in = pn.inputs[t.slot_input[s]];
+    if (!in.remap.empty()) ApplyRemap(*b, in.remap);
+    if (cur[s].errors) {
+      // Errors streams are not ordered: pass them on at once.
+      SR_RETURN_IF_ERROR(flush());
+      for (auto& row : b->rows) row.wm = merger.current();
+      b->watermark = merger.current();
+      return head->Process(std::move(b));
+    }
+    if (b->rows.empty()) {
+      merger.Advance(cur[s].wm_input, b->watermark);
+      return Status::Ok();
+    }
+    cur[s].batch = std::move(b);
+    cur[s].pos = 0;
+    return Status::Ok();
+  };
+
+  for (;;) {
+    // Errors first, without waiting.
+    for (int s = 0; s < slots; ++s) {
+      if (!cur[s].errors || cur[s].ended) continue;
+      while (BatchPtr b = t.gate->TryPop(s)) {
+        SR_RETURN_IF_ERROR(take(s, std::move(b)));
+        if (cur[s].ended) break;
+      }
+    }
+    // Every live producer needs its next record before the smallest can be known. After a stall
+    // (see PlanNode::time_merge_strict) the others only give what they already have.
+    bool stalled = false;
+    for (int s = 0; s < slots; ++s) {
+      while (!cur[s].errors && !cur[s].ended && !cur[s].batch) {
+        BatchPtr b = t.gate->TryPop(s);
+        if (!b) {
+          if (stalled) break;
+          SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
+          ScopedTimer idle(&t.metrics.idle_ns);
+          b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
+          if (!b) {
+            if (stalled) break;
+            return Status::Cancelled();
+          }
+        }
+        SR_RETURN_IF_ERROR(take(s, std::move(b)));
+      }
+    }
+    int best = -1;
+    for (int s = 0; s < slots; ++s) {
+      if (!cur[s].batch) continue;
+      if (best < 0 || cur[s].batch->rows[cur[s].pos].ts < cur[best].batch->rows[cur[best].pos].ts) {
+        best = s;
+      }
+    }
+    if (best < 0) {
+      bool live = false;
+      for (int s = 0; s < slots; ++s) live = live || !cur[s].ended;
+      if (!live) break;
+      continue;
+    }
+    Cursor& c = cur[best];
+    if (!out) out = NewBatch(width);
+    size_t r = out->rows.size();
+    out->CopyRowFrom(*c.batch, c.pos);
+    out->rows[r].wm = merger.Advance(c.wm_input, c.batch->rows[c.pos].wm);
+    if (++c.pos == c.batch->rows.size()) {
+      merger.Advance(c.wm_input, c.batch->watermark);
+      c.batch.reset();
+    }
+    if (out->full()) SR_RETURN_IF_ERROR(flush());
+    SR_RETURN_IF_ERROR(t.errors->Flush());
+  }
+  return flush();
+}
+
+
+}  // namespace streamrun

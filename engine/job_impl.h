@@ -1,0 +1,126 @@
+// Job::Impl: the inside of a running job, shared by the files of the runtime (runtime.cc builds
+// and runs it, input_loops.cc reads task inputs, job_status.cc reports on it). Not for use
+// outside engine/runtime*.
+//
+// Thread safety: built on the calling thread before Run; then every Task belongs to its own
+// thread, the metrics are atomics, and mu_ guards what the threads share (running_,
+// first_error_).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/channel.h"
+#include "engine/exchange.h"
+#include "engine/metrics.h"
+#include "engine/runtime.h"
+
+namespace streamrun {
+
+class Job::Impl {
+ public:
+  struct Task;
+
+  // Routes of bad records to <source>.errors, per task.
+  class TaskErrors : public ErrorReporter {
+   public:
+    TaskErrors(Impl* job, Task* task) : job_(job), task_(task) {}
+
+    Status Report(const Batch& batch, size_t row, std::string_view where,
+                  std::string_view reason) override {
+      const Row& r = batch.rows[row];
+      return Handle(r.origin, r.offset, r.raw, where, reason);
+    }
+    Status ReportInput(uint16_t origin, uint64_t offset, std::string_view text,
+                       std::string_view reason) override {
+      return Handle(origin, offset, text, "", reason);
+    }
+    Status Flush() override {
+      for (size_t o = 0; o < pending_.size(); ++o) {
+        if (pending_[o] && !pending_[o]->rows.empty()) {
+          SR_RETURN_IF_ERROR(emitters_[o]->Emit(std::move(pending_[o])));
+        }
+      }
+      return Status::Ok();
+    }
+    // Ends every errors stream this task feeds.
+    Status Close() {
+      SR_RETURN_IF_ERROR(Flush());
+      for (auto& e : emitters_) {
+        if (e) SR_RETURN_IF_ERROR(e->Close());
+      }
+      return Status::Ok();
+    }
+
+    std::vector<std::unique_ptr<OutputEmitter>> emitters_;  // per source (origin), or null
+    std::vector<BatchPtr> pending_;
+
+   private:
+    Status Handle(uint16_t origin, uint64_t offset, std::string_view text, std::string_view where,
+                  std::string_view reason);
+    Impl* job_;
+    Task* task_;
+  };
+
+  struct Task {
+    int index = 0;     // in tasks_
+    int head = -1;     // plan node
+    int subtask = 0;
+    std::vector<int> chain;  // plan nodes run by this task, head first
+    std::unique_ptr<SourceOperator> source;
+    SourceContext source_ctx;
+    std::vector<std::unique_ptr<Operator>> ops;  // chain[1..] (or chain[0..] without source)
+    std::deque<OperatorContext> op_ctx;
+    std::vector<std::unique_ptr<Emitter>> emitters;
+    std::vector<OutputEmitter*> outputs;  // the streams that leave this task
+    std::unique_ptr<TaskErrors> errors;
+    std::unique_ptr<InputGate> gate;
+    TaskMetrics metrics;
+    // Per producer slot of the gate: which input (index into the head's plan inputs).
+    std::vector<int> slot_input;
+    std::vector<int> input_slot_base;
+    std::thread thread;
+    Status status;
+  };
+
+  Impl(const PipelineSpec& spec, Plan plan) : spec_(spec), plan_(std::move(plan)) {}
+
+  Status Build();
+  Status Run();
+  void Cancel();
+
+  const PipelineSpec& spec_;
+  Plan plan_;
+  std::vector<std::unique_ptr<Task>> tasks_;
+  // For every plan node, its task per subtask.
+  std::vector<std::vector<Task*>> node_tasks_;
+  std::vector<std::unique_ptr<SourceProgress>> progress_;  // per source node
+  std::vector<std::unique_ptr<NodeMetrics>> metrics_;      // per node
+  std::vector<int> source_of_origin_;                      // origin -> plan node
+  std::array<std::atomic<uint64_t>, 64> bad_records_{};     // per origin
+  std::atomic<uint64_t> late_{0};
+  std::atomic<bool> cancelled_{false};
+  std::map<int, std::shared_ptr<void>> shared_;  // split sources: state shared by subtasks
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  int running_ = 0;        // guarded by mu_
+  Status first_error_;     // guarded by mu_
+
+ private:
+  Status RunTask(Task& t);
+  Status RunInputLoop(Task& t);
+  Status RunTimeMergeLoop(Task& t);
+  Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
+  std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
+  void Fail(const Status& st);
+};
+
+}  // namespace streamrun
