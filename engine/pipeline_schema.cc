@@ -37,6 +37,18 @@ void Ref(Writer& w, std::string_view def) {
   w.EndObject();
 }
 
+// Opens {"type": "object", "description": d, "additionalProperties": false, "properties": {
+// for a settings mapping; the caller writes the properties and closes both objects.
+void BeginClosedObject(Writer& w, std::string_view description) {
+  w.StartObject();
+  KeyStr(w, "type", "object");
+  KeyStr(w, "description", description);
+  Key(w, "additionalProperties");
+  w.Bool(false);
+  Key(w, "properties");
+  w.StartObject();
+}
+
 // {"description": d, "allOf": [{"$ref": def}]}: draft-07 ignores keywords beside a $ref.
 void DescribedRef(Writer& w, std::string_view def, std::string_view description) {
   w.StartObject();
@@ -320,13 +332,7 @@ std::string PipelineJsonSchema() {
               "Key groups: the largest parallelism a savepoint can be restored at (default 128).",
               1, 32768);
   Key(w, "state");
-  w.StartObject();
-  KeyStr(w, "type", "object");
-  KeyStr(w, "description", "Where keyed state and checkpoints are kept.");
-  Key(w, "additionalProperties");
-  w.Bool(false);
-  Key(w, "properties");
-  w.StartObject();
+  BeginClosedObject(w, "Where keyed state and checkpoints are kept.");
   Key(w, "dir");
   w.StartObject();
   KeyStr(w, "type", "string");
@@ -337,13 +343,7 @@ std::string PipelineJsonSchema() {
   w.EndObject();
   w.EndObject();
   Key(w, "checkpoints");
-  w.StartObject();
-  KeyStr(w, "type", "object");
-  KeyStr(w, "description", "Periodic checkpoints of state and source positions.");
-  Key(w, "additionalProperties");
-  w.Bool(false);
-  Key(w, "properties");
-  w.StartObject();
+  BeginClosedObject(w, "Periodic checkpoints of state and source positions.");
   Key(w, "interval");
   DescribedRef(w, "duration", "Time between checkpoints; absent or 0: none.");
   Key(w, "mode");
@@ -354,13 +354,7 @@ std::string PipelineJsonSchema() {
   w.EndObject();
   w.EndObject();
   Key(w, "restart");
-  w.StartObject();
-  KeyStr(w, "type", "object");
-  KeyStr(w, "description", "What to do when the job fails.");
-  Key(w, "additionalProperties");
-  w.Bool(false);
-  Key(w, "properties");
-  w.StartObject();
+  BeginClosedObject(w, "What to do when the job fails.");
   Key(w, "strategy");
   Enum(w, {"none", "fixed_delay"},
        "none (default): fail | fixed_delay: restart from the last checkpoint.");
