@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -15,10 +16,17 @@ namespace streamrun::cli {
 using CommandRunner = std::function<int()>;
 
 CommandRunner AddRunCommand(CLI::App& app);
+CommandRunner AddRestoreCommand(CLI::App& app);
+CommandRunner AddSavepointCommand(CLI::App& app);
 CommandRunner AddValidateCommand(CLI::App& app);
 CommandRunner AddGraphCommand(CLI::App& app);
 CommandRunner AddStatusCommand(CLI::App& app);
 CommandRunner AddStopCommand(CLI::App& app);
+
+// Sends a control request (cli/savepoint.cc) and prints the savepoint path of the answer.
+int RequestWithSavepoint(const std::string& target, const std::string& request);
+std::string ControlJson(const std::string& command, const std::string& target_dir, bool savepoint,
+                        bool drain);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     if (subs.size() > before) commands[subs.back()] = std::move(run);
   };
   add(AddRunCommand);
+  add(AddRestoreCommand);
+  add(AddSavepointCommand);
   add(AddValidateCommand);
   add(AddGraphCommand);
   add(AddStatusCommand);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -18,11 +20,14 @@
 #include <vector>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
 #include "engine/control_server.h"
+#include "engine/restore.h"
 #include "engine/runtime.h"
 #include "engine/state_dir.h"
 
@@ -34,6 +39,9 @@ struct RunOptionsCli {
   std::vector<std::string> sets;
   int parallelism = 0;
   std::string state_dir;
+  std::string from_savepoint;
+  bool allow_non_restored_state = false;
+  bool fresh = false;
 };
 
 std::string Human(double x) {
@@ -119,8 +127,8 @@ class SignalWatcher {
   }
   ~SignalWatcher() { Stop(); }
 
-  void Watch(Job* job) {
-    thread_ = std::thread([this, job] {
+  void Watch(std::function<void()> stop) {
+    thread_ = std::thread([this, stop] {
       for (;;) {
         int sig = 0;
         if (sigwait(&set_, &sig) != 0) continue;
@@ -131,7 +139,7 @@ class SignalWatcher {
             _exit(130);
           }
           spdlog::info("interrupted: stopping (Ctrl-C again to exit at once)");
-          job->Cancel();
+          stop();
         }
       }
     });
@@ -151,8 +159,73 @@ class SignalWatcher {
   std::atomic<bool> interrupted_{false};
 };
 
-// Answers one request of the control socket (engine/control_server.h).
-std::string AnswerControl(Job* job, const std::string& request) {
+// The job the control socket and the signals talk to: it changes when the restart strategy
+// starts the job again.
+class CurrentJob {
+ public:
+  void Set(Job* job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = job;
+    if (job_ && stop_requested_) job_->Cancel();
+  }
+  // Runs f(job) under the lock; false when no job runs.
+  template <typename F>
+  bool With(F f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!job_) return false;
+    f(job_);
+    return true;
+  }
+  // A stop that also stops the restart loop.
+  void Stop(bool drain) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_requested_ = true;
+    if (!job_) return;
+    if (drain) job_->Drain(); else job_->Cancel();
+  }
+  bool stop_requested() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_requested_;
+  }
+
+ private:
+  std::mutex mu_;
+  Job* job_ = nullptr;
+  bool stop_requested_ = false;
+};
+
+std::string JsonError(const std::string& message) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("ok");
+  w.Bool(false);
+  w.Key("error");
+  w.String(message.c_str());
+  w.EndObject();
+  return sb.GetString();
+}
+
+std::string JsonPath(const std::string& path) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("ok");
+  w.Bool(true);
+  if (!path.empty()) {
+    w.Key("path");
+    w.String(path.c_str());
+  }
+  w.EndObject();
+  return sb.GetString();
+}
+
+// Answers one request of the control socket (engine/control_server.h):
+//   {"command":"status"}
+//   {"command":"savepoint", "target": DIR?}                  -> {"ok":true,"path":P}
+//   {"command":"stop", "savepoint": bool?, "target": DIR?, "drain": bool?}
+std::string AnswerControl(CurrentJob* current, const std::string& state_dir,
+                          const std::string& request) {
   rapidjson::Document doc;
   doc.Parse(request.data(), request.size());
   std::string command;
@@ -160,13 +233,72 @@ std::string AnswerControl(Job* job, const std::string& request) {
       doc["command"].IsString()) {
     command = doc["command"].GetString();
   }
-  if (command == "status") return job->StatusJson();
-  if (command == "stop") {
-    spdlog::info("stop requested through the control socket");
-    job->Cancel();
-    return "{\"ok\":true}";
+  auto flag = [&](const char* name) {
+    return doc.IsObject() && doc.HasMember(name) && doc[name].IsBool() && doc[name].GetBool();
+  };
+  std::string target = SavepointsDir(state_dir);
+  if (doc.IsObject() && doc.HasMember("target") && doc["target"].IsString() &&
+      doc["target"].GetStringLength() > 0) {
+    target = doc["target"].GetString();
   }
-  return "{\"ok\":false,\"error\":\"unknown command\"}";
+  if (command == "status") {
+    std::string answer = JsonError("no job is running (restarting)");
+    current->With([&](Job* job) { answer = job->StatusJson(); });
+    return answer;
+  }
+  if (command == "savepoint" || (command == "stop" && flag("savepoint"))) {
+    // Savepoint blocks until complete; the job keeps running meanwhile. The lock is not held
+    // while waiting (the job may end, or restart).
+    Job* job = nullptr;
+    current->With([&](Job* j) { job = j; });
+    if (job == nullptr) return JsonError("no job is running (restarting)");
+    auto path = job->Savepoint(target);
+    if (!path.ok()) return JsonError("savepoint failed: " + path.status().message());
+    spdlog::info("savepoint taken: {}", *path);
+    if (command == "stop") {
+      spdlog::info("stop requested through the control socket{}", flag("drain") ? " (drain)" : "");
+      current->Stop(flag("drain"));
+    }
+    return JsonPath(*path);
+  }
+  if (command == "stop") {
+    spdlog::info("stop requested through the control socket{}", flag("drain") ? " (drain)" : "");
+    current->Stop(flag("drain"));
+    return JsonPath("");
+  }
+  return JsonError("unknown command");
+}
+
+// "nothing to resume" after a job that ended with its input: its checkpoints and staged output
+// go (savepoints stay).
+void ForgetCheckpoints(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(CheckpointsDir(state_dir), ec);
+  if (ec) spdlog::warn("cannot remove {}: {}", CheckpointsDir(state_dir), ec.message());
+  std::filesystem::remove_all(state_dir + "/sinks", ec);
+}
+
+// Where the job starts from: --from-savepoint, else the newest complete checkpoint (damaged
+// newer ones are reported and skipped), else nothing.
+Result<std::string> FindRestorePoint(const std::string& state_dir, const std::string& savepoint,
+                                     bool announce) {
+  if (!savepoint.empty()) {
+    std::error_code ec;
+    std::string abs = std::filesystem::absolute(savepoint, ec).lexically_normal().string();
+    VerifyResult v = VerifyCheckpoint(abs);
+    if (!v.ok()) {
+      return Status::PipelineError("cannot restore from " + abs + ": " + v.status.message());
+    }
+    if (announce) spdlog::info("restoring from savepoint {}", abs);
+    return abs;
+  }
+  SR_ASSIGN_OR_RETURN(LatestCheckpoint latest, LatestCompleteCheckpoint(state_dir));
+  for (const auto& skipped : latest.skipped) {
+    spdlog::warn("skipping damaged checkpoint {}: {}", skipped.path, skipped.reason);
+  }
+  if (!latest.checkpoint) return std::string();
+  if (announce) spdlog::info("resuming from checkpoint {}", latest.checkpoint->path);
+  return latest.checkpoint->path;
 }
 
 int RunPipeline(const RunOptionsCli& opts) {
@@ -176,42 +308,95 @@ int RunPipeline(const RunOptionsCli& opts) {
   auto spec = LoadPipeline(opts.file, *options);
   if (!spec.ok()) return Report(spec.status());
 
-  if (!opts.state_dir.empty()) spec->state_dir = opts.state_dir;
+  if (!opts.state_dir.empty()) {
+    std::error_code ec;
+    spec->state_dir = std::filesystem::absolute(opts.state_dir, ec).lexically_normal().string();
+  }
+  const std::string& state_dir = spec->state_dir;
 
   // One running job per state directory; its control socket lives there.
-  auto lock = StateDirLock::Acquire(spec->state_dir);
+  auto lock = StateDirLock::Acquire(state_dir);
   if (!lock.ok()) return Report(lock.status());
+  if (opts.fresh) {
+    auto moved = MoveStateAside(state_dir);
+    if (!moved.ok()) return Report(moved.status());
+    if (!moved->empty()) spdlog::info("starting fresh; the old state was moved to {}", *moved);
+  }
+  auto restore_path = FindRestorePoint(state_dir, opts.from_savepoint, true);
+  if (!restore_path.ok()) return Report(restore_path.status());
 
-  RunOptions run_options;
-  run_options.parallelism = opts.parallelism;
-  auto job = Job::Create(*spec, run_options);
-  if (!job.ok()) return Report(job.status());
-
-  Job* running = job->get();
-  auto control = ControlServer::Start(
-      spec->state_dir + "/control.sock",
-      [running](const std::string& request) { return AnswerControl(running, request); });
+  CurrentJob current;
+  auto control = ControlServer::Start(state_dir + "/control.sock", [&](const std::string& request) {
+    return AnswerControl(&current, state_dir, request);
+  });
   if (!control.ok()) return Report(control.status());
+  signals.Watch([&current] { current.Stop(false); });
 
-  signals.Watch(job->get());
   bool stdout_sink = false;
   for (const auto& s : spec->sinks) stdout_sink = stdout_sink || s.type == "stdout";
-  std::unique_ptr<ProgressLine> progress;
-  if (isatty(STDERR_FILENO) && !(stdout_sink && isatty(STDOUT_FILENO))) {
-    progress = std::make_unique<ProgressLine>(**job);
-  }
+  const bool show_progress = isatty(STDERR_FILENO) && !(stdout_sink && isatty(STDOUT_FILENO));
 
   auto start = std::chrono::steady_clock::now();
-  Status st = (*job)->Run();
+  Status st;
+  std::unique_ptr<Job> job;
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<RestoreData> restore;
+    if (!restore_path->empty()) {
+      auto loaded = LoadRestore(*restore_path, *spec, opts.allow_non_restored_state);
+      if (!loaded.ok()) return Report(loaded.status());
+      restore = std::move(*loaded);
+    }
+    auto next_id = NextCheckpointId(state_dir);
+    if (!next_id.ok()) return Report(next_id.status());
+    RunOptions run_options;
+    run_options.parallelism = opts.parallelism;
+    run_options.state_dir = state_dir;
+    run_options.first_checkpoint_id = *next_id;
+    run_options.restore = restore.get();
+    auto created = Job::Create(*spec, run_options);
+    if (!created.ok()) return Report(created.status());
+    job = std::move(*created);
+    current.Set(job.get());
+    std::unique_ptr<ProgressLine> progress;
+    if (show_progress) progress = std::make_unique<ProgressLine>(*job);
+    st = job->Run();
+    if (progress) progress->Stop();
+    current.Set(nullptr);
+    if (st.ok() || st.code() == Status::Code::kCancelled || current.stop_requested()) break;
+    // An operator failed. fixed_delay: go again from the newest checkpoint.
+    const RestartSpec& restart = spec->restart;
+    if (!restart.fixed_delay || attempt >= restart.attempts) {
+      if (restart.fixed_delay) {
+        spdlog::error("{}: failed after {} restart(s), giving up", spec->name, attempt);
+      }
+      break;
+    }
+    spdlog::warn("{}: failed: {}; restarting in {} ms from the last checkpoint (restart {} of {})",
+                 spec->name, st.message(), restart.delay_ms, attempt + 1, restart.attempts);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(restart.delay_ms);
+    while (std::chrono::steady_clock::now() < deadline && !current.stop_requested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (current.stop_requested()) {
+      st = Status::Cancelled();
+      break;
+    }
+    auto again = FindRestorePoint(state_dir, "", false);
+    if (!again.ok()) return Report(again.status());
+    // No checkpoint yet: start again from what the first attempt started from.
+    if (!again->empty()) *restore_path = *again;
+    if (!restore_path->empty()) spdlog::info("restarting from {}", *restore_path);
+  }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (progress) progress->Stop();
   signals.Stop();
   control->reset();
   if (signals.interrupted() && (st.ok() || st.code() == Status::Code::kCancelled)) {
     st = Status::Cancelled();
   }
+  // A job that finished its input leaves nothing to resume.
+  if (st.ok()) ForgetCheckpoints(state_dir);
 
-  RunSummary summary = (*job)->summary();
+  RunSummary summary = job->summary();
   std::string line;
   for (const auto& s : summary.sources) {
     line += (line.empty() ? "" : ", ") + s.name + ": " + std::to_string(s.records) + " read";
@@ -231,17 +416,35 @@ int RunPipeline(const RunOptionsCli& opts) {
   return Report(st);
 }
 
-}  // namespace
-
-CommandRunner AddRunCommand(CLI::App& app) {
-  auto opts = std::make_shared<RunOptionsCli>();
-  CLI::App* sub = app.add_subcommand("run", "Run a pipeline");
-  sub->add_option("PIPELINE", opts->file, "Pipeline file")->required();
+void AddRunOptions(CLI::App* sub, RunOptionsCli* opts) {
   AddSetOption(sub, &opts->sets);
   sub->add_option("--parallelism", opts->parallelism, "Subtasks of each keyed step")
       ->check(CLI::PositiveNumber);
   sub->add_option("--state-dir", opts->state_dir,
                   "State directory (default: the pipeline's state.dir, .streamrun/<name>)");
+  sub->add_flag("--allow-non-restored-state", opts->allow_non_restored_state,
+                "Restore even if the snapshot has state for steps the pipeline no longer has");
+  sub->add_flag("--fresh", opts->fresh,
+                "Start from empty state; the old state directory's contents are moved aside");
+}
+
+}  // namespace
+
+CommandRunner AddRunCommand(CLI::App& app) {
+  auto opts = std::make_shared<RunOptionsCli>();
+  CLI::App* sub = app.add_subcommand("run", "Run a pipeline (resuming from its latest checkpoint)");
+  sub->add_option("PIPELINE", opts->file, "Pipeline file")->required();
+  sub->add_option("--from-savepoint", opts->from_savepoint, "Start from this savepoint (or checkpoint)");
+  AddRunOptions(sub, opts.get());
+  return [opts] { return RunPipeline(*opts); };
+}
+
+CommandRunner AddRestoreCommand(CLI::App& app) {
+  auto opts = std::make_shared<RunOptionsCli>();
+  CLI::App* sub = app.add_subcommand("restore", "Run a pipeline from a savepoint (run --from-savepoint)");
+  sub->add_option("SAVEPOINT", opts->from_savepoint, "Savepoint (or checkpoint) directory")->required();
+  sub->add_option("PIPELINE", opts->file, "Pipeline file")->required();
+  AddRunOptions(sub, opts.get());
   return [opts] { return RunPipeline(*opts); };
 }
 

@@ -83,15 +83,23 @@ CommandRunner AddStatusCommand(CLI::App& app) {
 }
 
 CommandRunner AddStopCommand(CLI::App& app) {
-  auto target = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand("stop", "Stop a running job (it exits 130)");
-  sub->add_option("TARGET", *target, "Pipeline file or state directory")->required();
-  return [target] {
-    auto dir = ResolveStateDir(*target);
-    if (!dir.ok()) return Report(dir.status());
-    auto answer = ControlRequest(*dir + "/control.sock", R"({"command":"stop"})");
-    if (!answer.ok()) return Report(answer.status());
-    return 0;
+  struct Options {
+    std::string target;
+    bool savepoint = false;
+    std::string dir;
+    bool drain = false;
+  };
+  auto opts = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand(
+      "stop", "Stop a running job (it exits 130; with --drain its input ends and it exits 0)");
+  sub->add_option("TARGET", opts->target, "Pipeline file or state directory")->required();
+  sub->add_flag("--savepoint", opts->savepoint, "Take a savepoint first and print its path");
+  sub->add_option("--target", opts->dir, "Directory to put the savepoint in");
+  sub->add_flag("--drain", opts->drain,
+                "End every input now: all windows fire and sinks commit before the job exits");
+  return [opts] {
+    return RequestWithSavepoint(opts->target,
+                                ControlJson("stop", opts->dir, opts->savepoint, opts->drain));
   };
 }
 

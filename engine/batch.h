@@ -81,11 +81,10 @@ inline constexpr uint16_t kRowText = 1;     // raw is a text line, not JSON
 inline constexpr uint16_t kRowKeyHash = 2;  // key_hash is set
 
 struct Batch {
-  // Do not reorder: checkpoint barriers will be stored by kind in later formats.
   enum class Kind : uint8_t {
     kData = 0,
     kEnd,      // the producer has finished: no batch follows from it
-    kBarrier,  // reserved for checkpoint barriers
+    kBarrier,  // checkpoint barrier `barrier_id`: no rows, its watermark means nothing
   };
 
   Kind kind = Kind::kData;
@@ -99,7 +98,7 @@ struct Batch {
   // belongs to, and whether it is the producer's last batch of that chunk.
   uint64_t seq = 0;
   bool seq_last = true;
-  uint64_t barrier_id = 0;    // reserved for checkpoint barriers
+  uint64_t barrier_id = 0;    // kBarrier: the checkpoint id
   // Memory that rows of this one point into besides its arena: other batches (rows added by
   // AddRowRef) and a file source's chunk buffers (lines are not copied). Kept alive,
   // unchanged, until this batch is cleared.

@@ -39,14 +39,14 @@ BatchPtr InputGate::PopFrom(int producer) {
   return b;
 }
 
-BatchPtr InputGate::PopAny(int* producer) {
+BatchPtr InputGate::PopAny(int* producer, const std::vector<bool>* skip) {
   std::unique_lock<std::mutex> lock(mu_);
   const size_t n = queues_.size();
   for (;;) {
     if (cancelled_) return nullptr;
     for (size_t i = 0; i < n; ++i) {
       size_t p = (next_ + i) % n;
-      if (!queues_[p].empty()) {
+      if (!queues_[p].empty() && (skip == nullptr || !(*skip)[p])) {
         BatchPtr b = std::move(queues_[p].front());
         queues_[p].pop_front();
         next_ = (p + 1) % n;

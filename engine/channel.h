@@ -38,8 +38,10 @@ class InputGate {
   // The next batch of `producer`, blocking until there is one. Null when cancelled.
   BatchPtr PopFrom(int producer);
   // The next batch of any producer, taken fairly (round robin over non-empty queues). Sets
-  // *producer. Null when cancelled.
-  BatchPtr PopAny(int* producer);
+  // *producer. Producers p with (*skip)[p] are not read (barrier alignment: their barrier came
+  // first). Null when cancelled.
+  // REQUIRES: some producer is not skipped and will still send something.
+  BatchPtr PopAny(int* producer, const std::vector<bool>* skip = nullptr);
 
   // Like PopFrom, but gives up (returns null, *stalled = true) instead of waiting while some
   // other producer's queue is full: waiting then could deadlock a diamond-shaped graph, whose

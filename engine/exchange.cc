@@ -47,6 +47,21 @@ Status OutputEmitter::Close() {
   return Status::Ok();
 }
 
+Status OutputEmitter::Barrier(uint64_t checkpoint_id) {
+  // Keyed routes hold no pending rows between Emits (Send sends them all), so the barrier follows
+  // everything emitted before it on every queue.
+  for (auto& r : routes_) {
+    for (size_t t = 0; t < r.gates.size(); ++t) {
+      BatchPtr b = NewBatch(width_);
+      b->kind = Batch::Kind::kBarrier;
+      b->barrier_id = checkpoint_id;
+      b->watermark = kMinTimestamp;
+      SR_RETURN_IF_ERROR(Push(r, t, std::move(b)));
+    }
+  }
+  return Status::Ok();
+}
+
 Status OutputEmitter::Push(Route& r, size_t target, BatchPtr b) {
   if (!r.gates[target]->Push(r.my_slot, std::move(b))) return Status::Cancelled();
   return Status::Ok();

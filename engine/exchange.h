@@ -60,6 +60,9 @@ class OutputEmitter : public Emitter {
   Status Emit(BatchPtr batch) override;
   // Ends the stream: every consumer subtask gets this producer's End.
   Status Close();
+  // Sends checkpoint barrier `checkpoint_id` to every consumer subtask, after everything
+  // emitted so far.
+  Status Barrier(uint64_t checkpoint_id);
 
  private:
   Status Push(Route& r, size_t target, BatchPtr b);

@@ -42,6 +42,37 @@ Status Job::Impl::RunInputLoop(Task& t) {
   const bool ordered = pn.inputs.size() == 1 && pn.inputs[0].ordered;
   uint64_t next_seq = 0;
 
+  // Checkpoint barriers. exactly_once aligns: a producer whose barrier came is not read
+  // (`blocked`) until every live producer's came, so the snapshot holds exactly the records
+  // before the barrier. at_least_once passes the first barrier on at once. A barrier newer than
+  // the one being aligned abandons it (that checkpoint was aborted or a source skipped it);
+  // older ones are stale and ignored.
+  const bool align = spec_.checkpoints.exactly_once;
+  std::vector<bool> blocked(slots, false);
+  int blocked_count = 0;
+  uint64_t aligning = 0;
+  auto alignment_done = [&]() { return aligning != 0 && blocked_count == live; };
+  auto finish_alignment = [&]() -> Status {
+    uint64_t id = aligning;
+    aligning = 0;
+    blocked_count = 0;
+    std::fill(blocked.begin(), blocked.end(), false);
+    return PassBarrier(t, id, "");
+  };
+  auto on_barrier = [&](int slot, uint64_t id) -> Status {
+    if (id <= t.last_barrier || id < aligning) return Status::Ok();
+    if (!align) return PassBarrier(t, id, "");
+    if (id > aligning) {
+      std::fill(blocked.begin(), blocked.end(), false);
+      blocked_count = 0;
+      aligning = id;
+    }
+    blocked[slot] = true;
+    ++blocked_count;
+    if (alignment_done()) return finish_alignment();
+    return Status::Ok();
+  };
+
   while (live > 0) {
     int slot = 0;
     BatchPtr b;
@@ -67,13 +98,39 @@ Status Job::Impl::RunInputLoop(Task& t) {
       b = t.gate->PopFrom(slot);
     } else {
       ScopedTimer idle(&t.metrics.idle_ns);
-      b = t.gate->PopAny(&slot);
+      b = t.gate->PopAny(&slot, aligning != 0 ? &blocked : nullptr);
     }
     if (!b) return Status::Cancelled();
+
+    if (b->kind == Batch::Kind::kBarrier) {
+      if (ordered) {
+        // A split source's subtasks all put the barrier before the same chunk, so after the
+        // chunks before it every producer's next batch is that barrier (or its end).
+        uint64_t id = b->barrier_id;
+        for (int s = 0; s < slots; ++s) {
+          if (s == slot || ended[s]) continue;
+          BatchPtr other = t.gate->PopFrom(s);
+          if (!other) return Status::Cancelled();
+          if (other->kind == Batch::Kind::kEnd) {
+            ended[s] = true;
+            --live;
+          } else if (other->kind != Batch::Kind::kBarrier || other->barrier_id != id) {
+            return Status::RuntimeError("runtime: checkpoint barrier " + std::to_string(id) +
+                                        " is not at the same chunk in every subtask of the source");
+          }
+        }
+        SR_RETURN_IF_ERROR(PassBarrier(t, id, ""));
+      } else {
+        SR_RETURN_IF_ERROR(on_barrier(slot, b->barrier_id));
+      }
+      continue;
+    }
 
     if (b->kind == Batch::Kind::kEnd) {
       ended[slot] = true;
       --live;
+      // The barrier being aligned no longer waits for this producer.
+      if (alignment_done() && live > 0) SR_RETURN_IF_ERROR(finish_alignment());
       if (slot_wm[slot] >= 0 && !ordered) {
         int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
         if (m > merged && live > 0) {
@@ -125,6 +182,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
     bool ended = false;
     bool errors = false;
     int wm_input = -1;
+    uint64_t barrier = 0;  // its barrier came: not read until every live producer's came
   };
   std::vector<Cursor> cur(slots);
   int wm_inputs = 0;
@@ -150,7 +208,21 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
     m.watermark.store(wm, std::memory_order_relaxed);
     return head->Process(std::move(out));
   };
+  // Barriers are always aligned here: a producer at its barrier takes no part in the merge until
+  // every live producer is at it (the merge order around a checkpoint then depends on timing,
+  // which a union of several sources allows; see DESIGN "Semantics").
+  uint64_t aligning = 0;
   auto take = [&](int s, BatchPtr b) -> Status {
+    if (b->kind == Batch::Kind::kBarrier) {
+      uint64_t id = b->barrier_id;
+      if (id <= t.last_barrier || id < aligning) return Status::Ok();
+      if (id > aligning) {
+        for (auto& c : cur) c.barrier = 0;
+        aligning = id;
+      }
+      cur[s].barrier = id;
+      return Status::Ok();
+    }
     if (b->kind == Batch::Kind::kEnd) {
       cur[s].ended = true;
       if (cur[s].wm_input >= 0) merger.Advance(cur[s].wm_input, kMaxTimestamp);
@@ -177,17 +249,17 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
   for (;;) {
     // Errors first, without waiting.
     for (int s = 0; s < slots; ++s) {
-      if (!cur[s].errors || cur[s].ended) continue;
+      if (!cur[s].errors || cur[s].ended || cur[s].barrier) continue;
       while (BatchPtr b = t.gate->TryPop(s)) {
         SR_RETURN_IF_ERROR(take(s, std::move(b)));
-        if (cur[s].ended) break;
+        if (cur[s].ended || cur[s].barrier) break;
       }
     }
     // Every live producer needs its next record before the smallest can be known. After a stall
     // (see PlanNode::time_merge_strict) the others only give what they already have.
     bool stalled = false;
     for (int s = 0; s < slots; ++s) {
-      while (!cur[s].errors && !cur[s].ended && !cur[s].batch) {
+      while (!cur[s].errors && !cur[s].ended && !cur[s].batch && !cur[s].barrier) {
         BatchPtr b = t.gate->TryPop(s);
         if (!b) {
           if (stalled) break;
@@ -210,9 +282,31 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
       }
     }
     if (best < 0) {
-      bool live = false;
-      for (int s = 0; s < slots; ++s) live = live || !cur[s].ended;
+      bool live = false, all_at_barrier = aligning != 0;
+      for (int s = 0; s < slots; ++s) {
+        live = live || !cur[s].ended;
+        if (!cur[s].ended && cur[s].barrier == 0) all_at_barrier = false;
+      }
+      if (all_at_barrier && live) {
+        SR_RETURN_IF_ERROR(flush());
+        uint64_t id = aligning;
+        aligning = 0;
+        for (auto& c : cur) c.barrier = 0;
+        SR_RETURN_IF_ERROR(PassBarrier(t, id, ""));
+        continue;
+      }
       if (!live) break;
+      if (aligning != 0) {
+        // Only errors streams are left to reach the barrier: wait for them.
+        for (int s = 0; s < slots; ++s) {
+          if (!cur[s].errors || cur[s].ended || cur[s].barrier) continue;
+          ScopedTimer idle(&t.metrics.idle_ns);
+          BatchPtr b = t.gate->PopFrom(s);
+          if (!b) return Status::Cancelled();
+          SR_RETURN_IF_ERROR(take(s, std::move(b)));
+          break;
+        }
+      }
       continue;
     }
     Cursor& c = cur[best];

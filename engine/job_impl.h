@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/channel.h"
+#include "engine/checkpoint_coordinator.h"
 #include "engine/exchange.h"
 #include "engine/metrics.h"
 #include "engine/runtime.h"
@@ -89,9 +90,14 @@ class Job::Impl {
     std::vector<int> input_slot_base;
     std::thread thread;
     Status status;
+    // Checkpoints: the source's hook, and the restore contexts of the chained operators.
+    std::unique_ptr<BarrierHook> barrier_hook;
+    std::deque<RestoreContext> restore_ctx;
+    uint64_t last_barrier = 0;  // the newest barrier this task passed on
   };
 
-  Impl(const PipelineSpec& spec, Plan plan) : spec_(spec), plan_(std::move(plan)) {}
+  Impl(const PipelineSpec& spec, Plan plan, RunOptions options)
+      : spec_(spec), plan_(std::move(plan)), options_(std::move(options)) {}
 
   Status Build();
   Status Run();
@@ -99,6 +105,12 @@ class Job::Impl {
 
   const PipelineSpec& spec_;
   Plan plan_;
+  RunOptions options_;
+  std::unique_ptr<CheckpointCoordinator> coordinator_;  // null: no checkpoints
+  std::atomic<bool> drain_{false};
+  // Build's scratch until the tasks are counted.
+  CheckpointOptions checkpoint_options_;
+  std::vector<CheckpointNode> checkpoint_nodes_;
   std::vector<std::unique_ptr<Task>> tasks_;
   // For every plan node, its task per subtask.
   std::vector<std::vector<Task*>> node_tasks_;
@@ -116,8 +128,13 @@ class Job::Impl {
 
  private:
   Status RunTask(Task& t);
+  Status RunTaskBody(Task& t);
   Status RunInputLoop(Task& t);
   Status RunTimeMergeLoop(Task& t);
+  // Checkpoint barrier `id` passed task `t` (after alignment): snapshot its operators, send the
+  // barrier on, ack. `position`: the source's, for source tasks.
+  Status PassBarrier(Task& t, uint64_t id, std::string position);
+  friend class TaskBarrierHook;
   Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
   std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
   void Fail(const Status& st);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/keyed_state.h"
 #include "engine/status.h"
 
 namespace streamrun {
@@ -47,6 +48,29 @@ class ErrorReporter {
   virtual Status Flush() = 0;
 };
 
+// What one operator subtask hands over at a checkpoint barrier (engine/checkpoint_coordinator.h).
+struct OperatorSnapshot {
+  // Keyed state as a state file (engine/state_file.h); empty: no keyed state.
+  std::string state;
+  // Small per-subtask state as one JSON value, stored in the manifest's metadata (a sink's
+  // commit state); empty: none.
+  std::string meta;
+  // Files outside the checkpoint directory that must be fsynced before the checkpoint counts as
+  // complete (a sink's staged output).
+  std::vector<std::string> sync_paths;
+};
+
+// What a restored operator starts from (OperatorContext::restore).
+struct RestoreContext {
+  int64_t checkpoint_id = 0;
+  bool savepoint = false;
+  // The step's keyed state, every key group (an operator keeps its own range:
+  // OperatorContext::first_key_group..last_key_group); null when the checkpoint has none.
+  const KeyedStateStore* state = nullptr;
+  // This subtask's OperatorSnapshot::meta, or empty.
+  std::string meta;
+};
+
 struct OperatorContext {
   std::string name;          // the step's or sink's name in the pipeline file
   int subtask = 0;           // 0 .. parallelism-1
@@ -58,6 +82,15 @@ struct OperatorContext {
   Emitter* late = nullptr;   // <step>.late, or null when nobody reads it
   ErrorReporter* errors = nullptr;
   const std::atomic<bool>* cancelled = nullptr;
+  // The key groups this subtask owns (engine/key.h).
+  int first_key_group = 0;
+  int last_key_group = 127;
+  // Checkpointing: the job takes checkpoints, so sinks stage their output and commit it when a
+  // checkpoint completes. `state_dir` is the job's state directory.
+  bool checkpointing = false;
+  std::string state_dir;
+  // Non-null when the job resumes from a checkpoint or savepoint: Open restores from it.
+  const RestoreContext* restore = nullptr;
 };
 
 // A step or a sink. Its input is one logical stream: the runtime merges the inputs of a union
@@ -74,6 +107,19 @@ class Operator {
   virtual Status Finish() = 0;
   // For bounded inputs and the progress line: records and bytes written (sinks).
   virtual uint64_t records_out() const { return 0; }
+
+  // A checkpoint barrier reached the operator: every record before it has been processed.
+  // Emit what is buffered (so it precedes the barrier downstream), then describe the state
+  // into *out. Called on the operator's thread, between Process calls.
+  virtual Status Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* /*out*/) {
+    return Status::Ok();
+  }
+  // Checkpoint `checkpoint_id` (and every earlier one) is complete: sinks commit what it covers.
+  // Called on the checkpoint thread, concurrently with Process: operators that use it
+  // synchronise themselves.
+  virtual Status NotifyCheckpointComplete(int64_t /*checkpoint_id*/) { return Status::Ok(); }
+  // True when NotifyCheckpointComplete does something (the runtime then calls it).
+  virtual bool commits() const { return false; }
 };
 
 // Counters a source updates for the progress line and metrics. Written by one source thread,
@@ -82,6 +128,21 @@ struct SourceProgress {
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> total_bytes{0};  // 0 when unknown (unbounded or follow)
+};
+
+// How a source takes part in checkpoints (engine/checkpoint_coordinator.h). A source checks
+// requested() between batches (one relaxed atomic load); when it exceeds the last barrier it
+// sent, it emits everything before the barrier and calls Barrier with its position: the
+// runtime then snapshots the operators chained after it and sends the barrier downstream.
+class BarrierHook {
+ public:
+  virtual ~BarrierHook() = default;
+  // The newest checkpoint id requested; 0: none yet.
+  virtual uint64_t requested() const = 0;
+  // `position`: a JSON value from which the source resumes (its subtask's part; "null" when
+  // this subtask has nothing to say, like a split file's subtask that does not own the next
+  // chunk).
+  virtual Status Barrier(uint64_t checkpoint_id, std::string position) = 0;
 };
 
 struct SourceContext {
@@ -96,6 +157,14 @@ struct SourceContext {
   SourceProgress* progress = nullptr;
   // Shared by the subtasks of one split source (NodeConfig::CreateShared), else null.
   std::shared_ptr<void> shared;
+  // Null when the job takes no checkpoints.
+  BarrierHook* barriers = nullptr;
+  // Resuming: the JSON array of the positions every subtask of this source gave at the
+  // restored checkpoint (BarrierHook::Barrier), whatever the parallelism then. Empty: start
+  // from the beginning.
+  std::string restore_positions;
+  // Set by `stop --drain`: end the input now as if it had ended (return Ok).
+  const std::atomic<bool>* drain = nullptr;
 };
 
 class SourceOperator {
@@ -166,6 +235,10 @@ class NodeConfig {
   virtual OnError on_error() const { return OnError::kFail; }
   // For `graph`: a short label of the node's settings ("where: x > 1").
   virtual std::string Describe() const { return ""; }
+  // Steps with keyed state: what the state's meaning depends on (the window and the
+  // aggregates), so that `savepoint check` can tell a changed step ("incompatible"). Empty for
+  // stateless nodes.
+  virtual std::string StateFingerprint() const { return ""; }
 };
 
 }  // namespace streamrun

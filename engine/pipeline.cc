@@ -70,13 +70,15 @@ class Loader {
     }
     if (top.Has("checkpoints")) {
       SR_ASSIGN_OR_RETURN(ConfigReader c, top.Child("checkpoints"));
-      SR_RETURN_IF_ERROR(c.CheckKeys({"interval", "mode", "retain"}));
+      SR_RETURN_IF_ERROR(c.CheckKeys({"interval", "mode", "retain", "timeout"}));
       SR_ASSIGN_OR_RETURN(spec->checkpoints.interval_ms, c.DurationMs("interval", 0));
       SR_ASSIGN_OR_RETURN(std::string mode,
                           c.Enum("mode", {"exactly_once", "at_least_once"}, "exactly_once"));
       spec->checkpoints.exactly_once = mode == "exactly_once";
       SR_ASSIGN_OR_RETURN(int64_t retain, c.Int("retain", 3, 1, 1000));
       spec->checkpoints.retain = static_cast<int>(retain);
+      SR_ASSIGN_OR_RETURN(spec->checkpoints.timeout_ms, c.DurationMs("timeout", 600000));
+      if (spec->checkpoints.timeout_ms <= 0) return c.ErrorAt("timeout", "must be positive");
     }
     if (top.Has("restart")) {
       SR_ASSIGN_OR_RETURN(ConfigReader r, top.Child("restart"));

@@ -114,6 +114,7 @@ struct CheckpointSpec {
   int64_t interval_ms = 0;  // 0: no periodic checkpoints
   bool exactly_once = true;
   int retain = 3;
+  int64_t timeout_ms = 600000;  // a checkpoint not complete by then is aborted
 };
 
 struct RestartSpec {

@@ -351,6 +351,8 @@ std::string PipelineJsonSchema() {
        "exactly_once (aligned barriers, default) | at_least_once (no alignment).");
   Key(w, "retain");
   ScalarOrEnv(w, "integer", "Complete checkpoints kept (default 3).", 1, 1000);
+  Key(w, "timeout");
+  DescribedRef(w, "duration", "A checkpoint not complete by then is aborted (default 10m).");
   w.EndObject();
   w.EndObject();
   Key(w, "restart");

@@ -19,6 +19,7 @@
 #include "engine/exchange.h"
 #include "engine/key.h"
 #include "engine/metrics.h"
+#include "engine/restore.h"
 #include "engine/watermark.h"
 
 namespace streamrun {
@@ -54,6 +55,52 @@ class CountingEmitter : public Emitter {
 };
 
 }  // namespace
+
+// A source task's part in checkpoints (engine/operator.h BarrierHook).
+class TaskBarrierHook : public BarrierHook {
+ public:
+  TaskBarrierHook(Job::Impl* job, Job::Impl::Task* task) : job_(job), task_(task) {}
+  uint64_t requested() const override { return job_->coordinator_->requested(); }
+  Status Barrier(uint64_t checkpoint_id, std::string position) override {
+    return job_->PassBarrier(*task_, checkpoint_id, std::move(position));
+  }
+
+ private:
+  Job::Impl* job_;
+  Job::Impl::Task* task_;
+};
+
+Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
+  if (id <= t.last_barrier) return Status::Ok();
+  t.last_barrier = id;
+  std::vector<SnapshotPart> parts;
+  if (t.source) {
+    SnapshotPart part;
+    part.node = t.head;
+    part.subtask = t.subtask;
+    part.position = std::move(position);
+    parts.push_back(std::move(part));
+  }
+  // In chain order: each operator's buffered output reaches the next before that one snapshots.
+  size_t first_op = t.source ? 1 : 0;
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    SnapshotPart part;
+    part.node = t.chain[first_op + i];
+    part.subtask = t.subtask;
+    SR_RETURN_IF_ERROR(t.ops[i]->Snapshot(static_cast<int64_t>(id), &part.snapshot));
+    if (!part.snapshot.state.empty() || !part.snapshot.meta.empty() ||
+        !part.snapshot.sync_paths.empty()) {
+      parts.push_back(std::move(part));
+    }
+  }
+  SR_RETURN_IF_ERROR(t.errors->Flush());
+  for (OutputEmitter* out : t.outputs) SR_RETURN_IF_ERROR(out->Barrier(id));
+  for (auto& e : t.errors->emitters_) {
+    if (e) SR_RETURN_IF_ERROR(e->Barrier(id));
+  }
+  coordinator_->Ack(id, t.index, std::move(parts));
+  return Status::Ok();
+}
 
 Status Job::Impl::TaskErrors::Handle(uint16_t origin, uint64_t offset, std::string_view text,
                                      std::string_view where, std::string_view reason) {
@@ -130,6 +177,29 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
 }
 
 Status Job::Impl::Build() {
+  if (!options_.state_dir.empty()) {
+    CheckpointOptions co;
+    co.state_dir = options_.state_dir;
+    co.job_name = spec_.name;
+    co.interval_ms = spec_.checkpoints.interval_ms;
+    co.timeout_ms = spec_.checkpoints.timeout_ms;
+    co.retain = spec_.checkpoints.retain;
+    co.max_parallelism = spec_.max_parallelism;
+    co.first_id = options_.first_checkpoint_id;
+    std::vector<CheckpointNode> nodes;
+    for (const PlanNode& pn : plan_.nodes) {
+      CheckpointNode cn;
+      cn.name = pn.spec->name;
+      cn.role = pn.role;
+      cn.type = pn.spec->type;
+      cn.parallelism = pn.parallelism;
+      cn.fingerprint = pn.spec->config->StateFingerprint();
+      nodes.push_back(std::move(cn));
+    }
+    // Tasks are counted below; the coordinator is created once they are known.
+    checkpoint_nodes_ = std::move(nodes);
+    checkpoint_options_ = std::move(co);
+  }
   // Sources are numbered in plan order: their origin index.
   for (size_t n = 0; n < plan_.nodes.size(); ++n) {
     progress_.push_back(std::make_unique<SourceProgress>());
@@ -140,6 +210,7 @@ Status Job::Impl::Build() {
     return Status::PipelineError("too many sources (at most 64)");
   }
   node_tasks_.resize(plan_.nodes.size());
+  const RestoreData* restore = options_.restore;
 
   // Tasks: one per subtask of every node that is not chained.
   for (size_t n = 0; n < plan_.nodes.size(); ++n) {
@@ -163,6 +234,11 @@ Status Job::Impl::Build() {
       node_tasks_[n].push_back(t.get());
       tasks_.push_back(std::move(t));
     }
+  }
+
+  if (!options_.state_dir.empty()) {
+    coordinator_ = std::make_unique<CheckpointCoordinator>(
+        std::move(checkpoint_options_), std::move(checkpoint_nodes_), static_cast<int>(tasks_.size()));
   }
 
   // Input gates of task heads, with a producer slot per upstream subtask (or per task, for
@@ -260,6 +336,12 @@ Status Job::Impl::Build() {
           if (t.subtask == 0) shared_[n] = pn.spec->config->CreateShared(pn.parallelism);
           sc.shared = shared_[n];
         }
+        sc.drain = &drain_;
+        if (coordinator_) {
+          t.barrier_hook = std::make_unique<TaskBarrierHook>(this, &t);
+          sc.barriers = t.barrier_hook.get();
+        }
+        if (restore != nullptr) sc.restore_positions = restore->Positions(pn.spec->name);
         next_in_chain = nullptr;
         continue;
       }
@@ -275,7 +357,18 @@ Status Job::Impl::Build() {
       oc.late = late;
       oc.errors = t.errors.get();
       oc.cancelled = &cancelled_;
+      // Subtask s owns the key groups g with g * p / maxp == s (engine/key.h).
+      const int maxp = spec_.max_parallelism, p = pn.parallelism;
+      oc.first_key_group = (t.subtask * maxp + p - 1) / p;
+      oc.last_key_group = ((t.subtask + 1) * maxp + p - 1) / p - 1;
+      oc.checkpointing = !options_.state_dir.empty() && spec_.checkpoints.interval_ms > 0;
+      oc.state_dir = options_.state_dir;
+      if (restore != nullptr) {
+        t.restore_ctx.push_back(restore->Context(pn.spec->name, t.subtask, p));
+        oc.restore = &t.restore_ctx.back();
+      }
       SR_RETURN_IF_ERROR(ops[c]->Open(oc));
+      if (coordinator_ && ops[c]->commits()) coordinator_->AddCommitter(ops[c]);
       t.emitters.push_back(std::make_unique<ChainEmitter>(ops[c]));
       next_in_chain = t.emitters.back().get();
     }
@@ -299,6 +392,34 @@ void Job::Impl::Cancel() {
 }
 
 Status Job::Impl::RunTask(Task& t) {
+  Status st = RunTaskBody(t);
+  if (coordinator_) {
+    std::vector<std::pair<int, int>> sources;
+    std::vector<SnapshotPart> final_parts;
+    if (st.ok()) {
+      if (t.source) sources.emplace_back(t.head, t.subtask);
+      // What the finished operators hold (a sink: everything committed) stays part of later
+      // checkpoints of the job's other branches.
+      size_t first_op = t.source ? 1 : 0;
+      for (size_t i = 0; i < t.ops.size(); ++i) {
+        SnapshotPart part;
+        part.node = t.chain[first_op + i];
+        part.subtask = t.subtask;
+        // Only sinks: a finished step's state is empty, and it must not emit after its end.
+        if (plan_.nodes[part.node].role != NodeRole::kSink) continue;
+        if (!t.ops[i]->Snapshot(0, &part.snapshot).ok()) continue;
+        part.snapshot.sync_paths.clear();
+        if (!part.snapshot.state.empty() || !part.snapshot.meta.empty()) {
+          final_parts.push_back(std::move(part));
+        }
+      }
+    }
+    coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+  }
+  return st;
+}
+
+Status Job::Impl::RunTaskBody(Task& t) {
   Status st;
   if (t.source) {
     st = t.source->Run(t.source_ctx);
@@ -318,6 +439,7 @@ Status Job::Impl::Run() {
     std::lock_guard<std::mutex> lock(mu_);
     running_ = static_cast<int>(tasks_.size());
   }
+  if (coordinator_) coordinator_->Start();
   for (auto& tp : tasks_) {
     Task* t = tp.get();
     t->thread = std::thread([this, t] {
@@ -344,6 +466,7 @@ Status Job::Impl::Run() {
     }
   }
   for (auto& t : tasks_) t->thread.join();
+  if (coordinator_) coordinator_->Stop();
   std::lock_guard<std::mutex> lock(mu_);
   if (!first_error_.ok()) return first_error_;
   if (cancelled_.load()) return Status::Cancelled();
@@ -364,12 +487,17 @@ Job::~Job() {
 
 Result<std::unique_ptr<Job>> Job::Create(const PipelineSpec& spec, const RunOptions& options) {
   SR_ASSIGN_OR_RETURN(Plan plan, BuildPlan(spec, options.parallelism));
-  auto impl = std::make_unique<Impl>(spec, std::move(plan));
+  auto impl = std::make_unique<Impl>(spec, std::move(plan), options);
   SR_RETURN_IF_ERROR(impl->Build());
   return std::unique_ptr<Job>(new Job(std::move(impl)));
 }
 
 Status Job::Run() { return impl_->Run(); }
+void Job::Drain() { impl_->drain_.store(true); }
+Result<std::string> Job::Savepoint(const std::string& parent_dir) {
+  if (!impl_->coordinator_) return Status::RuntimeError("this job takes no savepoints");
+  return impl_->coordinator_->Savepoint(parent_dir);
+}
 void Job::Cancel() { impl_->Cancel(); }
 const Plan& Job::plan() const { return impl_->plan_; }
 

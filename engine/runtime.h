@@ -22,8 +22,16 @@
 
 namespace streamrun {
 
+struct RestoreData;  // engine/restore.h
+
 struct RunOptions {
   int parallelism = 0;  // > 0 overrides the pipeline's
+  // Checkpoints and savepoints (engine/checkpoint_coordinator.h): on when `state_dir` is set
+  // (savepoints), periodic when the pipeline's checkpoints.interval is > 0.
+  std::string state_dir;
+  int64_t first_checkpoint_id = 1;
+  // Resume from this checkpoint or savepoint (engine/restore.h); null: start empty.
+  const RestoreData* restore = nullptr;
 };
 
 // What a finished run did, for the summary line.
@@ -64,6 +72,13 @@ class Job {
   //  "records_out", "watermark" (null before the first), "queue_fill" (0..1, fullest input
   //  queue), "busy", "idle", "backpressured" (shares of its threads' time, 0..1)}]}
   std::string StatusJson() const;
+
+  // Takes a savepoint into `parent_dir` and returns its path once complete (blocks the caller).
+  // Fails when the job takes no checkpoints (RunOptions::state_dir empty) or ends first.
+  Result<std::string> Savepoint(const std::string& parent_dir);
+  // `stop --drain`: every source ends its input now, so all windows fire, sinks commit, and Run
+  // returns Ok.
+  void Drain();
 
   class Impl;
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <rapidjson/document.h>
+
 #include "operators/factories.h"
 
 namespace streamrun {
@@ -48,6 +50,39 @@ class FileShared {
     max_ts_ = max_ts;
     cv_.notify_all();
   }
+  // Resuming at chunk `first` (a checkpoint's position): chunks before it count as published,
+  // with the running maximum event time `max_ts`.
+  void StartAt(uint64_t first, int64_t max_ts) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return;
+    started_ = true;
+    next_ = first;
+    next_start_ = first;
+    max_ts_ = max_ts;
+  }
+
+  // Checkpoint barriers and drains of a split file must fall between the same two chunks in
+  // every subtask: the consumer reads the chunks in order. Called by a subtask before it starts
+  // chunk k; the first subtask to see a new request fixes its chunk: the first one no subtask
+  // has started. Returns the barrier id to send before chunk k (0: none) and sets *stop when
+  // the subtask must end its input before chunk k (drain).
+  uint64_t BeforeChunk(uint64_t k, uint64_t requested, uint64_t last_sent, bool drain,
+                       bool* stop, uint64_t* barrier_chunk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (requested > barrier_id_) {
+      barrier_id_ = requested;
+      barrier_chunk_ = std::max(k, next_start_);
+    }
+    if (drain && !draining_) {
+      draining_ = true;
+      stop_chunk_ = std::max(k, next_start_);
+    }
+    *stop = draining_ && k >= stop_chunk_;
+    if (!*stop) next_start_ = std::max(next_start_, k + 1);
+    *barrier_chunk = barrier_chunk_;
+    return barrier_id_ > last_sent && k >= barrier_chunk_ ? barrier_id_ : 0;
+  }
+
   // A subtask failed or was cancelled: nobody may wait for it.
   void Close() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -63,7 +98,67 @@ class FileShared {
   uint64_t next_ = 0;             // the chunk that may publish next
   int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
   bool closed_ = false;
+  bool started_ = false;
+  uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started
+  uint64_t barrier_id_ = 0;       // the newest barrier, to be sent before barrier_chunk_
+  uint64_t barrier_chunk_ = 0;
+  bool draining_ = false;
+  uint64_t stop_chunk_ = 0;
 };
+
+// Where a split file source resumes (a checkpoint's source position).
+struct ChunkPosition {
+  bool end = false;  // every subtask had ended: nothing is left to read
+  uint64_t chunk = 0;
+  int64_t max_ts = kMinTimestamp;
+};
+
+std::string PositionJson(uint64_t chunk, int64_t max_ts, uint64_t chunk_bytes, uint64_t size) {
+  std::string out = "{\"chunk\":" + std::to_string(chunk) +
+                    ",\"offset\":" + std::to_string(chunk * chunk_bytes) + ",\"max_ts\":";
+  out += max_ts == kMinTimestamp ? "null" : std::to_string(max_ts);
+  out += ",\"chunk_bytes\":" + std::to_string(chunk_bytes) + ",\"size\":" + std::to_string(size) + "}";
+  return out;
+}
+
+// `positions`: the JSON array of every subtask's position at the checkpoint.
+Result<ChunkPosition> ParsePosition(const std::string& positions, uint64_t chunk_bytes,
+                                    uint64_t size) {
+  rapidjson::Document doc;
+  doc.Parse(positions.data(), positions.size());
+  if (doc.HasParseError() || !doc.IsArray()) {
+    return Status::RuntimeError("file source: damaged position in the checkpoint");
+  }
+  ChunkPosition at;
+  bool any_end = false;
+  for (auto& v : doc.GetArray()) {
+    if (v.IsString() && std::string_view(v.GetString()) == "end") any_end = true;
+    if (!v.IsObject()) continue;
+    if (!v.HasMember("chunk") || !v["chunk"].IsUint64() || !v.HasMember("chunk_bytes") ||
+        !v["chunk_bytes"].IsUint64()) {
+      return Status::RuntimeError("file source: damaged position in the checkpoint");
+    }
+    if (v["chunk_bytes"].GetUint64() != chunk_bytes) {
+      // Offsets are kept in chunks; a build with another chunk size cannot resume.
+      return Status::RuntimeError("file source: the checkpoint was taken with chunks of " +
+                                  std::to_string(v["chunk_bytes"].GetUint64()) + " bytes, this build reads " +
+                                  std::to_string(chunk_bytes));
+    }
+    if (v.HasMember("size") && v["size"].IsUint64() && v["size"].GetUint64() > size) {
+      return Status::RuntimeError("file source: the file is shorter than when the checkpoint was "
+                                  "taken (" + std::to_string(size) + " < " +
+                                  std::to_string(v["size"].GetUint64()) + " bytes)");
+    }
+    at.chunk = v["chunk"].GetUint64();
+    at.max_ts = v.HasMember("max_ts") && v["max_ts"].IsInt64() ? v["max_ts"].GetInt64() : kMinTimestamp;
+    return at;
+  }
+  if (any_end) {
+    at.end = true;
+    return at;
+  }
+  return Status::RuntimeError("file source: the checkpoint has no position for it");
+}
 
 class Fd {
  public:
@@ -132,12 +227,42 @@ class FileSource : public SourceOperator {
     const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
     const int p = std::max(1, ctx.parallelism);
     WatermarkGenerator real(o_.common.max_out_of_orderness_ms);
+    // Resuming: the chunk to start at, and the max event time before it (file_source.h).
+    uint64_t base = 0;
+    if (!ctx.restore_positions.empty()) {
+      SR_ASSIGN_OR_RETURN(ChunkPosition at, ParsePosition(ctx.restore_positions, c, size));
+      if (at.end) return Status::Ok();
+      base = at.chunk;
+      shared.StartAt(at.chunk, at.max_ts);
+    }
     // Rows point into the chunk buffer (RecordMaker::SetLineOwner), so a buffer is reused only
     // when no batch holds it any more; otherwise the next chunk gets a new one.
     std::shared_ptr<std::string> owner = std::make_shared<std::string>();
     std::vector<BatchPtr> batches;
-    for (uint64_t k = static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
+    uint64_t last_barrier = 0;
+    // Chunk k is read by subtask (k - base) % p and carries seq k - base.
+    for (uint64_t k = base + static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
       if (IsCancelled(ctx)) return Status::Cancelled();
+      if (ctx.barriers != nullptr || ctx.drain != nullptr) {
+        bool stop = false;
+        uint64_t barrier_chunk = 0;
+        uint64_t id = shared.BeforeChunk(k, ctx.barriers ? ctx.barriers->requested() : 0, last_barrier,
+                                         ctx.drain && ctx.drain->load(std::memory_order_relaxed),
+                                         &stop, &barrier_chunk);
+        if (id != 0) {
+          last_barrier = id;
+          std::string position = "null";
+          if (k == barrier_chunk) {
+            // The owner of the barrier's chunk says where the source resumes: that chunk, with
+            // the max event time of the chunks before it.
+            int64_t before = kMinTimestamp;
+            SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &before));
+            position = PositionJson(k, before, c, size);
+          }
+          SR_RETURN_IF_ERROR(ctx.barriers->Barrier(id, std::move(position)));
+        }
+        if (stop) return Status::Ok();
+      }
       maker.SetLineOwner(nullptr);
       if (owner.use_count() > 1) owner = std::make_shared<std::string>();
       std::string& buf = *owner;
@@ -194,7 +319,7 @@ class FileSource : public SourceOperator {
         Batch& b = *batches[i];
         for (Row& row : b.rows) row.wm = real.WatermarkFor(std::max(prev, row.wm));
         b.watermark = real.WatermarkFor(std::max(prev, b.watermark));
-        b.seq = k;
+        b.seq = k - base;
         b.seq_last = i + 1 == batches.size();
       }
       for (size_t i = 0; i < batches.size(); ++i) {

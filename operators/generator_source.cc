@@ -132,7 +132,29 @@ class GeneratorSource : public SourceOperator {
     RateLimiter limiter(o_.rate);
     BatchPtr batch = NewBatch(width);
     std::string json;
-    for (uint64_t i = 0; o_.count < 0 || i < static_cast<uint64_t>(o_.count); ++i) {
+    uint64_t first = 0;
+    if (!ctx.restore_positions.empty()) {
+      // Resuming: the generator is deterministic, so it makes and skips the records before the
+      // checkpoint's position.
+      SR_ASSIGN_OR_RETURN(StreamPosition at, ParseStreamPosition(ctx.restore_positions));
+      if (at.end) return Status::Ok();
+      first = at.offset;
+      Event skipped;
+      for (uint64_t i = 0; i < first; ++i) profile->Next(i, &skipped);
+      gen.set_max_timestamp(at.max_ts);
+    }
+    uint64_t last_barrier = 0;
+    for (uint64_t i = first; o_.count < 0 || i < static_cast<uint64_t>(o_.count); ++i) {
+      if (ctx.barriers != nullptr && ctx.barriers->requested() > last_barrier) {
+        last_barrier = ctx.barriers->requested();
+        if (!batch->rows.empty()) {
+          batch->watermark = gen.current();
+          SR_RETURN_IF_ERROR(EmitBatch(ctx, std::move(batch), 0));
+          batch = NewBatch(width);
+        }
+        SR_RETURN_IF_ERROR(ctx.barriers->Barrier(last_barrier, StreamPositionJson(i, gen.max_timestamp())));
+      }
+      if (ctx.drain != nullptr && ctx.drain->load(std::memory_order_relaxed)) break;
       if (limiter.limited() && !limiter.TryAcquire()) {
         if (!batch->rows.empty()) {
           batch->watermark = gen.current();

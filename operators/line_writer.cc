@@ -1,11 +1,18 @@
 // The buffered writer behind the stdout and file sinks.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
+#include <mutex>
+#include <vector>
+
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
 
 #include "operators/factories.h"
 #include "operators/sinks.h"
@@ -17,6 +24,12 @@ constexpr size_t kWriteBuffer = 1 << 20;
 
 // Writes rows' bytes to a descriptor. `flush_each_batch` for stdout (a reader sees each batch
 // promptly); files flush when the buffer fills and at Finish.
+//
+// A file sink of a job that takes checkpoints is exactly-once (sinks.h): rows go to a staging
+// file, STATE_DIR/sinks/<sink>/current.staged; at a barrier it becomes chk-<id>.staged; when
+// checkpoint <id> completes its bytes are appended to the output file. Meta in the checkpoint
+// (docs/state-format.md "File sinks"): {"committed": output length once every checkpoint up to
+// this one is committed, "pending": [{"id", "start", "bytes"}: staged, not yet known committed]}.
 class LineSink : public Operator {
  public:
   LineSink(std::string path, bool is_stdout, int fd = -1)
@@ -27,9 +40,11 @@ class LineSink : public Operator {
         buf_(std::make_unique<char[]>(kWriteBuffer)) {}
   ~LineSink() override {
     if (own_fd_ && fd_ >= 0) ::close(fd_);
+    if (staged_fd_ >= 0) ::close(staged_fd_);
   }
 
-  Status Open(const OperatorContext& /*ctx*/) override {
+  Status Open(const OperatorContext& ctx) override {
+    name_ = ctx.name;
     if (stdout_) {
       fd_ = STDOUT_FILENO;
       return Status::Ok();
@@ -39,9 +54,22 @@ class LineSink : public Operator {
     auto parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) return Status::IoError("cannot create the folder of '" + path_ + "': " + ec.message());
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const bool restoring = ctx.restore != nullptr && !ctx.restore->meta.empty();
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | (restoring ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
     if (fd_ < 0) return Status::IoError("cannot open '" + path_ + "': " + std::strerror(errno));
-    return Status::Ok();
+    staging_ = ctx.checkpointing || restoring;
+    if (!staging_) return Status::Ok();
+    staging_dir_ = ctx.state_dir + "/sinks/" + ctx.name;
+    std::filesystem::create_directories(staging_dir_, ec);
+    if (ec) return Status::IoError("cannot create '" + staging_dir_ + "': " + ec.message());
+    if (restoring) SR_RETURN_IF_ERROR(Recover(ctx.restore->meta, ctx.restore->savepoint));
+    // Staged files of a previous run are either committed now or beyond the checkpoint.
+    for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+    staging_ = ctx.checkpointing;
+    if (!staging_) return Status::Ok();
+    return OpenStaged();
   }
 
   Status Process(BatchPtr batch) override {
@@ -66,15 +94,73 @@ class LineSink : public Operator {
     return Status::Ok();
   }
 
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    if (stdout_) return Flush();  // at least once: what was written stays
+    if (!finished_) SR_RETURN_IF_ERROR(Flush());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!staging_ || finished_) {
+      // Written straight to the file (savepoints without periodic checkpoints, or finished).
+      out->meta = "{\"committed\":" + std::to_string(finished_ ? final_length_ : direct_length_) +
+                  ",\"pending\":[]}";
+      return Status::Ok();
+    }
+    if (staged_bytes_ > 0) {
+      std::string name = staging_dir_ + "/chk-" + std::to_string(checkpoint_id) + ".staged";
+      if (::rename((staging_dir_ + "/current.staged").c_str(), name.c_str()) != 0) {
+        return Status::IoError("cannot rename staged output to '" + name + "': " + std::strerror(errno));
+      }
+      ::close(staged_fd_);
+      staged_fd_ = -1;
+      pending_.push_back({checkpoint_id, next_start_, staged_bytes_, name});
+      next_start_ += staged_bytes_;
+      staged_bytes_ = 0;
+      out->sync_paths.push_back(name);
+      out->sync_paths.push_back(staging_dir_);
+      SR_RETURN_IF_ERROR(OpenStaged());
+    }
+    out->meta = "{\"committed\":" + std::to_string(next_start_) + ",\"pending\":[";
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      const Pending& p = pending_[i];
+      out->meta += (i ? "," : "") + std::string("{\"id\":") + std::to_string(p.id) +
+                   ",\"start\":" + std::to_string(p.start) + ",\"bytes\":" + std::to_string(p.bytes) + "}";
+    }
+    out->meta += "]}";
+    return Status::Ok();
+  }
+
+  bool commits() const override { return staging_; }
+
+  Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return CommitUpTo(checkpoint_id);
+  }
+
   Status Finish() override {
     SR_RETURN_IF_ERROR(Flush());
     if (!stdout_ && own_fd_ && fd_ >= 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (staging_) {
+        // The end of the input: everything is committed before the job ends.
+        SR_RETURN_IF_ERROR(CommitUpTo(std::numeric_limits<int64_t>::max()));
+        if (staged_bytes_ > 0) {
+          SR_RETURN_IF_ERROR(AppendFile(staged_fd_, 0, staged_bytes_, next_start_));
+          next_start_ += staged_bytes_;
+          staged_bytes_ = 0;
+        }
+        ::close(staged_fd_);
+        staged_fd_ = -1;
+        ::unlink((staging_dir_ + "/current.staged").c_str());
+        final_length_ = next_start_;
+      } else {
+        final_length_ = direct_length_;
+      }
       // Character devices and pipes (/dev/null, a FIFO) cannot be synced: EINVAL says so.
       if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
         return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
       }
       int fd = fd_;
       fd_ = -1;
+      finished_ = true;
       if (::close(fd) != 0) return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
     }
     return Status::Ok();
@@ -83,31 +169,174 @@ class LineSink : public Operator {
   uint64_t records_out() const override { return records_; }
 
  private:
+  struct Pending {
+    int64_t id;
+    uint64_t start;  // where its bytes go in the output file
+    uint64_t bytes;
+    std::string path;
+  };
+
+  Status OpenStaged() {
+    std::string name = staging_dir_ + "/current.staged";
+    staged_fd_ = ::open(name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (staged_fd_ < 0) return Status::IoError("cannot open '" + name + "': " + std::strerror(errno));
+    staged_bytes_ = 0;
+    return Status::Ok();
+  }
+
+  // Appends [0, bytes) of `from` to the output file at `at` (cutting off anything after `at`
+  // first, the remains of an interrupted commit), then syncs the output.
+  Status AppendFile(int from, uint64_t offset, uint64_t bytes, uint64_t at) {
+    if (::ftruncate(fd_, static_cast<off_t>(at)) != 0) {
+      return Status::IoError("cannot cut '" + path_ + "' back to " + std::to_string(at) + " bytes: " +
+                             std::strerror(errno));
+    }
+    loff_t in = static_cast<loff_t>(offset), out = static_cast<loff_t>(at);
+    uint64_t left = bytes;
+    while (left > 0) {
+      ssize_t n = ::copy_file_range(from, &in, fd_, &out, left, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        // Not supported between these files: copy through memory.
+        std::string chunk(std::min<uint64_t>(left, 1 << 20), '\0');
+        ssize_t r = ::pread(from, chunk.data(), chunk.size(), in);
+        if (r <= 0) return Status::IoError("cannot read staged output of '" + path_ + "'");
+        ssize_t w = ::pwrite(fd_, chunk.data(), static_cast<size_t>(r), out);
+        if (w != r) return Status::IoError("cannot write '" + path_ + "': " + std::strerror(errno));
+        in += r;
+        out += r;
+        left -= static_cast<uint64_t>(r);
+        continue;
+      }
+      if (n <= 0) {
+        return Status::IoError("cannot commit staged output to '" + path_ + "': " +
+                               (n < 0 ? std::strerror(errno) : "the staged file is shorter than recorded"));
+      }
+      left -= static_cast<uint64_t>(n);
+    }
+    if (::fsync(fd_) != 0 && errno != EINVAL) {
+      return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  // REQUIRES: mu_ held.
+  Status CommitUpTo(int64_t checkpoint_id) {
+    while (!pending_.empty() && pending_.front().id <= checkpoint_id) {
+      const Pending& p = pending_.front();
+      int from = ::open(p.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (from < 0) return Status::IoError("cannot open '" + p.path + "': " + std::strerror(errno));
+      Status st = AppendFile(from, 0, p.bytes, p.start);
+      ::close(from);
+      SR_RETURN_IF_ERROR(st);
+      ::unlink(p.path.c_str());
+      pending_.erase(pending_.begin());
+    }
+    return Status::Ok();
+  }
+
+  // Brings the output file to the state of the restored checkpoint: commits its staged output
+  // that a crash kept from being committed, and cuts off what was written after it.
+  Status Recover(const std::string& meta, bool savepoint) {
+    rapidjson::Document doc;
+    doc.Parse(meta.data(), meta.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("committed") ||
+        !doc["committed"].IsUint64()) {
+      return Status::RuntimeError("sink '" + name_ + "': damaged state in the checkpoint");
+    }
+    const uint64_t committed = doc["committed"].GetUint64();
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return Status::IoError("cannot stat '" + path_ + "'");
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (doc.HasMember("pending") && doc["pending"].IsArray()) {
+      for (auto& p : doc["pending"].GetArray()) {
+        if (!p.IsObject() || !p.HasMember("id") || !p.HasMember("start") || !p.HasMember("bytes")) {
+          return Status::RuntimeError("sink '" + name_ + "': damaged state in the checkpoint");
+        }
+        uint64_t start = p["start"].GetUint64(), bytes = p["bytes"].GetUint64();
+        if (size >= start + bytes) continue;  // committed before the crash
+        std::string staged = staging_dir_ + "/chk-" + std::to_string(p["id"].GetInt64()) + ".staged";
+        int from = ::open(staged.c_str(), O_RDONLY | O_CLOEXEC);
+        if (from < 0 || size < start) {
+          if (from >= 0) ::close(from);
+          std::string what = "sink '" + name_ + "': the output of checkpoint " +
+                             std::to_string(p["id"].GetInt64()) + " is neither in '" + path_ +
+                             "' nor staged in " + staging_dir_;
+          if (!savepoint) return Status::RuntimeError(what);
+          spdlog::warn("{}; the output file goes on from its current end", what);
+          size = std::max(size, start + bytes);
+          continue;
+        }
+        spdlog::info("sink '{}': committing the staged output of checkpoint {} ({} bytes)", name_,
+                     p["id"].GetInt64(), bytes);
+        Status s = AppendFile(from, 0, bytes, start);
+        ::close(from);
+        SR_RETURN_IF_ERROR(s);
+        size = start + bytes;
+      }
+    }
+    if (size > committed) {
+      spdlog::info("sink '{}': cutting '{}' back to its committed {} bytes", name_, path_, committed);
+      if (::ftruncate(fd_, static_cast<off_t>(committed)) != 0 || ::fsync(fd_) != 0) {
+        return Status::IoError("cannot cut '" + path_ + "' back: " + std::strerror(errno));
+      }
+      size = committed;
+    } else if (size < committed) {
+      spdlog::warn("sink '{}': '{}' has {} bytes, fewer than the {} the checkpoint committed", name_,
+                   path_, size, committed);
+    }
+    if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) {
+      return Status::IoError("cannot seek '" + path_ + "': " + std::strerror(errno));
+    }
+    next_start_ = size;
+    direct_length_ = size;
+    return Status::Ok();
+  }
+
   Status Flush() {
     Status st = Write(buf_.get(), used_);
     used_ = 0;
     return st;
   }
   Status Write(const char* p, size_t n) {
+    const int fd = staging_ ? staged_fd_ : fd_;
+    const size_t total = n;
     while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
+      ssize_t w = ::write(fd, p, n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        return Status::IoError("cannot write '" + path_ + "': " + std::strerror(errno));
+        return Status::IoError("cannot write '" + (staging_ ? staging_dir_ + "/current.staged" : path_) +
+                               "': " + std::strerror(errno));
       }
       p += w;
       n -= static_cast<size_t>(w);
     }
+    if (staging_) staged_bytes_ += total;
+    else direct_length_ += total;
     return Status::Ok();
   }
 
   std::string path_;
+  std::string name_;
   bool stdout_;
   int fd_;
   bool own_fd_;
   std::unique_ptr<char[]> buf_;  // [0, used_): bytes not yet written
   size_t used_ = 0;
   uint64_t records_ = 0;
+  uint64_t direct_length_ = 0;  // bytes written straight to the output file
+
+  // Staging (checkpointing jobs). Written on the sink's thread; pending_, fd_ writes and
+  // finished_ are shared with the checkpoint thread's commits under mu_.
+  bool staging_ = false;
+  std::string staging_dir_;
+  int staged_fd_ = -1;
+  uint64_t staged_bytes_ = 0;   // in current.staged
+  uint64_t next_start_ = 0;     // output length once everything staged before is committed
+  std::mutex mu_;
+  std::vector<Pending> pending_;
+  bool finished_ = false;
+  uint64_t final_length_ = 0;
 };
 
 class LineSinkConfig : public NodeConfig {

@@ -1,6 +1,9 @@
 // Source settings and the per-record loop shared by every source.
 #include "operators/source_common.h"
 
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
+
 #include <poll.h>
 #include <unistd.h>
 
@@ -185,6 +188,35 @@ bool RateLimiter::Acquire(const std::atomic<bool>* cancelled) {
   return true;
 }
 
+std::string StreamPositionJson(uint64_t offset, int64_t max_ts) {
+  std::string out = "{\"offset\":" + std::to_string(offset) + ",\"max_ts\":";
+  out += max_ts == kMinTimestamp ? "null" : std::to_string(max_ts);
+  return out + "}";
+}
+
+Result<StreamPosition> ParseStreamPosition(const std::string& positions) {
+  rapidjson::Document doc;
+  doc.Parse(positions.data(), positions.size());
+  if (doc.HasParseError() || !doc.IsArray()) {
+    return Status::RuntimeError("damaged source position in the checkpoint");
+  }
+  StreamPosition at;
+  bool any_end = false;
+  for (auto& v : doc.GetArray()) {
+    if (v.IsString() && std::string_view(v.GetString()) == "end") any_end = true;
+    if (!v.IsObject()) continue;
+    if (v.HasMember("offset") && v["offset"].IsUint64()) at.offset = v["offset"].GetUint64();
+    if (v.HasMember("index") && v["index"].IsUint64()) at.offset = v["index"].GetUint64();
+    if (v.HasMember("max_ts") && v["max_ts"].IsInt64()) at.max_ts = v["max_ts"].GetInt64();
+    return at;
+  }
+  if (any_end) {
+    at.end = true;
+    return at;
+  }
+  return Status::RuntimeError("the checkpoint has no position for the source");
+}
+
 Status EmitBatch(SourceContext& ctx, BatchPtr batch, uint64_t bytes) {
   if (ctx.progress != nullptr) {
     ctx.progress->records.fetch_add(batch->rows.size(), std::memory_order_relaxed);
@@ -215,6 +247,28 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
     batch = NewBatch(width);
     return st;
   };
+  // Resuming: the position is the offset of the next line and the max event time before it.
+  if (!ctx.restore_positions.empty()) {
+    SR_ASSIGN_OR_RETURN(StreamPosition at, ParseStreamPosition(ctx.restore_positions));
+    if (at.end) return Status::Ok();
+    if (::lseek(options.fd, static_cast<off_t>(at.offset), SEEK_SET) < 0) {
+      spdlog::warn("source '{}': cannot go back to offset {} of its input ({}); reading on from here",
+                   ctx.name, at.offset, std::strerror(errno));
+    } else {
+      buf_offset = at.offset;
+    }
+    gen.set_max_timestamp(at.max_ts);
+  }
+  uint64_t last_barrier = 0;
+  // Between lines: a requested checkpoint barrier goes out after the rows before it.
+  auto barrier = [&](uint64_t next_offset) -> Status {
+    if (ctx.barriers == nullptr) return Status::Ok();
+    uint64_t id = ctx.barriers->requested();
+    if (id <= last_barrier) return Status::Ok();
+    last_barrier = id;
+    SR_RETURN_IF_ERROR(flush());
+    return ctx.barriers->Barrier(id, StreamPositionJson(next_offset, gen.max_timestamp()));
+  };
   auto add = [&](size_t begin, size_t end) -> Status {
     if (end > begin && buf[end - 1] == '\r') --end;
     if (end == begin) return Status::Ok();
@@ -237,6 +291,7 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
       SR_RETURN_IF_ERROR(add(start, end));
       pending_bytes += end + 1 - start;
       start = end + 1;
+      SR_RETURN_IF_ERROR(barrier(buf_offset + start));
     }
     if (all && start < len) {
       SR_RETURN_IF_ERROR(add(start, len));
@@ -251,6 +306,8 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
 
   for (;;) {
     if (IsCancelled(ctx)) return Status::Cancelled();
+    if (ctx.drain != nullptr && ctx.drain->load(std::memory_order_relaxed)) return flush();
+    SR_RETURN_IF_ERROR(barrier(buf_offset));
     if (options.poll) {
       pollfd p{options.fd, POLLIN, 0};
       int n = ::poll(&p, 1, kPollMs);

@@ -128,6 +128,17 @@ struct LineStreamOptions {
 Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& common,
                    const LineStreamOptions& options);
 
+// A source position of a line stream or generator in a checkpoint: {"offset": next line's byte
+// offset (a generator: "index", the next record's number), "max_ts": the max event time so far}.
+struct StreamPosition {
+  bool end = false;  // the source had ended
+  uint64_t offset = 0;
+  int64_t max_ts = kMinTimestamp;
+};
+std::string StreamPositionJson(uint64_t offset, int64_t max_ts);
+// `positions`: SourceContext::restore_positions.
+Result<StreamPosition> ParseStreamPosition(const std::string& positions);
+
 // Emits `batch` to ctx.out and counts it in ctx.progress (records; bytes when `bytes` > 0).
 Status EmitBatch(SourceContext& ctx, BatchPtr batch, uint64_t bytes);
 

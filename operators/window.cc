@@ -58,6 +58,28 @@ class WindowConfig : public NodeConfig {
         std::make_unique<WindowOperator>(options, std::move(exprs), std::move(trigger)));
   }
 
+  std::string StateFingerprint() const override {
+    // What the stored windows mean: the keys, the window and the aggregates' kinds in order.
+    // Output names and allowed_lateness may change across a restore.
+    std::string s = "key_by=";
+    for (size_t i = 0; i < options.key_paths.size(); ++i) {
+      s += (i ? "," : "") + FieldPathToString(options.key_paths[i]);
+    }
+    const WindowSpec& w = options.window;
+    switch (w.type) {
+      case WindowType::kTumbling: s += ";tumbling=" + std::to_string(w.size); break;
+      case WindowType::kSliding:
+        s += ";sliding=" + std::to_string(w.size) + "/" + std::to_string(w.slide);
+        break;
+      case WindowType::kSession: s += ";session=" + std::to_string(w.gap); break;
+    }
+    s += ";aggregates=";
+    for (size_t i = 0; i < options.aggregates.size(); ++i) {
+      s += (i ? "," : "") + std::to_string(static_cast<int>(options.aggregates[i].kind));
+    }
+    return s;
+  }
+
   std::string Describe() const override {
     std::string s = "key_by: ";
     for (size_t i = 0; i < options.key_names.size(); ++i) {

@@ -1,6 +1,8 @@
 // The window step's operator (see window_operator.h for the semantics and the state format).
 #include "operators/window_operator.h"
 
+#include "engine/state_file.h"
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -489,6 +491,46 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
   m.ectx.arena = &m.eval_arena;
+  if (ctx.restore != nullptr && ctx.restore->state != nullptr) {
+    SR_RETURN_IF_ERROR(RestoreFrom(*ctx.restore->state, ctx.first_key_group, ctx.last_key_group));
+  }
+  return Status::Ok();
+}
+
+namespace {
+// Puts go into a state file (engine/state_file.h).
+class StateFileSink : public KeyedStateStore {
+ public:
+  explicit StateFileSink(StateFileBuilder* out) : out_(out) {}
+  Status Put(int key_group, std::string_view key, std::string_view ns,
+             std::string_view value) override {
+    out_->Add(key_group, key, ns, value);
+    return Status::Ok();
+  }
+  Status Get(int, std::string_view, std::string_view, std::string*, bool*) const override {
+    return Status::RuntimeError("write-only");
+  }
+  Status Delete(int, std::string_view, std::string_view) override {
+    return Status::RuntimeError("write-only");
+  }
+  Status ForEach(int, int, const Visitor&) const override {
+    return Status::RuntimeError("write-only");
+  }
+  Status Clear() override { return Status::RuntimeError("write-only"); }
+
+ private:
+  StateFileBuilder* out_;
+};
+}  // namespace
+
+Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out) {
+  Impl& m = *impl_;
+  SR_RETURN_IF_ERROR(m.Flush());
+  if (m.table.live() == 0) return Status::Ok();
+  StateFileBuilder builder(m.ctx->max_parallelism);
+  StateFileSink sink(&builder);
+  SR_RETURN_IF_ERROR(SnapshotTo(sink));
+  out->state = builder.Finish();
   return Status::Ok();
 }
 

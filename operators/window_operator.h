@@ -83,6 +83,8 @@ class WindowOperator : public Operator {
   Status Process(BatchPtr batch) override;
   Status Finish() override;
   uint64_t records_out() const override;
+  // Emits buffered results, then writes every open window into a state file.
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
 
   // Writes every open window to `store` (entries of this operator only; the caller clears it).
   Status SnapshotTo(KeyedStateStore& store) const;

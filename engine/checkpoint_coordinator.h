@@ -1,0 +1,143 @@
+// CheckpointCoordinator: triggers checkpoints and savepoints, collects what every task hands
+// over at its barrier, and writes the checkpoint beside the job.
+//
+// The protocol (Flink's asynchronous barrier snapshots, docs/architecture.md "Checkpoints"):
+//  1. Trigger: the coordinator raises requested() to a new id N (every `interval`, or for a
+//     savepoint). One checkpoint is in flight at a time.
+//  2. Sources see it between batches, emit what precedes the barrier, and call
+//     BarrierHook::Barrier with their position. The runtime snapshots the operators chained
+//     after the source and sends a barrier batch on every output.
+//  3. A task with several input queues aligns (exactly_once: it stops reading a queue whose
+//     barrier came until every queue's came) or not (at_least_once: it snapshots at the first),
+//     snapshots its operators, forwards the barrier, and calls Ack with the snapshots. The
+//     snapshot is taken in memory on the task's thread; writing it to disk is left to the
+//     coordinator's thread, so processing goes on at once.
+//  4. When every task that was running has acked (or finished), the coordinator's thread writes
+//     the state files, fsyncs the sinks' staged files, writes MANIFEST.json last
+//     (engine/checkpoint_writer.h), applies `retain`, and tells every committing operator
+//     (NotifyCheckpointComplete): sinks make the covered output visible.
+//  A checkpoint whose acks do not all arrive within `timeout`, or whose writing fails (a full
+//  disk), is aborted: its directory is removed, the job goes on, and the next one gets a new id.
+//
+// Manifest metadata (docs/state-format.md "Checkpoint metadata"):
+//   {"job": NAME, "max_parallelism": 128,
+//    "nodes": {NAME: {"role": "source"|"step"|"sink", "type": TYPE, "parallelism": P,
+//                     "fingerprint": STR (stateful steps),
+//                     "subtasks": [{"position": JSON (sources), "state": PATH (keyed state),
+//                                   "meta": JSON (sinks)}, ...]}}}
+//
+// Thread safety: Ack, TaskFinished, requested() are called by task threads; Savepoint by the
+// control thread; Start/Stop by the thread that runs the job. One mutex guards the coordinator.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/operator.h"
+#include "engine/status.h"
+
+namespace streamrun {
+
+struct CheckpointOptions {
+  std::string state_dir;
+  std::string job_name;
+  int64_t interval_ms = 0;  // 0: savepoints only
+  int64_t timeout_ms = 600000;
+  int retain = 3;
+  int max_parallelism = 128;
+  int64_t first_id = 1;  // NextCheckpointId of the state directory
+};
+
+// A node of the job, as the manifest describes it.
+struct CheckpointNode {
+  std::string name;
+  NodeRole role = NodeRole::kStep;
+  std::string type;
+  int parallelism = 1;
+  std::string fingerprint;
+};
+
+// One operator subtask's part of a task's ack.
+struct SnapshotPart {
+  int node = 0;  // index into the coordinator's nodes
+  int subtask = 0;
+  OperatorSnapshot snapshot;
+  std::string position;  // sources: the JSON position; empty otherwise
+};
+
+class CheckpointCoordinator {
+ public:
+  CheckpointCoordinator(CheckpointOptions options, std::vector<CheckpointNode> nodes, int tasks);
+  ~CheckpointCoordinator();
+
+  // Operators told of completed checkpoints, on the coordinator's thread.
+  void AddCommitter(Operator* op);
+  // Starts the coordinator's thread (periodic checkpoints when interval_ms > 0).
+  void Start();
+  // Stops the thread; a checkpoint in flight is aborted. Savepoint callers get an error.
+  void Stop();
+
+  // The newest checkpoint id requested (BarrierHook::requested).
+  uint64_t requested() const { return requested_.load(std::memory_order_relaxed); }
+  // Task `task` passed barrier `id` with these snapshots.
+  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts);
+  // Task `task` ended (all its input ended, or failed): checkpoints no longer wait for it. A
+  // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
+  // (what its operators hold after finishing: a sink's committed length) are part of every
+  // later checkpoint.
+  void TaskFinished(int task, const std::vector<std::pair<int, int>>& source_subtasks,
+                    std::vector<SnapshotPart> final_parts = {});
+
+  // Takes a savepoint into `parent_dir` (STATE_DIR/savepoints or --target) and returns its path
+  // once complete. Blocks the caller.
+  Result<std::string> Savepoint(const std::string& parent_dir);
+
+  // For `status`: the last completed checkpoint (id, path, completion time), if any.
+  struct Completed {
+    int64_t id = 0;
+    std::string path;
+    int64_t completed_at_ms = 0;
+    int64_t duration_ms = 0;
+    uint64_t bytes = 0;
+  };
+  std::optional<Completed> last_completed() const;
+  uint64_t completed_count() const;
+  uint64_t failed_count() const;
+
+ private:
+  struct Pending;
+  struct SavepointRequest;
+  void Loop();
+  void TriggerLocked(std::unique_ptr<Pending> p);
+  Status Write(Pending& p, std::string* path, uint64_t* bytes);
+  std::string MetadataJson(const Pending& p) const;
+
+  const CheckpointOptions options_;
+  const std::vector<CheckpointNode> nodes_;
+  const int tasks_;
+  std::atomic<uint64_t> requested_{0};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  bool stop_ = false;                              // guarded by mu_
+  int64_t next_id_;                                // guarded by mu_
+  std::unique_ptr<Pending> pending_;               // in flight; guarded by mu_
+  std::vector<bool> finished_;                     // per task; guarded by mu_
+  std::vector<std::vector<bool>> source_ended_;    // per node, per subtask; guarded by mu_
+  std::vector<SnapshotPart> final_parts_;          // of finished tasks; guarded by mu_
+  std::deque<SavepointRequest*> savepoints_;       // waiting to trigger; guarded by mu_
+  std::vector<Operator*> committers_;              // set before Start
+  std::optional<Completed> last_;                  // guarded by mu_
+  uint64_t completed_ = 0, failed_ = 0;            // guarded by mu_
+};
+
+}  // namespace streamrun
