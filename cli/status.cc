@@ -78,6 +78,21 @@ CommandRunner AddStatusCommand(CLI::App& app) {
                   100 * n["queue_fill"].GetDouble(), 100 * n["busy"].GetDouble(),
                   100 * n["backpressured"].GetDouble(), Watermark(n["watermark"]).c_str());
     }
+    if (b.HasMember("checkpoints") && b["checkpoints"].IsObject()) {
+      const auto& c = b["checkpoints"];
+      if (c["last"].IsObject()) {
+        const auto& last = c["last"];
+        std::printf("last checkpoint: %s at %s (%lld ms, %llu bytes of state); %llu completed, %llu failed\n",
+                    last["path"].GetString(), Watermark(last["completed_at_ms"]).c_str(),
+                    static_cast<long long>(last["duration_ms"].GetInt64()),
+                    static_cast<unsigned long long>(last["bytes"].GetUint64()),
+                    static_cast<unsigned long long>(c["completed"].GetUint64()),
+                    static_cast<unsigned long long>(c["failed"].GetUint64()));
+      } else {
+        std::printf("last checkpoint: none yet (%llu failed)\n",
+                    static_cast<unsigned long long>(c["failed"].GetUint64()));
+      }
+    }
     return 0;
   };
 }

@@ -6,9 +6,21 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace streamrun {
+
+namespace {
+// Hits per failpoint name, for NAME@N.
+int CountHit(std::string_view name) {
+  static std::mutex mu;
+  static std::map<std::string, int, std::less<>> hits;
+  std::lock_guard<std::mutex> lock(mu);
+  return ++hits[std::string(name)];
+}
+}  // namespace
 
 FailpointAction CheckFailpoint(std::string_view name) {
   const char* env = std::getenv("STREAMRUN_FAILPOINT");
@@ -20,7 +32,14 @@ FailpointAction CheckFailpoint(std::string_view name) {
     spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
     size_t eq = item.find('=');
     std::string_view item_name = item.substr(0, eq);
+    size_t at = item_name.find('@');
+    int nth = 1;
+    if (at != std::string_view::npos) {
+      nth = std::atoi(std::string(item_name.substr(at + 1)).c_str());
+      item_name = item_name.substr(0, at);
+    }
     if (item_name != name) continue;
+    if (at != std::string_view::npos && CountHit(name) != nth) continue;
     if (eq == std::string_view::npos) _exit(kFailpointExitCode);  // simulated crash
     std::string_view action = item.substr(eq + 1);
     if (action == "enospc") return FailpointAction::kEnospc;

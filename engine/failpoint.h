@@ -7,6 +7,8 @@
 //                 no destructors, no buffered output flushed, like kill -9 at that point)
 //   NAME=error    the failpoint returns an IoError ("failpoint NAME: injected error")
 //   NAME=enospc   the failpoint returns an IoError as if the write failed with ENOSPC
+//   NAME@N...     only the N-th time the failpoint is reached in the process (N from 1), e.g.
+//                 checkpoint.before_barrier@3 crashes at the third checkpoint's barrier
 //
 // e.g. STREAMRUN_FAILPOINT=checkpoint.before_manifest or
 //      STREAMRUN_FAILPOINT=checkpoint.write=enospc,checkpoint.after_rename

@@ -86,6 +86,33 @@ std::string Job::StatusJson() const {
     w.EndObject();
   }
   w.EndArray();
+  if (impl_->coordinator_) {
+    const CheckpointCoordinator& c = *impl_->coordinator_;
+    w.Key("checkpoints");
+    w.StartObject();
+    w.Key("completed");
+    w.Uint64(c.completed_count());
+    w.Key("failed");
+    w.Uint64(c.failed_count());
+    w.Key("last");
+    if (auto last = c.last_completed()) {
+      w.StartObject();
+      w.Key("id");
+      w.Int64(last->id);
+      w.Key("path");
+      w.String(last->path.c_str());
+      w.Key("completed_at_ms");
+      w.Int64(last->completed_at_ms);
+      w.Key("duration_ms");
+      w.Int64(last->duration_ms);
+      w.Key("bytes");
+      w.Uint64(last->bytes);
+      w.EndObject();
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
   w.EndObject();
   return buf.GetString();
 }

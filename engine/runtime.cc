@@ -17,6 +17,7 @@
 #include "engine/channel.h"
 #include "engine/dead_letter.h"
 #include "engine/exchange.h"
+#include "engine/failpoint.h"
 #include "engine/key.h"
 #include "engine/metrics.h"
 #include "engine/restore.h"
@@ -62,6 +63,7 @@ class TaskBarrierHook : public BarrierHook {
   TaskBarrierHook(Job::Impl* job, Job::Impl::Task* task) : job_(job), task_(task) {}
   uint64_t requested() const override { return job_->coordinator_->requested(); }
   Status Barrier(uint64_t checkpoint_id, std::string position) override {
+    SR_FAILPOINT("checkpoint.before_barrier");
     return job_->PassBarrier(*task_, checkpoint_id, std::move(position));
   }
 

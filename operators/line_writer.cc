@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/failpoint.h"
 #include "operators/factories.h"
 #include "operators/sinks.h"
 
@@ -131,6 +132,7 @@ class LineSink : public Operator {
   bool commits() const override { return staging_; }
 
   Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    SR_FAILPOINT("sink.before_commit");  // the checkpoint is complete, its output not committed
     std::lock_guard<std::mutex> lock(mu_);
     return CommitUpTo(checkpoint_id);
   }
@@ -194,7 +196,7 @@ class LineSink : public Operator {
     loff_t in = static_cast<loff_t>(offset), out = static_cast<loff_t>(at);
     uint64_t left = bytes;
     while (left > 0) {
-      ssize_t n = ::copy_file_range(from, &in, fd_, &out, left, 0);
+      ssize_t n = ::copy_file_range(from, &in, fd_, &out, std::min<uint64_t>(left, 1 << 20), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
         // Not supported between these files: copy through memory.
@@ -213,6 +215,7 @@ class LineSink : public Operator {
                                (n < 0 ? std::strerror(errno) : "the staged file is shorter than recorded"));
       }
       left -= static_cast<uint64_t>(n);
+      SR_FAILPOINT("sink.commit");  // a crash in the middle of a commit
     }
     if (::fsync(fd_) != 0 && errno != EINVAL) {
       return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
