@@ -5,15 +5,6 @@
 
 namespace streamrun {
 
-TEST_CASE("dead letter: base64 pads like RFC 4648") {
-  CHECK(Base64("") == "");
-  CHECK(Base64("f") == "Zg==");
-  CHECK(Base64("fo") == "Zm8=");
-  CHECK(Base64("foo") == "Zm9v");
-  CHECK(Base64("foobar") == "Zm9vYmFy");
-  CHECK(Base64(std::string("\xff\xfe\x00", 3)) == "//4A");
-}
-
 TEST_CASE("dead letter: UTF-8 validity") {
   CHECK(IsValidUtf8("plain"));
   CHECK(IsValidUtf8("gr\xC3\xBC\xC3\x9F"));         // grüß
