@@ -14,6 +14,7 @@ using NodeConfigResult = Result<std::shared_ptr<const NodeConfig>>;
 NodeConfigResult MakeFileSource(const ConfigReader& config);
 NodeConfigResult MakeGeneratorSource(const ConfigReader& config);
 NodeConfigResult MakeStdinSource(const ConfigReader& config);
+NodeConfigResult MakeKafkaSource(const ConfigReader& config);
 // Steps.
 NodeConfigResult MakeFilter(const ConfigReader& config);
 NodeConfigResult MakeMap(const ConfigReader& config);
@@ -21,5 +22,6 @@ NodeConfigResult MakeWindow(const ConfigReader& config);
 // Sinks.
 NodeConfigResult MakeStdoutSink(const ConfigReader& config);
 NodeConfigResult MakeFileSink(const ConfigReader& config);
+NodeConfigResult MakeKafkaSink(const ConfigReader& config);
 
 }  // namespace streamrun
