@@ -258,6 +258,7 @@ class KafkaSink : public Operator {
       pending_.push_back({kFinalEpoch, staging_dir_ + "/current.staged"});
     }
     SR_RETURN_IF_ERROR(CommitUpTo(kFinalEpoch));
+    ::unlink((staging_dir_ + "/current.staged").c_str());
     finished_ = true;
     return Status::Ok();
   }
@@ -336,18 +337,21 @@ class KafkaSink : public Operator {
     }
   }
 
+  // Hands one record to the producer; while its queue is full, waits for deliveries (the
+  // sink's backpressure).
   Status Produce(bool has_key, std::string_view key, std::string_view value, int64_t ts) {
+    void* value_ptr = const_cast<char*>(value.data());
+    const void* key_ptr = has_key ? key.data() : nullptr;
+    const size_t key_size = has_key ? key.size() : 0;
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
           producer_.get(), RD_KAFKA_V_TOPIC(o_.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_KEY(has_key ? key.data() : nullptr, has_key ? key.size() : 0), RD_KAFKA_V_TIMESTAMP(ts),
-          RD_KAFKA_V_END);
+          RD_KAFKA_V_VALUE(value_ptr, value.size()), RD_KAFKA_V_KEY(key_ptr, key_size),
+          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "produce to '" + o_.topic + "'", err));
       }
-      // The producer's queue is full: wait for deliveries (backpressure on the sink).
       rd_kafka_poll(producer_.get(), 10);
       if (ctx_->cancelled != nullptr && ctx_->cancelled->load(std::memory_order_relaxed)) {
         return Status::Cancelled();
@@ -448,7 +452,7 @@ class KafkaSink : public Operator {
       TxnResult r = Transaction(epochs, marker);
       if (r.status.ok()) break;
       if (attempt >= kCommitAttempts || (r.fatal && recreated)) return r.status;
-      spdlog::warn("{}{} (trying again)", Where(), r.status.message());
+      spdlog::warn("{} (trying again)", r.status.message());
       if (r.fatal) {
         // The producer cannot go on (fenced, or its producer id expired): a new one, once.
         producer_.reset();
@@ -495,7 +499,7 @@ class KafkaSink : public Operator {
         st = reader.Next(&more, &has_key, &key, &value, &ts);
         if (!st.ok()) return Abort(st);
         if (!more) break;
-        st = ProduceInTransaction(has_key, key, value, ts);
+        st = Produce(has_key, key, value, ts);
         if (!st.ok()) return Abort(st);
         ++n;
       }
@@ -536,21 +540,6 @@ class KafkaSink : public Operator {
       r.fatal = true;
     }
     return r;
-  }
-
-  Status ProduceInTransaction(bool has_key, std::string_view key, std::string_view value, int64_t ts) {
-    for (;;) {
-      rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer_.get(), RD_KAFKA_V_TOPIC(o_.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_KEY(has_key ? key.data() : nullptr, has_key ? key.size() : 0), RD_KAFKA_V_TIMESTAMP(ts),
-          RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "produce to '" + o_.topic + "'", err));
-      }
-      rd_kafka_poll(producer_.get(), 10);
-    }
   }
 
   // Brings the topic to the state of the restored checkpoint: its staged epochs that a crash

@@ -291,6 +291,12 @@ class KafkaSource : public SourceOperator {
       any = true;
       m = std::min(m, p.gen.current());
     }
+    if (!any && std::all_of(parts_.begin(), parts_.end(), [](const Partition& p) { return p.done; })) {
+      // Every partition reached its end: nothing can come below the largest of them.
+      m = kMinTimestamp;
+      for (const Partition& p : parts_) m = std::max(m, p.gen.current());
+      any = true;
+    }
     active_min_ = any ? m : kMinTimestamp;  // all idle: the watermark stays where it is
     if (any) watermark_ = std::max(watermark_, m);
   }
