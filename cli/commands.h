@@ -19,6 +19,9 @@ CommandRunner AddValidateCommand(CLI::App& app);
 CommandRunner AddGraphCommand(CLI::App& app);
 CommandRunner AddStatusCommand(CLI::App& app);
 CommandRunner AddStopCommand(CLI::App& app);
+CommandRunner AddRecordCommand(CLI::App& app);
+CommandRunner AddReplayCommand(CLI::App& app);
+CommandRunner AddKafkaMockCommand(CLI::App& app);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

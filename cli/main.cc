@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   add(AddGraphCommand);
   add(AddStatusCommand);
   add(AddStopCommand);
+  add(AddRecordCommand);
+  add(AddReplayCommand);
+  add(AddKafkaMockCommand);
 
   try {
     app.parse(argc, argv);
