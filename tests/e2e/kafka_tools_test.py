@@ -65,6 +65,32 @@ def without_position(record):
     return {k: v for k, v in record.items() if k not in ("topic", "offset")}
 
 
+class StderrWatcher:
+    """Collects a child's stderr lines on a thread, so a test can wait for one of them with a
+    timeout instead of blocking on the pipe."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            with self._cond:
+                self.lines.append(line.decode(errors="replace"))
+                self._cond.notify_all()
+
+    def wait_for(self, text, timeout=TIMEOUT):
+        """True once a line containing `text` came, False after `timeout` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: any(text in l for l in self.lines), timeout)
+
+    def text(self):
+        self._thread.join(TIMEOUT)  # call after the child exited: all of it
+        return "".join(self.lines)
+
+
 class KafkaTestCase(harness.TempDirTest):
     def popen(self, args, **kw):
         """Starts `streamrun ARGS`; killed (if still running) and its pipes closed at cleanup."""
@@ -202,22 +228,13 @@ class KafkaToolsTest(KafkaTestCase):
         out = self.path("out.jsonl")
         proc = self.popen(["record", "--brokers", kafka.servers, "--topic", "t", "-o", out, "--timeout", "120s"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        waiting = threading.Event()
-        err_lines = []
-
-        def read_stderr():
-            for line in proc.stderr:
-                err_lines.append(line.decode(errors="replace"))
-                if "cannot list the offsets of t[1]" in err_lines[-1]:
-                    waiting.set()
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
+        stderr = StderrWatcher(proc)
         # record says it is waiting for partition 1's leader; only then does it come back.
-        self.assertTrue(waiting.wait(TIMEOUT), "record never waited for t[1]:\n" + "".join(err_lines))
+        self.assertTrue(stderr.wait_for("cannot list the offsets of t[1]"),
+                        "record never waited for t[1]:\n" + "".join(stderr.lines))
         kafka.command("broker-up 2")
         proc.wait(timeout=TIMEOUT)
-        reader.join(TIMEOUT)
-        self.assertEqual(proc.returncode, 0, "".join(err_lines))
+        self.assertEqual(proc.returncode, 0, stderr.text())
         self.assertMultisetEqual(harness.multiset(without_position(r) for r in harness.read_jsonl(out)),
                                  harness.multiset(records), "recorded topic")
 
@@ -241,6 +258,26 @@ class KafkaToolsTest(KafkaTestCase):
         self.assertEqual(p.returncode, 1, err)
         self.assertIn("cannot list the offsets of t[1]: _TIMED_OUT", err)
         self.assertIn("gave up after 3 s", err)
+
+    def test_record_fails_clearly_when_every_broker_goes_away(self):
+        kafka = self.start_mock(topics=["t:3"])
+        records = sample_records()
+        self.replay_ok(kafka, records)
+        out = self.path("out.jsonl")
+        proc = self.popen(["record", "--brokers", kafka.servers, "--topic", "t", "-o", out,
+                           "--until", "1000", "--timeout", "3s"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stderr = StderrWatcher(proc)
+        self.assertTrue(stderr.wait_for("until 1000 records"), "record did not start:\n" + "".join(stderr.lines))
+        for broker in (1, 2, 3):
+            kafka.command("broker-down %d" % broker)
+        proc.wait(timeout=TIMEOUT)
+        err = stderr.text()
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertIn("lost every Kafka broker at %s for 3 s" % kafka.servers, err)
+        # What was read before is kept, and is the topic's.
+        kept = harness.multiset(without_position(r) for r in harness.read_jsonl(out))
+        self.assertFalse(kept - harness.multiset(records))
 
     def test_unreachable_brokers_fail_clearly_within_the_timeout(self):
         # Port 1 on loopback: nothing listens there.
