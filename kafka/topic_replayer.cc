@@ -29,22 +29,22 @@ Status ForEachRecord(const std::string& path,
   std::unique_ptr<FILE, int (*)(FILE*)> file(f, &std::fclose);
   RecordingDecoder decoder;
   RecordingRecord record;
-  char* buf = nullptr;
-  size_t cap = 0;
-  std::unique_ptr<char, void (*)(void*)> owned(nullptr, &std::free);
+  struct LineBuffer {  // getline's buffer, which it grows with realloc
+    char* data = nullptr;
+    size_t capacity = 0;
+    ~LineBuffer() { std::free(data); }
+  } buf;
   uint64_t line_no = 0;
   Status st;
   for (;;) {
     errno = 0;
-    ssize_t n = ::getline(&buf, &cap, f);
-    owned.release();
-    owned.reset(buf);
+    ssize_t n = ::getline(&buf.data, &buf.capacity, f);
     if (n < 0) {
       if (std::ferror(f)) st = Status::IoError("cannot read '" + path + "': " + std::strerror(errno));
       break;
     }
     ++line_no;
-    std::string_view line(buf, static_cast<size_t>(n));
+    std::string_view line(buf.data, static_cast<size_t>(n));
     if (line.find_first_not_of(" \t\r\n") == std::string_view::npos) continue;  // blank
     st = decoder.Decode(line, &record);
     if (!st.ok()) {
