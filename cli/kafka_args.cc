@@ -19,26 +19,23 @@ void AddKafkaArgs(CLI::App* sub, KafkaArgs* args) {
                   "A librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SSL");
 }
 
-Result<int> KafkaArgs::TimeoutMs() const {
+Status KafkaArgs::Parse(int* timeout_ms, KafkaProperties* out) const {
   auto ms = ParseDurationMs(timeout);
   if (!ms.ok()) return Status::PipelineError("--timeout: " + ms.status().message());
   if (*ms <= 0 || *ms > 24LL * 3600 * 1000) {
     return Status::PipelineError("--timeout must be more than 0 and at most 1d");
   }
-  return static_cast<int>(*ms);
-}
-
-Result<KafkaProperties> KafkaArgs::Properties() const {
-  KafkaProperties out;
+  *timeout_ms = static_cast<int>(*ms);
+  out->clear();
   for (const std::string& p : properties) {
     size_t eq = p.find('=');
     if (eq == std::string::npos || eq == 0) {
       // Not echoed: it may hold a secret.
       return Status::PipelineError("--property wants KEY=VALUE (one has no KEY= before its value)");
     }
-    out.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    out->emplace_back(p.substr(0, eq), p.substr(eq + 1));
   }
-  return out;
+  return Status::Ok();
 }
 
 std::string SecondsSince(std::chrono::steady_clock::time_point start) {

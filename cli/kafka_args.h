@@ -18,9 +18,8 @@ struct KafkaArgs {
   std::string timeout = "30s";
   std::vector<std::string> properties;  // KEY=VALUE
 
-  // The parsed --timeout in milliseconds and --property list; a bad one is a PipelineError.
-  Result<int> TimeoutMs() const;
-  Result<KafkaProperties> Properties() const;
+  // Parses --timeout (to milliseconds) and --property; a bad one is a PipelineError.
+  Status Parse(int* timeout_ms, KafkaProperties* properties) const;
 };
 
 // Adds the options to `sub`, storing into `args`.

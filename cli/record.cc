@@ -66,12 +66,8 @@ int Record(const RecordArgs& a) {
   auto until = ParseUntil(a.until);
   if (!until.ok()) return Report(until.status());
   o.until_count = *until;
-  auto timeout = a.kafka.TimeoutMs();
-  if (!timeout.ok()) return Report(timeout.status());
-  o.timeout_ms = *timeout;
-  auto properties = a.kafka.Properties();
-  if (!properties.ok()) return Report(properties.status());
-  o.properties = *properties;
+  Status parsed = a.kafka.Parse(&o.timeout_ms, &o.properties);
+  if (!parsed.ok()) return Report(parsed);
 
   const auto start = std::chrono::steady_clock::now();
   RecordSummary summary;

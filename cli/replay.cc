@@ -27,12 +27,8 @@ int Replay(const ReplayArgs& a) {
   o.brokers = a.kafka.brokers;
   o.topic = a.kafka.topic;
   o.speed = a.speed;
-  auto timeout = a.kafka.TimeoutMs();
-  if (!timeout.ok()) return Report(timeout.status());
-  o.timeout_ms = *timeout;
-  auto properties = a.kafka.Properties();
-  if (!properties.ok()) return Report(properties.status());
-  o.properties = *properties;
+  Status parsed = a.kafka.Parse(&o.timeout_ms, &o.properties);
+  if (!parsed.ok()) return Report(parsed);
 
   const auto start = std::chrono::steady_clock::now();
   ReplaySummary summary;
