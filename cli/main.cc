@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   add(AddGraphCommand);
   add(AddStatusCommand);
   add(AddStopCommand);
+  add(AddRecordCommand);
+  add(AddReplayCommand);
+  add(AddKafkaMockCommand);
 
   try {
     app.parse(argc, argv);

@@ -50,6 +50,19 @@ Result<KafkaHandle> NewKafkaClient(const KafkaClientOptions& options) {
   return KafkaHandle(rk);
 }
 
+Result<int64_t> KafkaListOffset(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                int64_t at, int timeout_ms) {
+  KafkaPartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = at;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list.get(), timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::RuntimeError("cannot list the offsets of " + topic + "[" + std::to_string(partition) +
+                                "]: " + KafkaErrorText(err));
+  }
+  return list->elems[0].offset;
+}
+
 Result<int32_t> KafkaPartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms,
                                     std::string_view brokers) {
   KafkaTopic rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr));

@@ -71,7 +71,16 @@ std::string KafkaErrorText(rd_kafka_resp_err_t err);
 Result<int32_t> KafkaPartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms,
                                     std::string_view brokers);
 
-// Milliseconds from `a` to `b` for messages: "10 s", "250 ms".
+// One partition's offset as the brokers list it (Kafka's ListOffsets): `at` is
+// RD_KAFKA_OFFSET_BEGINNING (its first offset), RD_KAFKA_OFFSET_END (its end: the next offset
+// to be written, or the last stable offset for a read_committed client), or a time in epoch
+// milliseconds (the first offset at or after it; -1 when there is none). Waits at most
+// `timeout_ms`; an unreachable leader gives _TIMED_OUT. (librdkafka's
+// rd_kafka_query_watermark_offsets would wait for a leader that is down far past its timeout.)
+Result<int64_t> KafkaListOffset(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                int64_t at, int timeout_ms);
+
+// A duration for messages: "10 s", "250 ms".
 std::string DescribeMs(int64_t ms);
 
 }  // namespace streamrun
