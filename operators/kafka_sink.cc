@@ -236,7 +236,6 @@ class KafkaSink : public Operator {
   bool commits() const override { return staging_; }
 
   Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
-    SR_FAILPOINT("sink.before_commit");
     Status st = CommitUpTo(checkpoint_id);
     if (!st.ok()) SetAsyncError(st);  // the sink's thread fails the job; recovery commits
     return st;
@@ -435,6 +434,8 @@ class KafkaSink : public Operator {
       }
     }
     if (epochs.empty()) return Status::Ok();
+    // A crash here: the checkpoint is complete, its output staged and not yet produced.
+    SR_FAILPOINT("sink.before_commit");
     std::lock_guard<std::mutex> lock(txn_mu_);
     SR_RETURN_IF_ERROR(CommitEpochs(epochs, epochs.back().id));
     {
