@@ -248,14 +248,19 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
     return st;
   };
   // Resuming: the position is the offset of the next line and the max event time before it.
+  bool skip_to_newline = false;
   if (!ctx.restore_positions.empty()) {
     SR_ASSIGN_OR_RETURN(StreamPosition at, ParseStreamPosition(ctx.restore_positions));
     if (at.end) return Status::Ok();
-    if (::lseek(options.fd, static_cast<off_t>(at.offset), SEEK_SET) < 0) {
+    // Lines that start at or after the offset: from the byte before it, skip through the first
+    // newline (the offset may be a split source's chunk boundary, inside a line).
+    uint64_t from = at.offset > 0 ? at.offset - 1 : 0;
+    if (::lseek(options.fd, static_cast<off_t>(from), SEEK_SET) < 0) {
       spdlog::warn("source '{}': cannot go back to offset {} of its input ({}); reading on from here",
                    ctx.name, at.offset, std::strerror(errno));
     } else {
-      buf_offset = at.offset;
+      buf_offset = from;
+      skip_to_newline = at.offset > 0;
     }
     gen.set_max_timestamp(at.max_ts);
   }
@@ -284,6 +289,16 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
   // Every complete line in buf; keeps the partial rest at the front.
   auto drain = [&](bool all) -> Status {
     size_t start = 0;
+    if (skip_to_newline) {
+      const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
+      if (nl == nullptr) {
+        buf_offset += len;
+        len = 0;
+        return Status::Ok();
+      }
+      start = nl - buf.data() + 1;
+      skip_to_newline = false;
+    }
     while (start < len) {
       const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
       if (nl == nullptr) break;
