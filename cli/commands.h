@@ -19,6 +19,7 @@ CommandRunner AddValidateCommand(CLI::App& app);
 CommandRunner AddGraphCommand(CLI::App& app);
 CommandRunner AddStatusCommand(CLI::App& app);
 CommandRunner AddStopCommand(CLI::App& app);
+CommandRunner AddTestCommand(CLI::App& app);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

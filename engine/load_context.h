@@ -1,5 +1,6 @@
 // What every part of pipeline loading shares: the file's text and name, where --set values came
-// from, and the operator table in use. Internal to engine/pipeline*.cc and engine/config_reader.cc.
+// from, and the operator table in use. Internal to engine/pipeline*.cc and engine/config_reader.cc,
+// and engine/test_file.cc, which reads test files with the same tools.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
