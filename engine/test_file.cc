@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
+#include <optional>
 
 #include "engine/load_context.h"
 #include "engine/plan.h"
@@ -105,11 +105,7 @@ class TestFileLoader {
     std::map<std::string, TestInput> by_source;
     for (auto it = inputs.node().begin(); it != inputs.node().end(); ++it) {
       const std::string name = it->first.Scalar();
-      if (spec_->Find(name) == nullptr || spec_->Find(name)->role != NodeRole::kSource) {
-        return ctx_.ErrorAt(it->first, "'" + name + "' is not a source of pipeline '" +
-                                           spec_->name + "'" + DidYouMean(name, sources) +
-                                           " (sources: " + Listed(sources) + ")");
-      }
+      SR_RETURN_IF_ERROR(CheckNodeName(it->first, NodeRole::kSource, sources));
       TestInput in;
       in.source = name;
       in.location = ctx_.LocationOf(it->second);
@@ -143,11 +139,7 @@ class TestFileLoader {
     const std::vector<std::string> sinks = NamesOf(spec_->sinks);
     for (auto it = expect.node().begin(); it != expect.node().end(); ++it) {
       const std::string name = it->first.Scalar();
-      if (spec_->Find(name) == nullptr || spec_->Find(name)->role != NodeRole::kSink) {
-        return ctx_.ErrorAt(it->first, "'" + name + "' is not a sink of pipeline '" +
-                                           spec_->name + "'" + DidYouMean(name, sinks) +
-                                           " (sinks: " + Listed(sinks) + ")");
-      }
+      SR_RETURN_IF_ERROR(CheckNodeName(it->first, NodeRole::kSink, sinks));
       TestExpectation e;
       e.sink = name;
       SR_ASSIGN_OR_RETURN(e.path, expect.Path(name));
@@ -164,6 +156,17 @@ class TestFileLoader {
     return c;
   }
 
+  // Fails unless the mapping key `key` names a node of `role` in the pipeline (`names`: theirs).
+  Status CheckNodeName(const YAML::Node& key, NodeRole role, const std::vector<std::string>& names) {
+    const std::string name = key.Scalar();
+    const NodeSpec* node = spec_->Find(name);
+    if (node != nullptr && node->role == role) return Status::Ok();
+    const std::string kind = NodeRoleName(role);
+    return ctx_.ErrorAt(key, "'" + name + "' is not a " + kind + " of pipeline '" + spec_->name +
+                                 "'" + DidYouMean(name, names) + " (" + kind + "s: " +
+                                 Listed(names) + ")");
+  }
+
   const LoadContext& ctx_;
   bool for_update_;
   const PipelineSpec* spec_ = nullptr;
@@ -173,37 +176,19 @@ class TestFileLoader {
 }  // namespace
 
 Result<TestFile> LoadTestFile(const std::string& path, bool for_update) {
+  constexpr std::string_view kWhat = "test file";
+  SR_ASSIGN_OR_RETURN(std::string text, ReadLoaderFile(path, kWhat));
   std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::PipelineError(path + ": cannot read: " + ec.message());
-  if (size > kMaxPipelineFileBytes) {
-    return Status::PipelineError(path + ": file too large (" + std::to_string(size) + " bytes)");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) return Status::PipelineError(path + ": cannot read");
   std::filesystem::path absolute = std::filesystem::absolute(path, ec).lexically_normal();
-  LoadContext ctx(path, absolute.parent_path().string(), text.str(), nullptr);
-  // yaml-cpp reports errors by exceptions: located errors here, at the boundary.
-  try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(ctx.text());
-    if (documents.size() > 1) {
-      return ctx.ErrorAt(documents[1], "a test file holds one YAML document, not " +
-                                           std::to_string(documents.size()));
-    }
-    if (documents.empty() || documents[0].IsNull()) {
-      return Status::PipelineError(path + ": empty test file");
-    }
-    SR_RETURN_IF_ERROR(CheckYamlLimits(documents[0], ctx));
-    return TestFileLoader(ctx, for_update).Load(documents[0], path);
-  } catch (const YAML::Exception& e) {
-    SourceLocation loc{path, 0, 0};
-    if (!e.mark.is_null()) loc = {path, e.mark.line + 1, e.mark.column + 1};
-    return Status::PipelineError(FormatAt(loc, e.msg));
-  } catch (const std::exception& e) {
-    return Status::PipelineError(path + ": " + e.what());
-  }
+  LoadContext ctx(path, absolute.parent_path().string(), std::move(text), nullptr);
+  std::optional<TestFile> loaded;
+  SR_RETURN_IF_ERROR(LoadYamlDocument(ctx, kWhat, [&](YAML::Node root) -> Status {
+    auto file = TestFileLoader(ctx, for_update).Load(root, path);
+    if (!file.ok()) return file.status();
+    loaded = std::move(*file);
+    return Status::Ok();
+  }));
+  return std::move(*loaded);
 }
 
 }  // namespace streamrun
