@@ -294,6 +294,17 @@ cases:
         self.assertEqual(p.returncode, 0)
         self.assertEqual(last_line(p.stdout), "2 passed, 0 failed")
 
+    def test_validate_checks_test_files(self):
+        good = self.setup_filter(['{"id":1,"kind":"keep"}'])
+        bad = self.write("bad.test.yaml",
+                         "pipeline: simple.yaml\ncases:\n  - name: x\n    inputs: { event: e.jsonl }\n")
+        p = harness.run(["validate", good, self.path("simple.yaml")])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = harness.run(["validate", bad])
+        self.assertEqual(p.returncode, 2)
+        self.assertRegex(p.stderr.decode(), r"bad\.test\.yaml:4:15: 'event' is not a source of "
+                                            r"pipeline 'simple'; did you mean 'events'\?")
+
 
 # ---------------------------------------------------------------- the examples' expectations
 
