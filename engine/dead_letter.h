@@ -30,5 +30,8 @@ void AppendDeadLetter(Batch& batch, const Layout& layout, const DeadLetter& lett
 
 // Standard base64 with padding.
 std::string Base64(std::string_view bytes);
+// The bytes of standard base64 text (padding required, no white space). False, with `*bytes`
+// unspecified, when `text` is not base64.
+bool Base64Decode(std::string_view text, std::string* bytes);
 
 }  // namespace streamrun

@@ -156,7 +156,7 @@ class FileSource : public SourceOperator {
     Fd file(fd);
     RecordMaker maker(o_.common, ctx, o_.format);
     SR_RETURN_IF_ERROR(maker.Init());
-    if (o_.follow || o_.rate > 0) {
+    if (o_.follow || o_.rate > 0 || o_.format == LineFormat::kRecording) {
       LineStreamOptions so;
       so.fd = fd;
       so.follow = o_.follow;
@@ -319,13 +319,14 @@ class FileSource : public SourceOperator {
   FileSourceOptions o_;
 };
 
-class FileSourceConfig : public NodeConfig {
+class FileSourceConfig : public SourceConfig {
  public:
-  explicit FileSourceConfig(FileSourceOptions o) : o_(std::move(o)) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
-    return SourceInputFields(o_.common, out);
+  explicit FileSourceConfig(FileSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
+  // Split over subtasks only for plain json and text files (see file_source.h); a recording is
+  // read by one subtask, line by line.
+  int max_subtasks() const override {
+    return o_.follow || o_.rate > 0 || o_.format == LineFormat::kRecording ? 1 : (1 << 20);
   }
-  int max_subtasks() const override { return o_.follow || o_.rate > 0 ? 1 : (1 << 20); }
   bool bounded() const override { return !o_.follow; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
@@ -333,7 +334,6 @@ class FileSourceConfig : public NodeConfig {
   std::shared_ptr<void> CreateShared(int /*parallelism*/) const override {
     return std::make_shared<FileShared>();
   }
-  OnError on_error() const override { return o_.common.on_error; }
   std::string Describe() const override { return o_.path; }
 
  private:
@@ -353,8 +353,7 @@ NodeConfigResult MakeFileSource(const ConfigReader& config) {
   SR_ASSIGN_OR_RETURN(o.path, config.Path("path"));
   SR_ASSIGN_OR_RETURN(std::string format,
                       config.Enum("format", {"json", "text", "recording"}, std::string("json")));
-  if (format == "recording") return config.ErrorAt("format", "format 'recording' is not supported yet");
-  o.format = format == "text" ? LineFormat::kText : LineFormat::kJson;
+  o.format = LineFormatNamed(format);
   SR_ASSIGN_OR_RETURN(o.rate, config.Number("rate", 0.0));
   if (o.rate < 0) return config.ErrorAt("rate", "must not be negative");
   SR_ASSIGN_OR_RETURN(o.follow, config.Bool("follow", false));
