@@ -28,6 +28,9 @@ CommandRunner AddTestCommand(CLI::App& app);
 int RequestWithSavepoint(const std::string& target, const std::string& request);
 std::string ControlJson(const std::string& command, const std::string& target_dir, bool savepoint,
                         bool drain);
+CommandRunner AddRecordCommand(CLI::App& app);
+CommandRunner AddReplayCommand(CLI::App& app);
+CommandRunner AddKafkaMockCommand(CLI::App& app);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

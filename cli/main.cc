@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   add(AddStatusCommand);
   add(AddStopCommand);
   add(AddTestCommand);
+  add(AddRecordCommand);
+  add(AddReplayCommand);
+  add(AddKafkaMockCommand);
 
   try {
     app.parse(argc, argv);

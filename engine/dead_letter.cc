@@ -3,63 +3,6 @@
 
 namespace streamrun {
 
-std::string Base64(std::string_view bytes) {
-  static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])); };
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    uint32_t v = byte(i) << 16;
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-bool Base64Decode(std::string_view text, std::string* bytes) {
-  auto digit = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  bytes->clear();
-  if (text.size() % 4 != 0) return false;
-  bytes->reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    // Padding only at the very end: "xx==" or "xxx=".
-    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      int d = k >= 4 - pad ? 0 : digit(text[i + k]);
-      if (d < 0) return false;
-      v = (v << 6) | static_cast<uint32_t>(d);
-    }
-    bytes->push_back(static_cast<char>(v >> 16));
-    if (pad < 2) bytes->push_back(static_cast<char>((v >> 8) & 0xff));
-    if (pad < 1) bytes->push_back(static_cast<char>(v & 0xff));
-  }
-  return true;
-}
-
 void AppendDeadLetter(Batch& batch, const Layout& layout, const DeadLetter& d) {
   std::string json = "{\"source\":";
   AppendJsonString(json, d.source);

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/base64.h"
 #include "engine/batch.h"
 
 namespace streamrun {
@@ -27,11 +28,5 @@ struct DeadLetter {
 // Appends the dead letter to `batch` (whose width is `layout.size()`), filling the slots of
 // `layout` that name its fields (source, step, offset, reason, text).
 void AppendDeadLetter(Batch& batch, const Layout& layout, const DeadLetter& letter);
-
-// Standard base64 with padding.
-std::string Base64(std::string_view bytes);
-// The bytes of standard base64 text (padding required, no white space). False, with `*bytes`
-// unspecified, when `text` is not base64.
-bool Base64Decode(std::string_view text, std::string* bytes);
 
 }  // namespace streamrun

@@ -2,6 +2,8 @@
 // of the format, then checks of their types.
 #include "operators/recording_reader.h"
 
+#include "engine/base64.h"
+
 #include <simdjson.h>
 
 #include "engine/dead_letter.h"
@@ -117,7 +119,9 @@ struct RecordingReader::Impl {
     out->key = Normalised(slots[kKey]);
     if (!slots[kKeyText].is_missing()) out->key = slots[kKeyText];
     if (!slots[kKeyB64].is_missing()) {
-      if (!Base64Decode(slots[kKeyB64].as_string(), &decoded)) {
+      if (auto d = DecodeBase64(slots[kKeyB64].as_string())) {
+        decoded = std::move(*d);
+      } else {
         return Fail(error, "bad base64 in 'key_b64'");
       }
       out->key = slots[kKeyB64];
@@ -142,7 +146,9 @@ struct RecordingReader::Impl {
       out->payload = PayloadKind::kText;
       out->value = slots[kValueText].as_string();
     } else if (!slots[kValueB64].is_missing()) {
-      if (!Base64Decode(slots[kValueB64].as_string(), &decoded)) {
+      if (auto d = DecodeBase64(slots[kValueB64].as_string())) {
+        decoded = std::move(*d);
+      } else {
         return Fail(error, "bad base64 in 'value_b64'");
       }
       out->payload = PayloadKind::kBytes;

@@ -5,29 +5,6 @@
 
 namespace streamrun {
 
-TEST_CASE("dead letter: base64 pads like RFC 4648") {
-  CHECK(Base64("") == "");
-  CHECK(Base64("f") == "Zg==");
-  CHECK(Base64("fo") == "Zm8=");
-  CHECK(Base64("foo") == "Zm9v");
-  CHECK(Base64("foobar") == "Zm9vYmFy");
-  CHECK(Base64(std::string("\xff\xfe\x00", 3)) == "//4A");
-}
-
-TEST_CASE("dead letter: base64 decodes what it encodes and rejects what is not base64") {
-  std::string bytes;
-  for (std::string s : {std::string(""), std::string("f"), std::string("fo"), std::string("foo"),
-                        std::string("foobar"), std::string("\xff\xfe\x00", 3)}) {
-    CHECK(Base64Decode(Base64(s), &bytes));
-    CHECK(bytes == s);
-  }
-  CHECK_FALSE(Base64Decode("Zg=", &bytes));      // not a multiple of 4
-  CHECK_FALSE(Base64Decode("Zg=A", &bytes));     // padding in the middle
-  CHECK_FALSE(Base64Decode("Zg==Zm8=", &bytes));  // padding before the end
-  CHECK_FALSE(Base64Decode("Z m8", &bytes));     // white space
-  CHECK_FALSE(Base64Decode("Zm8*", &bytes));
-}
-
 TEST_CASE("dead letter: UTF-8 validity") {
   CHECK(IsValidUtf8("plain"));
   CHECK(IsValidUtf8("gr\xC3\xBC\xC3\x9F"));         // grüß
