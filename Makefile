@@ -10,7 +10,7 @@ DEPS = cmake ninja-build g++ make pkg-config libyaml-cpp-dev libcli11-dev librdk
        rapidjson-dev libspdlog-dev libfmt-dev doctest-dev libsimdjson-dev libxxhash-dev jq \
        python3 python3-jsonschema
 
-.PHONY: all deps build run test unit e2e asan bench clean
+.PHONY: all deps build run test unit e2e pipeline-tests asan bench clean
 
 all: build
 
@@ -45,7 +45,11 @@ unit: build
 e2e: build
 	STREAMRUN=$(CURDIR)/$(BUILD)/streamrun $(PYTHON) -m unittest discover -s tests/e2e -p '*_test.py' -v
 
-test: unit e2e
+# Every example pipeline's test file: recorded inputs in, expected outputs compared.
+pipeline-tests: build
+	./$(BUILD)/streamrun test pipelines/*.test.yaml
+
+test: unit e2e pipeline-tests
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTREAMRUN_SANITIZE=ON $(CMAKE_FLAGS)

@@ -22,14 +22,15 @@ CommandRunner AddValidateCommand(CLI::App& app);
 CommandRunner AddGraphCommand(CLI::App& app);
 CommandRunner AddStatusCommand(CLI::App& app);
 CommandRunner AddStopCommand(CLI::App& app);
-CommandRunner AddRecordCommand(CLI::App& app);
-CommandRunner AddReplayCommand(CLI::App& app);
-CommandRunner AddKafkaMockCommand(CLI::App& app);
+CommandRunner AddTestCommand(CLI::App& app);
 
 // Sends a control request (cli/savepoint.cc) and prints the savepoint path of the answer.
 int RequestWithSavepoint(const std::string& target, const std::string& request);
 std::string ControlJson(const std::string& command, const std::string& target_dir, bool savepoint,
                         bool drain);
+CommandRunner AddRecordCommand(CLI::App& app);
+CommandRunner AddReplayCommand(CLI::App& app);
+CommandRunner AddKafkaMockCommand(CLI::App& app);
 
 // The exit code for a Status (see above).
 int ExitCodeFor(const Status& status);

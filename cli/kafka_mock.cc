@@ -133,7 +133,8 @@ CommandRunner AddKafkaMockCommand(CLI::App& app) {
                 "stdin is /dev/null)");
   sub->footer(std::string(
       "Prints 'bootstrap.servers=HOST:PORT,...' on stdout when ready, then reads commands on\n"
-      "stdin, one a line, and answers each with 'ok' or 'error: ...':\n") +
+      "stdin, one a line, and answers each with 'ok' or 'error: ...' (blank lines and '#'\n"
+      "comments get no answer):\n") +
       kMockCommandHelp +
       "Stops at the end of stdin, or on SIGINT or SIGTERM (exit 0).\n\n"
       "Limits (librdkafka's mock, not Kafka): in memory only; read_committed consumers also see\n"

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   add(AddGraphCommand);
   add(AddStatusCommand);
   add(AddStopCommand);
+  add(AddTestCommand);
   add(AddRecordCommand);
   add(AddReplayCommand);
   add(AddKafkaMockCommand);

@@ -163,17 +163,22 @@ class SignalWatcher {
 // starts the job again.
 class CurrentJob {
  public:
-  void Set(Job* job) {
+  void Set(std::shared_ptr<Job> job) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = job;
+    job_ = std::move(job);
     if (job_ && stop_requested_) job_->Cancel();
+  }
+  // The job, kept alive while the caller uses it (a savepoint waits without the lock).
+  std::shared_ptr<Job> Get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return job_;
   }
   // Runs f(job) under the lock; false when no job runs.
   template <typename F>
   bool With(F f) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!job_) return false;
-    f(job_);
+    f(job_.get());
     return true;
   }
   // A stop that also stops the restart loop.
@@ -190,7 +195,7 @@ class CurrentJob {
 
  private:
   std::mutex mu_;
-  Job* job_ = nullptr;
+  std::shared_ptr<Job> job_;
   bool stop_requested_ = false;
 };
 
@@ -249,8 +254,7 @@ std::string AnswerControl(CurrentJob* current, const std::string& state_dir,
   if (command == "savepoint" || (command == "stop" && flag("savepoint"))) {
     // Savepoint blocks until complete; the job keeps running meanwhile. The lock is not held
     // while waiting (the job may end, or restart).
-    Job* job = nullptr;
-    current->With([&](Job* j) { job = j; });
+    std::shared_ptr<Job> job = current->Get();
     if (job == nullptr) return JsonError("no job is running (restarting)");
     auto path = job->Savepoint(target);
     if (!path.ok()) return JsonError("savepoint failed: " + path.status().message());
@@ -338,7 +342,7 @@ int RunPipeline(const RunOptionsCli& opts) {
 
   auto start = std::chrono::steady_clock::now();
   Status st;
-  std::unique_ptr<Job> job;
+  std::shared_ptr<Job> job;
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<RestoreData> restore;
     if (!restore_path->empty()) {
@@ -356,7 +360,7 @@ int RunPipeline(const RunOptionsCli& opts) {
     auto created = Job::Create(*spec, run_options);
     if (!created.ok()) return Report(created.status());
     job = std::move(*created);
-    current.Set(job.get());
+    current.Set(job);
     std::unique_ptr<ProgressLine> progress;
     if (show_progress) progress = std::make_unique<ProgressLine>(*job);
     st = job->Run();

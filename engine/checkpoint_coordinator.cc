@@ -102,11 +102,24 @@ void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart>
   }
 }
 
-void CheckpointCoordinator::TaskFinished(int task,
+void CheckpointCoordinator::TaskFinished(int task, bool ok,
                                          const std::vector<std::pair<int, int>>& source_subtasks,
                                          std::vector<SnapshotPart> final_parts) {
   std::lock_guard<std::mutex> lock(mu_);
   finished_[task] = true;
+  if (!ok) {
+    task_failed_ = true;
+    if (pending_ && !pending_->complete) {
+      spdlog::debug("checkpoint {}: aborted, a task ended without it", pending_->id);
+      if (pending_->savepoint != nullptr) {
+        pending_->savepoint->result = Status::RuntimeError("the job stopped before the savepoint completed");
+        pending_->savepoint->done = true;
+      }
+      pending_.reset();
+      cv_.notify_all();
+    }
+    return;
+  }
   for (auto [node, subtask] : source_subtasks) source_ended_[node][subtask] = true;
   for (auto& part : final_parts) final_parts_.push_back(part);
   if (pending_ && pending_->waiting[task]) {
@@ -197,6 +210,17 @@ void CheckpointCoordinator::Loop() {
         cv_.notify_all();
       }
       pending_.reset();
+      continue;
+    }
+    if (task_failed_ && !pending_) {
+      // The job is going down: nothing consistent can be taken any more.
+      for (SavepointRequest* r : savepoints_) {
+        r->result = Status::RuntimeError("the job is stopping");
+        r->done = true;
+      }
+      if (!savepoints_.empty()) cv_.notify_all();
+      savepoints_.clear();
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
       continue;
     }
     if (!pending_ && !savepoints_.empty()) {

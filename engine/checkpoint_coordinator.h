@@ -96,7 +96,9 @@ class CheckpointCoordinator {
   // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
   // (what its operators hold after finishing: a sink's committed length) are part of every
   // later checkpoint.
-  void TaskFinished(int task, const std::vector<std::pair<int, int>>& source_subtasks,
+  // A task that failed or was cancelled (`ok` false) aborts the checkpoint in flight, and no
+  // checkpoint is taken after it: its state is lost with it.
+  void TaskFinished(int task, bool ok, const std::vector<std::pair<int, int>>& source_subtasks,
                     std::vector<SnapshotPart> final_parts = {});
 
   // Takes a savepoint into `parent_dir` (STATE_DIR/savepoints or --target) and returns its path
@@ -133,6 +135,7 @@ class CheckpointCoordinator {
   std::condition_variable cv_;
   std::thread thread_;
   bool stop_ = false;                              // guarded by mu_
+  bool task_failed_ = false;                       // guarded by mu_
   int64_t next_id_;                                // guarded by mu_
   std::unique_ptr<Pending> pending_;               // in flight; guarded by mu_
   std::vector<bool> finished_;                     // per task; guarded by mu_

@@ -1,6 +1,8 @@
 #include "engine/load_context.h"
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "operators/registry.h"
 
@@ -88,6 +90,49 @@ void LoadContext::NoteFromSet(const YAML::Node& node, const std::string& set_key
     }
   } else if (node.IsSequence()) {
     for (auto it = node.begin(); it != node.end(); ++it) NoteFromSet(*it, set_key);
+  }
+}
+
+Status CheckLoaderFileSize(const std::string& path, std::string_view what, uint64_t size) {
+  if (size <= kMaxPipelineFileBytes) return Status::Ok();
+  return Status::PipelineError(path + ": file too large (" + std::to_string(size) + " bytes; a " +
+                               std::string(what) + " may have at most " +
+                               std::to_string(kMaxPipelineFileBytes) + ")");
+}
+
+Result<std::string> ReadLoaderFile(const std::string& path, std::string_view what) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::PipelineError(path + ": cannot read: " + ec.message());
+  SR_RETURN_IF_ERROR(CheckLoaderFileSize(path, what, size));
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof()) return Status::PipelineError(path + ": cannot read");
+  return text.str();
+}
+
+Status LoadYamlDocument(const LoadContext& ctx, std::string_view what,
+                        const std::function<Status(YAML::Node root)>& load) {
+  const std::string& path = ctx.path();
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(ctx.text());
+    if (documents.size() > 1) {
+      return ctx.ErrorAt(documents[1], "a " + std::string(what) + " holds one YAML document, not " +
+                                           std::to_string(documents.size()));
+    }
+    YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
+    if (documents.empty() || root.IsNull()) {
+      return Status::PipelineError(path + ": empty " + std::string(what));
+    }
+    SR_RETURN_IF_ERROR(CheckYamlLimits(root, ctx));
+    return load(root);
+  } catch (const YAML::Exception& e) {
+    SourceLocation loc{path, 0, 0};
+    if (!e.mark.is_null()) loc = {path, e.mark.line + 1, e.mark.column + 1};
+    return Status::PipelineError(FormatAt(loc, e.msg));
+  } catch (const std::exception& e) {
+    return Status::PipelineError(path + ": " + e.what());
   }
 }
 

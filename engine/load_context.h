@@ -1,5 +1,6 @@
 // What every part of pipeline loading shares: the file's text and name, where --set values came
-// from, and the operator table in use. Internal to engine/pipeline*.cc and engine/config_reader.cc.
+// from, and the operator table in use. Internal to engine/pipeline*.cc and engine/config_reader.cc,
+// and engine/test_file.cc, which reads test files with the same tools.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -68,6 +69,18 @@ class LoadContext {
   // Few entries (one per --set and the nodes below it), compared by identity.
   std::vector<std::pair<YAML::Node, std::string>> set_nodes_;
 };
+
+// The text of a file the loader reads (a pipeline file, a test file), at most
+// kMaxPipelineFileBytes. `what` names the kind of file in messages: "pipeline file".
+Result<std::string> ReadLoaderFile(const std::string& path, std::string_view what);
+// Fails unless `size` bytes are within kMaxPipelineFileBytes (`path`, `what` as above).
+Status CheckLoaderFileSize(const std::string& path, std::string_view what, uint64_t size);
+
+// Parses ctx.text() as one YAML document, checks its limits (CheckYamlLimits) and runs `load` on
+// its root. yaml-cpp reports errors by exceptions, and so may `load` (a factory that reads nodes
+// directly): they become located errors here, at the boundary. `what` as above.
+Status LoadYamlDocument(const LoadContext& ctx, std::string_view what,
+                        const std::function<Status(YAML::Node root)>& load);
 
 // The passes over the parsed document, in the order LoadPipeline runs them. Each returns a
 // located error.

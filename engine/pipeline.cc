@@ -2,9 +2,8 @@
 #include "engine/pipeline.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
+#include <optional>
 
 #include "engine/load_context.h"
 #include "engine/spelling.h"
@@ -12,6 +11,8 @@
 
 namespace streamrun {
 namespace {
+
+constexpr std::string_view kWhat = "pipeline file";
 
 // Pipeline and node names: a letter or '_', then letters, digits, '_' and '-'. No dots: a dot
 // separates a node from its side stream in `from`.
@@ -234,11 +235,7 @@ const NodeSpec* PipelineSpec::Find(std::string_view node_name) const {
 
 Result<PipelineSpec> LoadPipelineFromString(std::string_view text, const std::string& path,
                                             const LoadOptions& options) {
-  if (text.size() > kMaxPipelineFileBytes) {
-    return Status::PipelineError(path + ": file too large (" + std::to_string(text.size()) +
-                                 " bytes; a pipeline file may have at most " +
-                                 std::to_string(kMaxPipelineFileBytes) + ")");
-  }
+  SR_RETURN_IF_ERROR(CheckLoaderFileSize(path, kWhat, text.size()));
   PipelineSpec spec;
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path, ec);
@@ -247,45 +244,21 @@ Result<PipelineSpec> LoadPipelineFromString(std::string_view text, const std::st
   spec.file = absolute.string();
   spec.dir = absolute.parent_path().string();
   LoadContext ctx(path, spec.dir, std::string(text), options.operator_types);
-  // yaml-cpp reports errors by exceptions, and so may a factory that reads nodes directly: turn
-  // them into located errors here, at the boundary.
-  try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(ctx.text());
-    if (documents.size() > 1) {
-      return ctx.ErrorAt(documents[1], "a pipeline file holds one YAML document, not " +
-                                           std::to_string(documents.size()));
-    }
-    YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
-    if (documents.empty() || root.IsNull()) {
-      return Status::PipelineError(path + ": empty pipeline file");
-    }
-    SR_RETURN_IF_ERROR(CheckYamlLimits(root, ctx));
+  std::optional<PipelineSpec> loaded;
+  SR_RETURN_IF_ERROR(LoadYamlDocument(ctx, kWhat, [&](YAML::Node root) -> Status {
     SR_RETURN_IF_ERROR(SubstituteEnv(root, ctx, options));
     SR_RETURN_IF_ERROR(ApplySets(root, ctx, options));
-    return Loader(ctx).Load(root, std::move(spec));
-  } catch (const YAML::Exception& e) {
-    SourceLocation loc{path, 0, 0};
-    if (!e.mark.is_null()) loc = {path, e.mark.line + 1, e.mark.column + 1};
-    return Status::PipelineError(FormatAt(loc, e.msg));
-  } catch (const std::exception& e) {
-    return Status::PipelineError(path + ": " + e.what());
-  }
+    auto result = Loader(ctx).Load(root, std::move(spec));
+    if (!result.ok()) return result.status();
+    loaded = std::move(*result);
+    return Status::Ok();
+  }));
+  return std::move(*loaded);
 }
 
 Result<PipelineSpec> LoadPipeline(const std::string& path, const LoadOptions& options) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::PipelineError(path + ": cannot read: " + ec.message());
-  if (size > kMaxPipelineFileBytes) {
-    return Status::PipelineError(path + ": file too large (" + std::to_string(size) +
-                                 " bytes; a pipeline file may have at most " +
-                                 std::to_string(kMaxPipelineFileBytes) + ")");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) return Status::PipelineError(path + ": cannot read");
-  return LoadPipelineFromString(text.str(), path, options);
+  SR_ASSIGN_OR_RETURN(std::string text, ReadLoaderFile(path, kWhat));
+  return LoadPipelineFromString(text, path, options);
 }
 
 }  // namespace streamrun

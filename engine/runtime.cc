@@ -418,7 +418,7 @@ Status Job::Impl::RunTask(Task& t) {
         }
       }
     }
-    coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+    coordinator_->TaskFinished(t.index, st.ok(), sources, std::move(final_parts));
   }
   return st;
 }

@@ -106,58 +106,35 @@ class FileShared {
   uint64_t stop_chunk_ = 0;
 };
 
-// Where a split file source resumes (a checkpoint's source position).
+// Where a file source resumes: every line that starts at or after `offset`, with `max_ts` the
+// max event time of the lines before. A split source's barrier falls between chunks, so its
+// offset is a chunk boundary; a line stream's (rate, follow) is a line start: both read the same.
 struct ChunkPosition {
   bool end = false;  // every subtask had ended: nothing is left to read
-  uint64_t chunk = 0;
+  uint64_t offset = 0;
   int64_t max_ts = kMinTimestamp;
 };
 
 std::string PositionJson(uint64_t chunk, int64_t max_ts, uint64_t chunk_bytes, uint64_t size) {
-  std::string out = "{\"chunk\":" + std::to_string(chunk) +
-                    ",\"offset\":" + std::to_string(chunk * chunk_bytes) + ",\"max_ts\":";
+  std::string out = "{\"offset\":" + std::to_string(chunk * chunk_bytes) + ",\"max_ts\":";
   out += max_ts == kMinTimestamp ? "null" : std::to_string(max_ts);
-  out += ",\"chunk_bytes\":" + std::to_string(chunk_bytes) + ",\"size\":" + std::to_string(size) + "}";
+  out += ",\"size\":" + std::to_string(size) + "}";
   return out;
 }
 
 // `positions`: the JSON array of every subtask's position at the checkpoint.
-Result<ChunkPosition> ParsePosition(const std::string& positions, uint64_t chunk_bytes,
-                                    uint64_t size) {
-  rapidjson::Document doc;
-  doc.Parse(positions.data(), positions.size());
-  if (doc.HasParseError() || !doc.IsArray()) {
-    return Status::RuntimeError("file source: damaged position in the checkpoint");
+Result<ChunkPosition> ParsePosition(const std::string& positions, uint64_t size) {
+  SR_ASSIGN_OR_RETURN(StreamPosition at, ParseStreamPosition(positions));
+  ChunkPosition out;
+  out.end = at.end;
+  out.offset = at.offset;
+  out.max_ts = at.max_ts;
+  if (!at.end && at.offset > size) {
+    return Status::RuntimeError("file source: the file is shorter (" + std::to_string(size) +
+                                " bytes) than where the checkpoint left it (" +
+                                std::to_string(at.offset) + ")");
   }
-  ChunkPosition at;
-  bool any_end = false;
-  for (auto& v : doc.GetArray()) {
-    if (v.IsString() && std::string_view(v.GetString()) == "end") any_end = true;
-    if (!v.IsObject()) continue;
-    if (!v.HasMember("chunk") || !v["chunk"].IsUint64() || !v.HasMember("chunk_bytes") ||
-        !v["chunk_bytes"].IsUint64()) {
-      return Status::RuntimeError("file source: damaged position in the checkpoint");
-    }
-    if (v["chunk_bytes"].GetUint64() != chunk_bytes) {
-      // Offsets are kept in chunks; a build with another chunk size cannot resume.
-      return Status::RuntimeError("file source: the checkpoint was taken with chunks of " +
-                                  std::to_string(v["chunk_bytes"].GetUint64()) + " bytes, this build reads " +
-                                  std::to_string(chunk_bytes));
-    }
-    if (v.HasMember("size") && v["size"].IsUint64() && v["size"].GetUint64() > size) {
-      return Status::RuntimeError("file source: the file is shorter than when the checkpoint was "
-                                  "taken (" + std::to_string(size) + " < " +
-                                  std::to_string(v["size"].GetUint64()) + " bytes)");
-    }
-    at.chunk = v["chunk"].GetUint64();
-    at.max_ts = v.HasMember("max_ts") && v["max_ts"].IsInt64() ? v["max_ts"].GetInt64() : kMinTimestamp;
-    return at;
-  }
-  if (any_end) {
-    at.end = true;
-    return at;
-  }
-  return Status::RuntimeError("file source: the checkpoint has no position for it");
+  return out;
 }
 
 class Fd {
@@ -179,7 +156,7 @@ class FileSource : public SourceOperator {
     Fd file(fd);
     RecordMaker maker(o_.common, ctx, o_.format);
     SR_RETURN_IF_ERROR(maker.Init());
-    if (o_.follow || o_.rate > 0) {
+    if (o_.follow || o_.rate > 0 || o_.format == LineFormat::kRecording) {
       LineStreamOptions so;
       so.fd = fd;
       so.follow = o_.follow;
@@ -229,11 +206,13 @@ class FileSource : public SourceOperator {
     WatermarkGenerator real(o_.common.max_out_of_orderness_ms);
     // Resuming: the chunk to start at, and the max event time before it (file_source.h).
     uint64_t base = 0;
+    uint64_t resume_offset = 0;  // lines starting before it were read before the checkpoint
     if (!ctx.restore_positions.empty()) {
-      SR_ASSIGN_OR_RETURN(ChunkPosition at, ParsePosition(ctx.restore_positions, c, size));
+      SR_ASSIGN_OR_RETURN(ChunkPosition at, ParsePosition(ctx.restore_positions, size));
       if (at.end) return Status::Ok();
-      base = at.chunk;
-      shared.StartAt(at.chunk, at.max_ts);
+      base = at.offset / c;
+      resume_offset = at.offset;
+      shared.StartAt(base, at.max_ts);
     }
     // Rows point into the chunk buffer (RecordMaker::SetLineOwner), so a buffer is reused only
     // when no batch holds it any more; otherwise the next chunk gets a new one.
@@ -279,6 +258,13 @@ class FileSource : public SourceOperator {
       bool any = true;
       if (k > 0) {  // the first line starts after the first newline at or after begin-1
         const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
+        if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+      }
+      if (any && k == base && resume_offset > pos + start) {
+        // Resuming inside this chunk: the first line is the one starting at resume_offset
+        // (the first after the newline before it).
+        const char* nl = static_cast<const char*>(
+            std::memchr(buf.data() + (resume_offset - 1 - pos), '\n', len - (resume_offset - 1 - pos)));
         if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
       }
       if (any) {
@@ -333,13 +319,14 @@ class FileSource : public SourceOperator {
   FileSourceOptions o_;
 };
 
-class FileSourceConfig : public NodeConfig {
+class FileSourceConfig : public SourceConfig {
  public:
-  explicit FileSourceConfig(FileSourceOptions o) : o_(std::move(o)) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
-    return SourceInputFields(o_.common, out);
+  explicit FileSourceConfig(FileSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
+  // Split over subtasks only for plain json and text files (see file_source.h); a recording is
+  // read by one subtask, line by line.
+  int max_subtasks() const override {
+    return o_.follow || o_.rate > 0 || o_.format == LineFormat::kRecording ? 1 : (1 << 20);
   }
-  int max_subtasks() const override { return o_.follow || o_.rate > 0 ? 1 : (1 << 20); }
   bool bounded() const override { return !o_.follow; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
@@ -348,7 +335,6 @@ class FileSourceConfig : public NodeConfig {
   std::shared_ptr<void> CreateShared(int /*parallelism*/) const override {
     return std::make_shared<FileShared>();
   }
-  OnError on_error() const override { return o_.common.on_error; }
   std::string Describe() const override { return o_.path; }
 
  private:
@@ -368,8 +354,7 @@ NodeConfigResult MakeFileSource(const ConfigReader& config) {
   SR_ASSIGN_OR_RETURN(o.path, config.Path("path"));
   SR_ASSIGN_OR_RETURN(std::string format,
                       config.Enum("format", {"json", "text", "recording"}, std::string("json")));
-  if (format == "recording") return config.ErrorAt("format", "format 'recording' is not supported yet");
-  o.format = format == "text" ? LineFormat::kText : LineFormat::kJson;
+  o.format = LineFormatNamed(format);
   SR_ASSIGN_OR_RETURN(o.rate, config.Number("rate", 0.0));
   if (o.rate < 0) return config.ErrorAt("rate", "must not be negative");
   SR_ASSIGN_OR_RETURN(o.follow, config.Bool("follow", false));

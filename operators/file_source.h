@@ -1,4 +1,6 @@
-// The file source: JSON or text lines from a file, split over subtasks by chunks.
+// The file source: JSON lines, text lines or a recording from a file. JSON and text files are
+// split over subtasks by chunks; a recording (and a file read with `follow` or `rate`) is read
+// by one subtask, line by line.
 //
 // Splitting: without `follow` and `rate`, the file is cut into chunks of chunk_bytes; chunk k
 // holds the lines that START in [k*C, (k+1)*C). Subtask i of P reads chunks k = i (mod P) with

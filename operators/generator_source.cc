@@ -204,18 +204,15 @@ class GeneratorSource : public SourceOperator {
   GeneratorOptions o_;
 };
 
-class GeneratorConfig : public NodeConfig {
+class GeneratorConfig : public SourceConfig {
  public:
-  explicit GeneratorConfig(GeneratorOptions o) : o_(std::move(o)) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
-    return SourceInputFields(o_.common, out);
-  }
+  explicit GeneratorConfig(GeneratorOptions o)
+      : SourceConfig(o.common, LineFormat::kJson), o_(std::move(o)) {}
   int max_subtasks() const override { return 1; }
   bool bounded() const override { return o_.count >= 0; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<GeneratorSource>(o_));
   }
-  OnError on_error() const override { return o_.common.on_error; }
   std::string Describe() const override { return "profile: " + o_.profile; }
 
  private:

@@ -618,17 +618,15 @@ class KafkaSource : public SourceOperator {
   rd_kafka_resp_err_t last_warning_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 
-class KafkaSourceConfig : public NodeConfig {
+// A SourceConfig, so that `streamrun test` can replace it by a file (a recording) with the same
+// event time, watermark and on_error.
+class KafkaSourceConfig : public SourceConfig {
  public:
-  explicit KafkaSourceConfig(KafkaSourceOptions o) : o_(std::move(o)) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
-    return SourceInputFields(o_.common, out);
-  }
+  explicit KafkaSourceConfig(KafkaSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
   bool bounded() const override { return o_.stop_at_end; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<KafkaSource>(o_));
   }
-  OnError on_error() const override { return o_.common.on_error; }
   std::string Describe() const override {
     std::string topics;
     for (const auto& t : o_.topics) topics += (topics.empty() ? "" : ", ") + t;

@@ -21,12 +21,14 @@ namespace {
 
 std::vector<OperatorType> BuildTable() {
   return {
-      {"file", NodeRole::kSource, "Reads a file of JSON lines or text lines.",
+      {"file", NodeRole::kSource, "Reads a file of JSON lines, text lines or a recorded Kafka topic.",
        {{"path", "string", true, "The file to read, relative to the pipeline file."},
         {"format", "string", false,
          "json (one JSON object per line, default) | text (expressions see each line as the "
          "field `line`; a line no step changes is written out unchanged) | recording (a "
-         "recorded Kafka topic)."},
+         "recorded Kafka topic, docs/recordings.md: each line's value is the record, with "
+         "`$key`, `$timestamp`, `$partition`, `$offset`, `$topic` and `$headers.NAME`; read by "
+         "one subtask)."},
         SR_SOURCE_COMMON_SETTINGS,
         {"rate", "number", false, "Records per second at most (default: as fast as possible)."},
         {"follow", "boolean", false, "Keep reading lines appended later, like tail -f (default false)."}},
@@ -38,8 +40,9 @@ std::vector<OperatorType> BuildTable() {
         {"seed", "integer", false, "Random seed (default 1)."},
         SR_SOURCE_COMMON_SETTINGS},
        MakeGeneratorSource},
-      {"stdin", NodeRole::kSource, "Reads JSON lines or text lines from standard input.",
-       {{"format", "string", false, "json (default) | text."}, SR_SOURCE_COMMON_SETTINGS},
+      {"stdin", NodeRole::kSource, "Reads JSON lines, text lines or a recording from standard input.",
+       {{"format", "string", false, "json (default) | text | recording, as for `file`."},
+        SR_SOURCE_COMMON_SETTINGS},
        MakeStdinSource},
       {"kafka", NodeRole::kSource,
        "Reads records of Kafka topics, with their metadata ($key, $timestamp, $partition, $offset, "

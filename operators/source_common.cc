@@ -52,6 +52,12 @@ std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
   return fields;
 }
 
+LineFormat LineFormatNamed(std::string_view name) {
+  if (name == "text") return LineFormat::kText;
+  if (name == "recording") return LineFormat::kRecording;
+  return LineFormat::kJson;
+}
+
 int64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -65,7 +71,27 @@ RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, L
     if (p.size() == 1 && p[0] == "$offset" && offset_slot_ < 0) offset_slot_ = static_cast<int>(i);
     if (p.size() == 1 && p[0] == "line" && line_slot_ < 0) line_slot_ = static_cast<int>(i);
   }
-  if (format_ == LineFormat::kJson) extractor_ = std::make_unique<JsonExtractor>(ctx.layout);
+  if (format_ != LineFormat::kText) extractor_ = std::make_unique<JsonExtractor>(ctx.layout);
+  if (format_ == LineFormat::kRecording) {
+    // Metadata fields: `$key`, ..., `$headers` (the object) and `$headers.NAME`. Deeper paths
+    // (`$key.a`, `$headers.a.b`) are not filled: they read as missing.
+    static constexpr std::pair<std::string_view, Meta> kNames[] = {
+        {"$key", Meta::kKey},       {"$timestamp", Meta::kTimestamp}, {"$partition", Meta::kPartition},
+        {"$offset", Meta::kOffset}, {"$topic", Meta::kTopic},         {"$headers", Meta::kHeaders}};
+    std::vector<std::string> headers;
+    for (uint32_t i = 0; i < width_; ++i) {
+      const FieldPath& p = ctx.layout[i];
+      if (p.size() == 2 && p[0] == "$headers") {
+        meta_slots_.push_back({i, Meta::kHeader, static_cast<uint32_t>(headers.size())});
+        headers.push_back(p[1]);
+        continue;
+      }
+      for (const auto& [name, meta] : kNames) {
+        if (p.size() == 1 && p[0] == name) meta_slots_.push_back({i, meta});
+      }
+    }
+    recording_ = std::make_unique<RecordingReader>(std::move(headers));
+  }
 }
 
 Status RecordMaker::Init() {
@@ -85,8 +111,16 @@ Status RecordMaker::Bad(Batch& batch, std::string_view text, uint64_t offset,
   return ctx_.errors->ReportInput(ctx_.origin, offset, text, reason);
 }
 
+void RecordMaker::DropLastRow(Batch& batch) {
+  batch.rows.pop_back();
+  batch.slots.resize(batch.slots.size() - width_);
+}
+
 Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset,
                             WatermarkGenerator& gen, const char* next) {
+  if (format_ == LineFormat::kRecording) [[unlikely]] {
+    return AddRecordingLine(batch, line, offset, gen);
+  }
   Row proto;
   proto.origin = ctx_.origin;
   proto.offset = offset;
@@ -96,8 +130,7 @@ Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset
     bool ok = next != nullptr ? extractor_->ExtractLine(line, next, slots, batch.arena, &error_)
                               : extractor_->Extract(line, slots, batch.arena, &error_);
     if (!ok) {
-      batch.rows.pop_back();
-      batch.slots.resize(batch.slots.size() - width_);
+      DropLastRow(batch);
       return Bad(batch, line, offset, error_);
     }
   }
@@ -130,6 +163,57 @@ Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset
   return FinishRow(batch, gen);
 }
 
+Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64_t offset,
+                                     WatermarkGenerator& gen) {
+  chunk_read_ms_ = kMinTimestamp;  // without event_time: the time each line is read
+  if (!recording_->Read(line, &recorded_, &error_)) return Bad(batch, line, offset, error_);
+  const RecordedRecord& rec = recorded_;
+  if (rec.payload == PayloadKind::kNone) {
+    return Bad(batch, line, offset, "the record has no value (a tombstone)");
+  }
+  if (rec.payload == PayloadKind::kBytes) {
+    return Bad(batch, line, offset,
+               "the value is binary (value_b64): a record must be JSON or text");
+  }
+  Row proto;
+  proto.origin = ctx_.origin;
+  proto.offset = offset;  // where the line is in the file, for error reports
+  size_t r = batch.AddRow(proto);
+  Value* slots = batch.SlotsOf(r);
+  std::string_view raw;
+  if (rec.payload == PayloadKind::kJson) {
+    // The payload's fields; it must be a JSON object like every line of format json.
+    const size_t pad = JsonExtractor::padding();
+    char* copy = batch.arena.Allocate(rec.value.size() + pad);
+    std::memcpy(copy, rec.value.data(), rec.value.size());
+    std::memset(copy + rec.value.size(), 0, pad);
+    raw = std::string_view(copy, rec.value.size());
+    if (!extractor_->Extract(raw, slots, batch.arena, &error_)) {
+      DropLastRow(batch);
+      return Bad(batch, line, offset, "value: " + error_);
+    }
+  } else {  // a text record, as format text makes
+    raw = batch.arena.Copy(rec.value);
+    batch.rows[r].flags = kRowText;
+    if (line_slot_ >= 0) slots[line_slot_] = Value::String(raw);
+  }
+  batch.rows[r].raw = raw;
+  for (const MetaSlot& m : meta_slots_) {
+    Value v;
+    switch (m.meta) {
+      case Meta::kKey: v = rec.key; break;
+      case Meta::kTimestamp: v = rec.timestamp; break;
+      case Meta::kPartition: v = rec.partition; break;
+      case Meta::kOffset: v = rec.offset; break;
+      case Meta::kTopic: v = rec.topic; break;
+      case Meta::kHeaders: v = rec.headers; break;
+      case Meta::kHeader: v = rec.header_values[m.header]; break;
+    }
+    slots[m.slot] = CopyValue(batch.arena, v);
+  }
+  return FinishRow(batch, gen);
+}
+
 Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
   size_t r = batch.rows.size() - 1;
   Row& row = batch.rows[r];
@@ -150,8 +234,7 @@ Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
     if (!reason.empty()) {
       std::string_view text = row.raw;
       uint64_t offset = row.offset;
-      batch.rows.pop_back();
-      batch.slots.resize(batch.slots.size() - width_);
+      DropLastRow(batch);
       return Bad(batch, text, offset, reason);  // text stays valid: it is in the arena
     }
   } else {
@@ -254,14 +337,19 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
     return st;
   };
   // Resuming: the position is the offset of the next line and the max event time before it.
+  bool skip_to_newline = false;
   if (!ctx.restore_positions.empty()) {
     SR_ASSIGN_OR_RETURN(StreamPosition at, ParseStreamPosition(ctx.restore_positions));
     if (at.end) return Status::Ok();
-    if (::lseek(options.fd, static_cast<off_t>(at.offset), SEEK_SET) < 0) {
+    // Lines that start at or after the offset: from the byte before it, skip through the first
+    // newline (the offset may be a split source's chunk boundary, inside a line).
+    uint64_t from = at.offset > 0 ? at.offset - 1 : 0;
+    if (::lseek(options.fd, static_cast<off_t>(from), SEEK_SET) < 0) {
       spdlog::warn("source '{}': cannot go back to offset {} of its input ({}); reading on from here",
                    ctx.name, at.offset, std::strerror(errno));
     } else {
-      buf_offset = at.offset;
+      buf_offset = from;
+      skip_to_newline = at.offset > 0;
     }
     gen.set_max_timestamp(at.max_ts);
   }
@@ -290,6 +378,16 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
   // Every complete line in buf; keeps the partial rest at the front.
   auto drain = [&](bool all) -> Status {
     size_t start = 0;
+    if (skip_to_newline) {
+      const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
+      if (nl == nullptr) {
+        buf_offset += len;
+        len = 0;
+        return Status::Ok();
+      }
+      start = nl - buf.data() + 1;
+      skip_to_newline = false;
+    }
     while (start < len) {
       const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
       if (nl == nullptr) break;

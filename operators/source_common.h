@@ -20,6 +20,7 @@
 #include "engine/operator.h"
 #include "engine/pipeline.h"
 #include "engine/watermark.h"
+#include "operators/recording_reader.h"
 
 namespace streamrun {
 
@@ -41,7 +42,32 @@ Result<SourceCommon> ReadSourceCommon(const ConfigReader& config, bool partition
 std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
                                          const std::vector<FieldPath>& output_fields);
 
-enum class LineFormat : uint8_t { kJson, kText };
+// How a source's input becomes records: JSON lines, text lines (the field `line`), or a
+// recording (operators/recording_reader.h: the payload, with the Kafka metadata `$key`,
+// `$timestamp`, `$partition`, `$offset`, `$topic`, `$headers`).
+enum class LineFormat : uint8_t { kJson, kText, kRecording };
+// "json", "text" or "recording" (anything else: json).
+LineFormat LineFormatNamed(std::string_view name);
+
+// The NodeConfig every source type derives from: the settings all sources have and the format
+// of the records it makes. `streamrun test` reads them to replace a source, whatever its type,
+// by a file source with the same event time, watermark and on_error (engine/test_runner.cc).
+class SourceConfig : public NodeConfig {
+ public:
+  SourceConfig(SourceCommon common, LineFormat format)
+      : common_(std::move(common)), format_(format) {}
+  const SourceCommon& common() const { return common_; }
+  LineFormat format() const { return format_; }
+
+  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
+    return SourceInputFields(common_, out);
+  }
+  OnError on_error() const override { return common_.on_error; }
+
+ protected:
+  SourceCommon common_;
+  LineFormat format_;
+};
 
 // Milliseconds since the epoch, for sources without event_time.
 int64_t WallClockMs();
@@ -85,7 +111,21 @@ class RecordMaker {
   int offset_slot() const { return offset_slot_; }
 
  private:
+  // A recording's metadata field that a slot takes (format recording).
+  enum class Meta : uint8_t { kKey, kTimestamp, kPartition, kOffset, kTopic, kHeaders, kHeader };
+  struct MetaSlot {
+    uint32_t slot;
+    Meta meta;
+    uint32_t header = 0;  // kHeader: index into the reader's header names
+  };
+
   Status Bad(Batch& batch, std::string_view text, uint64_t offset, std::string_view reason);
+  // AddLine for format recording: the row is the line's payload, its slots the payload's fields
+  // and the metadata.
+  Status AddRecordingLine(Batch& batch, std::string_view line, uint64_t offset,
+                          WatermarkGenerator& gen);
+  // Removes the last row of `batch` (one that turned out bad).
+  void DropLastRow(Batch& batch);
 
   const SourceCommon& common_;
   const SourceContext& ctx_;
@@ -96,6 +136,10 @@ class RecordMaker {
   std::unique_ptr<Expr> event_time_;
   int offset_slot_ = -1;
   int line_slot_ = -1;
+  // Format recording.
+  std::unique_ptr<RecordingReader> recording_;
+  RecordedRecord recorded_;
+  std::vector<MetaSlot> meta_slots_;
   int64_t chunk_read_ms_ = kMinTimestamp;  // BeginLines' time; kMinTimestamp: not in a chunk
   std::string error_;
 };

@@ -1,4 +1,4 @@
-// The `stdin` source: JSON or text lines from standard input. A pause in the input sends the
+// The `stdin` source: JSON lines, text lines or a recording from standard input. A pause in the input sends the
 // batch so far, so interactive use sees results promptly.
 #include <unistd.h>
 
@@ -25,32 +25,25 @@ class StdinSource : public SourceOperator {
   LineFormat format_;
 };
 
-class StdinSourceConfig : public NodeConfig {
+class StdinSourceConfig : public SourceConfig {
  public:
-  StdinSourceConfig(SourceCommon common, LineFormat format) : common_(std::move(common)), format_(format) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& out) const override {
-    return SourceInputFields(common_, out);
-  }
+  using SourceConfig::SourceConfig;
   int max_subtasks() const override { return 1; }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<StdinSource>(common_, format_));
   }
-  OnError on_error() const override { return common_.on_error; }
   std::string Describe() const override { return "stdin"; }
-
- private:
-  SourceCommon common_;
-  LineFormat format_;
 };
 
 }  // namespace
 
 NodeConfigResult MakeStdinSource(const ConfigReader& config) {
   SR_RETURN_IF_ERROR(config.CheckKeys({"type", "format", "event_time", "watermark", "on_error"}));
-  SR_ASSIGN_OR_RETURN(std::string format, config.Enum("format", {"json", "text"}, std::string("json")));
+  SR_ASSIGN_OR_RETURN(std::string format,
+                      config.Enum("format", {"json", "text", "recording"}, std::string("json")));
   SR_ASSIGN_OR_RETURN(SourceCommon common, ReadSourceCommon(config));
-  return std::shared_ptr<const NodeConfig>(std::make_shared<StdinSourceConfig>(
-      std::move(common), format == "text" ? LineFormat::kText : LineFormat::kJson));
+  return std::shared_ptr<const NodeConfig>(
+      std::make_shared<StdinSourceConfig>(std::move(common), LineFormatNamed(format)));
 }
 
 }  // namespace streamrun
