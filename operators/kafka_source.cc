@@ -228,9 +228,9 @@ class KafkaSource : public SourceOperator {
     }
     if (o_.stop_at_end) {
       for (Partition& p : parts_) {
-        int64_t low = 0, high = 0;
-        SR_RETURN_IF_ERROR(Watermarks(p, &low, &high));
-        p.end = high;
+        // For a read_committed consumer the end is the last stable offset: an open transaction
+        // at the end is not waited for.
+        SR_ASSIGN_OR_RETURN(p.end, ListOffset(p, RD_KAFKA_OFFSET_END));
         p.done = p.next >= p.end;
       }
     }
@@ -253,33 +253,22 @@ class KafkaSource : public SourceOperator {
     return Status::Ok();
   }
 
-  Status Watermarks(const Partition& p, int64_t* low, int64_t* high) {
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        rk_.get(), p.topic.c_str(), p.partition, low, high, o_.metadata_timeout_ms);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(
-          Where() + KafkaCallError(o_.kafka, "ask for the offsets of " + p.topic + "/" +
-                                                 std::to_string(p.partition), err));
+  // The partition's offset `at` lists (RD_KAFKA_OFFSET_BEGINNING, _END, or a time; -1: none).
+  Result<int64_t> ListOffset(const Partition& p, int64_t at) {
+    Result<int64_t> offset = KafkaListOffset(rk_.get(), p.topic, p.partition, at, o_.metadata_timeout_ms);
+    if (!offset.ok()) {
+      return Status::RuntimeError(Where() + "cannot ask for the offsets of " + p.topic + "/" +
+                                  std::to_string(p.partition) + ": " + o_.kafka.Redact(offset.status().message()));
     }
-    return Status::Ok();
+    return offset;
   }
 
   Result<int64_t> StartOffset(const Partition& p, KafkaSourceOptions::Start start) {
-    int64_t low = 0, high = 0;
-    SR_RETURN_IF_ERROR(Watermarks(p, &low, &high));
-    if (start == KafkaSourceOptions::Start::kEarliest) return low;
-    if (start == KafkaSourceOptions::Start::kLatest) return high;
-    KafkaPartitionList list(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = o_.start_ms;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_.get(), list.get(), o_.metadata_timeout_ms);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(
-          Where() + KafkaCallError(o_.kafka, "find the offsets of time " + std::to_string(o_.start_ms) +
-                                                 " in " + p.topic + "/" + std::to_string(p.partition), err));
-    }
-    const int64_t offset = list->elems[0].offset;
-    return offset < 0 ? high : offset;  // -1: no record at or after that time
+    if (start == KafkaSourceOptions::Start::kEarliest) return ListOffset(p, RD_KAFKA_OFFSET_BEGINNING);
+    if (start == KafkaSourceOptions::Start::kLatest) return ListOffset(p, RD_KAFKA_OFFSET_END);
+    SR_ASSIGN_OR_RETURN(int64_t offset, ListOffset(p, o_.start_ms));
+    if (offset >= 0) return offset;
+    return ListOffset(p, RD_KAFKA_OFFSET_END);  // no record at or after that time
   }
 
   // The watermark: the minimum over the active partitions, never going back.
