@@ -47,7 +47,7 @@ std::vector<OperatorType> BuildTable() {
       {"kafka", NodeRole::kSource,
        "Reads records of Kafka topics, with their metadata ($key, $timestamp, $partition, $offset, "
        "$topic, $headers.NAME). Offsets are the source's position in checkpoints (docs/kafka.md).",
-       {{"brokers", "string", true, "Bootstrap servers: host:port, comma separated (or a list)."},
+       {{"brokers", "array", true, "Bootstrap servers: host:port, comma separated, or a list of them."},
         {"topic", "string", false, "The topic to read (this or `topics`)."},
         {"topics", "array", false, "Several topics to read as one stream."},
         {"group", "string", false,
@@ -106,7 +106,7 @@ std::vector<OperatorType> BuildTable() {
       {"kafka", NodeRole::kSink,
        "Writes records to a Kafka topic: each record's JSON (or text) is the value "
        "(docs/kafka.md).",
-       {{"brokers", "string", true, "Bootstrap servers: host:port, comma separated (or a list)."},
+       {{"brokers", "array", true, "Bootstrap servers: host:port, comma separated, or a list of them."},
         {"topic", "string", true, "The topic to write."},
         {"key", "expression", false,
          "The record key: a string as its bytes, other values as JSON text; null: no key "
