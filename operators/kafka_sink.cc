@@ -325,6 +325,10 @@ class KafkaSink : public Operator {
     co.error = &KafkaSink::OnError;
     co.opaque = this;
     SR_ASSIGN_OR_RETURN(producer_, NewKafkaClientFor(settings, RD_KAFKA_PRODUCER, defaults, co));
+    // The topic's partitions, asked now: a topic that does not exist fails the job at once, and
+    // the first records do not wait for the producer's first metadata refresh.
+    Result<int32_t> partitions = KafkaPartitionCount(producer_.get(), o_.topic, o_.timeout_ms, o_.kafka.brokers);
+    if (!partitions.ok()) return Status::RuntimeError(Where() + o_.kafka.Redact(partitions.status().message()));
     if (!transactional) return Status::Ok();
     for (int attempt = 1;; ++attempt) {
       rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), o_.timeout_ms);

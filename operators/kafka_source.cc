@@ -358,10 +358,17 @@ class KafkaSource : public SourceOperator {
         }
         CommitCompleted();
       }
-      const int timeout = batch_->rows.empty() ? kPollMs : 0;
-      ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), timeout, msgs.data(), msgs.size());
+      // What is there now, without waiting: a batch call waits for a full batch or its timeout.
+      ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, msgs.data(), msgs.size());
       if (n < 0) {
         return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "poll", rd_kafka_last_error()));
+      }
+      if (n == 0) {
+        // Nothing: wait for the first record (or event), so that it goes on at once.
+        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), kPollMs)) {
+          msgs[0] = m;
+          n = 1;
+        }
       }
       Status st;
       for (ssize_t i = 0; i < n; ++i) {

@@ -405,10 +405,11 @@ class ExampleExpectationsTest(harness.TempDirTest):
         files = sorted(os.path.join(harness.PIPELINES, f) for f in os.listdir(harness.PIPELINES)
                        if f.endswith(".test.yaml"))
         self.assertEqual([os.path.basename(f) for f in files],
-                         ["clickstream.test.yaml", "session_promotion.test.yaml"])
+                         ["clickstream.test.yaml", "kafka_clickstream.test.yaml",
+                          "session_promotion.test.yaml"])
         p = harness.run(["test"] + files)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertEqual(last_line(p.stdout), "4 passed, 0 failed")
+        self.assertEqual(last_line(p.stdout), "5 passed, 0 failed")
 
 
 if __name__ == "__main__":
