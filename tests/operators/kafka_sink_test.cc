@@ -175,6 +175,26 @@ TEST_CASE("kafka sink: a restored exactly_once sink commits what its checkpoint 
   CHECK(Values(ReadTopic(*mock, "out", 1)) == Expected(0, 20));
 }
 
+TEST_CASE("kafka sink: a checkpoint committed before the crash is not produced again on restore") {
+  auto mock = StartMock();
+  REQUIRE(mock->CreateTopic("out", 1).ok());
+  TempDir dir;
+  std::string meta;
+  {
+    SinkRun sink(SinkOptions(*mock, "out", true), {}, dir.path());
+    REQUIRE(sink.Send(0, 10).ok());
+    OperatorSnapshot s1;
+    REQUIRE(sink.op->Snapshot(1, &s1).ok());
+    meta = s1.meta;  // says checkpoint 1 is pending
+    REQUIRE(sink.op->NotifyCheckpointComplete(1).ok());  // committed; then the process dies
+  }
+  RestoreContext restore;
+  restore.checkpoint_id = 1;
+  restore.meta = meta;
+  SinkRun again(SinkOptions(*mock, "out", true), {}, dir.path(), &restore);
+  CHECK(Values(ReadTopic(*mock, "out", 1)) == Expected(0, 10));  // once
+}
+
 TEST_CASE("kafka sink: an abortable error aborts the transaction and produces the epoch again") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("out", 1).ok());
