@@ -290,6 +290,35 @@ sinks:
         for word in ("MAX_POLL", "rebalance", "revoke", "warn", "error"):
             self.assertNotIn(word, stderr)
 
+    def test_secrets_never_appear_in_messages_or_graphs(self):
+        secret = "hunter2-do-not-print"
+        path = self.write("p.yaml", """name: secret
+sources:
+  in:
+    type: kafka
+    brokers: 127.0.0.1:1
+    topic: in
+    properties:
+      sasl.username: alice
+      sasl.password: %s
+      ssl.key.password: %s
+      fetch.wait.max.ms: %s
+sinks:
+  out: { type: stdout, from: in }
+""" % (secret, secret, "soon"))
+        p = harness.run(["validate", path])
+        self.assertEqual(p.returncode, 2)
+        err = p.stderr.decode()
+        self.assertIn("p.yaml:11:", err)
+        self.assertIn("fetch.wait.max.ms", err)
+        self.assertNotIn(secret, err)
+        with open(path) as f:
+            good = self.write("good.yaml", f.read().replace("fetch.wait.max.ms: soon", "fetch.wait.max.ms: 10"))
+        for args in (["validate", good], ["graph", good], ["graph", good, "--format", "mermaid"]):
+            p = harness.run(args)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn(secret, (p.stdout + p.stderr).decode())
+
 
 if __name__ == "__main__":
     unittest.main()
