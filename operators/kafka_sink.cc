@@ -50,6 +50,7 @@ struct ConsumerGroupMetadataDeleter {
 struct TxnResult {
   Status status;
   bool fatal = false;
+  bool fenced = false;  // another producer with our transactional id took over
 };
 
 // Reads the records of a staged file one at a time.
@@ -456,7 +457,8 @@ class KafkaSink : public Operator {
     for (int attempt = 1;; ++attempt) {
       TxnResult r = Transaction(epochs, marker);
       if (r.status.ok()) break;
-      if (attempt >= kCommitAttempts || (r.fatal && recreated)) return r.status;
+      // Fenced: taking the id back would fence the other instance in turn. The job fails.
+      if (r.fenced || attempt >= kCommitAttempts || (r.fatal && recreated)) return r.status;
       spdlog::warn("{} (trying again)", r.status.message());
       if (r.fatal) {
         // The producer cannot go on (fenced, or its producer id expired): a new one, once.
@@ -472,6 +474,15 @@ class KafkaSink : public Operator {
   TxnResult Failed(std::string_view what, rd_kafka_error_t* e) {
     TxnResult r;
     r.fatal = rd_kafka_error_is_fatal(e);
+    const rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+    r.fenced = code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+               (r.fatal && code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
+    if (r.fenced) {
+      r.status = Status::RuntimeError(
+          Where() + KafkaCallError(o_.kafka, what, e) + ": another producer with the transactional id '" +
+          txn_id_ + "' took over (is the job running twice, or another job using the same id?)");
+      return r;
+    }
     const bool abort = rd_kafka_error_txn_requires_abort(e);
     r.status = Status::RuntimeError(Where() + KafkaCallError(o_.kafka, what, e));
     if (abort && !r.fatal) {

@@ -28,9 +28,10 @@
 //   streamrun-<job>-<sink>) plus "-<subtask>". Opening the sink calls init_transactions, which
 //   fences a previous instance with the same id and aborts its open transaction.
 //   Errors: an abortable error aborts the transaction and produces the epochs again (three
-//   attempts); a fatal one (fenced, or the transaction coordinator lost the producer) re-creates
-//   the producer once; what still fails fails the job, whose restart commits from the staged
-//   files.
+//   attempts); a fatal one other than fencing (the producer's id or sequence lost, a timeout that
+//   leaves the transaction's state unknown) re-creates the producer once; fenced (another
+//   producer took the transactional id) fails the job at once. What still fails fails the job,
+//   whose restart commits from the staged files.
 //
 // Meta in checkpoints (exactly_once): {"run": token, "pending": [ids of staged epochs not known
 // committed at the barrier]}.

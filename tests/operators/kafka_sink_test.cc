@@ -214,6 +214,24 @@ TEST_CASE("kafka sink: an abortable error aborts the transaction and produces th
   REQUIRE(sink.op->Finish().ok());
 }
 
+TEST_CASE("kafka sink: fenced by another producer, the sink fails the job instead of fighting back") {
+  auto mock = StartMock();
+  REQUIRE(mock->CreateTopic("out", 1).ok());
+  TempDir dir;
+  SinkRun sink(SinkOptions(*mock, "out", true), {}, dir.path());
+  REQUIRE(sink.Send(0, 5).ok());
+  OperatorSnapshot s1;
+  REQUIRE(sink.op->Snapshot(1, &s1).ok());
+  // The mock does not fence by itself: the commit's answer says so.
+  REQUIRE(mock->Execute("push-errors EndTxn 1 PRODUCER_FENCED").ok());
+  Status st = sink.op->NotifyCheckpointComplete(1);
+  REQUIRE_FALSE(st.ok());
+  CHECK_MESSAGE(st.message().find("took over") != std::string::npos, st.message());
+  // The sink's thread fails the job with it; the staged output stays for the restart.
+  CHECK_FALSE(sink.Send(5, 6).ok());
+  CHECK(std::filesystem::exists(dir / "sinks/out/chk-1.staged"));
+}
+
 TEST_CASE("kafka sink: a sink that cannot deliver fails at the next snapshot") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("out", 1).ok());
