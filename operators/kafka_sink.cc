@@ -284,14 +284,14 @@ class KafkaSink : public Operator {
     has_error_.store(true, std::memory_order_release);
   }
 
+  // (rd_kafka_message_errstr is for consumers only: a producer's message has no error text.)
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     auto* self = static_cast<KafkaSink*>(opaque);
     if (self->staging_) return;  // a transaction's records: commit_transaction reports it
     self->SetAsyncError(Status::RuntimeError(
         self->Where() + self->o_.kafka.Redact("a record could not be delivered to '" + self->o_.topic +
-                                              "': " + rd_kafka_err2name(m->err) + " (" +
-                                              rd_kafka_message_errstr(m) + ")")));
+                                              "': " + KafkaErrorText(m->err))));
   }
 
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
