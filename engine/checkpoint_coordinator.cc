@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include <rapidjson/stringbuffer.h>
@@ -301,6 +302,9 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
   for (const auto& part : p.parts) {
     for (const std::string& sync : part.snapshot.sync_paths) {
       int fd = ::open(sync.c_str(), O_RDONLY | O_CLOEXEC);
+      // A sink whose input ended meanwhile has committed its staged files into its output,
+      // synced it and removed them (LineSink::Finish): that output is on disk already.
+      if (fd < 0 && errno == ENOENT) continue;
       if (fd < 0 || ::fsync(fd) != 0) {
         Status st = ErrnoStatus("cannot sync '" + sync + "'", errno);
         if (fd >= 0) ::close(fd);
