@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
   add(AddGraphCommand);
   add(AddStatusCommand);
   add(AddStopCommand);
+  add(AddCheckpointsCommand);
+  add(AddStateCommand);
 
   try {
     app.parse(argc, argv);

@@ -241,6 +241,10 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
       w.Key("fingerprint");
       w.String(node.fingerprint.c_str());
     }
+    if (!node.schema_json.empty()) {
+      w.Key("schema");
+      w.RawValue(node.schema_json.data(), node.schema_json.size(), rapidjson::kObjectType);
+    }
     w.Key("subtasks");
     w.StartArray();
     for (int s = 0; s < node.parallelism; ++s) {

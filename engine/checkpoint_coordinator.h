@@ -22,7 +22,8 @@
 // Manifest metadata (docs/state-format.md "Checkpoint metadata"):
 //   {"job": NAME, "max_parallelism": 128,
 //    "nodes": {NAME: {"role": "source"|"step"|"sink", "type": TYPE, "parallelism": P,
-//                     "fingerprint": STR (stateful steps),
+//                     "fingerprint": STR (stateful steps), "schema": OBJECT (stateful steps:
+//                     names for `state dump`, NodeConfig::StateSchemaJson),
 //                     "subtasks": [{"position": JSON (sources), "state": PATH (keyed state),
 //                                   "meta": JSON (sinks)}, ...]}}}
 //
@@ -63,6 +64,7 @@ struct CheckpointNode {
   std::string type;
   int parallelism = 1;
   std::string fingerprint;
+  std::string schema_json;  // NodeConfig::StateSchemaJson, or empty
 };
 
 // One operator subtask's part of a task's ack.

@@ -196,6 +196,7 @@ Status Job::Impl::Build() {
       cn.type = pn.spec->type;
       cn.parallelism = pn.parallelism;
       cn.fingerprint = pn.spec->config->StateFingerprint();
+      cn.schema_json = pn.spec->config->StateSchemaJson();
       nodes.push_back(std::move(cn));
     }
     // Tasks are counted below; the coordinator is created once they are known.

@@ -86,9 +86,13 @@ StateDirLock::~StateDirLock() {
 
 // --- listing ---
 
-Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_dir) {
+namespace {
+
+// The subdirectories of `dir` that `parse` accepts (it fills id and in_progress from the name),
+// with their paths and whether they have a manifest. No such directory: an empty list.
+template <typename Parse>
+Result<std::vector<CheckpointEntry>> ListSnapshotDirs(const std::string& dir, Parse parse) {
   std::vector<CheckpointEntry> out;
-  std::string dir = CheckpointsDir(state_dir);
   std::error_code ec;
   if (!fs::exists(dir, ec)) return out;
   fs::directory_iterator it(dir, ec);
@@ -96,15 +100,39 @@ Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_di
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
     CheckpointEntry entry;
-    std::string name = it->path().filename().string();
-    if (!ParseCheckpointName(name, &entry.id, &entry.in_progress)) continue;
-    if (!it->is_directory(ec)) continue;
+    if (!parse(it->path().filename().string(), &entry) || !it->is_directory(ec)) continue;
     entry.path = it->path().string();
     entry.has_manifest = fs::exists(entry.path + "/" + kManifestName, ec);
     out.push_back(std::move(entry));
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_dir) {
+  SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(CheckpointsDir(state_dir),
+                                                 [](const std::string& name, CheckpointEntry* e) {
+                                                   return ParseCheckpointName(name, &e->id,
+                                                                              &e->in_progress);
+                                                 }));
   std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
     return a.id != b.id ? a.id < b.id : a.in_progress < b.in_progress;
+  });
+  return out;
+}
+
+Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir) {
+  SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(SavepointsDir(state_dir),
+                                                 [](const std::string& name, CheckpointEntry* e) {
+                                                   if (name.rfind("sp-", 0) != 0) return false;
+                                                   e->in_progress =
+                                                       name.size() > 4 &&
+                                                       name.compare(name.size() - 4, 4, ".tmp") == 0;
+                                                   return true;
+                                                 }));
+  std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
+    return a.path < b.path;
   });
   return out;
 }
@@ -116,7 +144,7 @@ Result<int64_t> NextCheckpointId(const std::string& state_dir) {
 
 // --- verification ---
 
-VerifyResult VerifyCheckpoint(const std::string& path) {
+VerifyResult VerifyCheckpoint(const std::string& path, bool checksums) {
   VerifyResult result;
   auto fail = [&](std::string file, std::string why) {
     result.damaged_file = std::move(file);
@@ -142,6 +170,7 @@ VerifyResult VerifyCheckpoint(const std::string& path) {
       return fail(f.path, "size " + std::to_string(size) + " bytes, the manifest says " +
                               std::to_string(f.size) + " (truncated or overwritten)");
     }
+    if (!checksums) continue;
     std::string hash;
     Status st = HashFile(full, &hash, &size);
     if (!st.ok()) return fail(f.path, st.message());

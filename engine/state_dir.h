@@ -71,9 +71,16 @@ struct VerifyResult {
   bool ok() const { return status.ok(); }
 };
 
+// Every sp-* directory of STATE_DIR/savepoints (sp-*.tmp: in_progress), oldest first (the names
+// sort by time). `id` is 0: a savepoint's id is in its manifest. No savepoints directory: an
+// empty list.
+Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir);
+
 // Checks a checkpoint or savepoint directory: MANIFEST.json exists and parses, every file it
-// lists exists with its size and XXH3-128 checksum. Reads every file once.
-VerifyResult VerifyCheckpoint(const std::string& path);
+// lists exists with its size and XXH3-128 checksum. Reads every file once. With `checksums`
+// false only the sizes are compared (cheap: nothing but the manifest is read), which finds
+// missing and truncated files but not changed bytes.
+VerifyResult VerifyCheckpoint(const std::string& path, bool checksums = true);
 
 struct SkippedCheckpoint {
   std::string path;
