@@ -74,6 +74,8 @@ class TaskBarrierHook : public BarrierHook {
 
 Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
   if (id <= t.last_barrier) return Status::Ok();
+  // Tests of the restart strategy: a task fails (=error) or crashes as it passes a barrier.
+  SR_FAILPOINT("task.fail");
   t.last_barrier = id;
   std::vector<SnapshotPart> parts;
   if (t.source) {
