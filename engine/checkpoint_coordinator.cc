@@ -120,11 +120,34 @@ void CheckpointCoordinator::TaskFinished(int task,
   }
 }
 
+void CheckpointCoordinator::TaskFailed(int task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_[task] = true;
+  if (task_failed_) return;
+  task_failed_ = true;
+  if (pending_ && !pending_->complete) {
+    ++failed_;
+    spdlog::info("{} {} aborted: a task failed or was cancelled",
+                 pending_->savepoint ? "savepoint" : "checkpoint", pending_->id);
+    if (pending_->savepoint != nullptr) {
+      pending_->savepoint->result = Status::RuntimeError("the job failed or was stopped before the savepoint completed");
+      pending_->savepoint->done = true;
+    }
+    pending_.reset();
+  }
+  for (SavepointRequest* r : savepoints_) {
+    r->result = Status::RuntimeError("the job failed or was stopped before the savepoint was taken");
+    r->done = true;
+  }
+  savepoints_.clear();
+  cv_.notify_all();
+}
+
 Result<std::string> CheckpointCoordinator::Savepoint(const std::string& parent_dir) {
   SavepointRequest req;
   req.parent_dir = parent_dir;
   std::unique_lock<std::mutex> lock(mu_);
-  if (stop_) return Status::RuntimeError("the job is not running");
+  if (stop_ || task_failed_) return Status::RuntimeError("the job is not running");
   savepoints_.push_back(&req);
   cv_.notify_all();
   cv_.wait(lock, [&] { return req.done; });
@@ -197,6 +220,10 @@ void CheckpointCoordinator::Loop() {
         cv_.notify_all();
       }
       pending_.reset();
+      continue;
+    }
+    if (task_failed_) {
+      cv_.wait(lock);  // the job is going down: no more checkpoints
       continue;
     }
     if (!pending_ && !savepoints_.empty()) {

@@ -419,7 +419,11 @@ Status Job::Impl::RunTask(Task& t) {
         }
       }
     }
-    coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+    if (st.ok()) {
+      coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+    } else {
+      coordinator_->TaskFailed(t.index);
+    }
   }
   return st;
 }
