@@ -42,6 +42,41 @@ Status RemoveTree(const std::string& path) {
   return Status::Ok();
 }
 
+constexpr const char* kDeletingSuffix = ".deleting";
+
+// Removes a checkpoint directory (or all of them) so that a crash in the middle never leaves a
+// directory that looks like a damaged checkpoint: it is renamed to PATH.deleting first, a name
+// ListCheckpoints ignores, and the rename is made durable before the files go. A leftover
+// .deleting of a crash is removed by RetainCheckpoints and ForgetCheckpoints.
+Status RemoveSnapshotDir(const std::string& path) {
+  const std::string doomed = path + kDeletingSuffix;
+  SR_RETURN_IF_ERROR(RemoveTree(doomed));
+  if (::rename(path.c_str(), doomed.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("renaming " + path + " to " + doomed, errno);
+  }
+  fs::path parent = fs::path(path).parent_path();
+  SR_RETURN_IF_ERROR(FsyncDir(parent.empty() ? std::string(".") : parent.string()));
+  return RemoveTree(doomed);
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Removes the .deleting leftovers of a crash in `dir`.
+Status RemoveDeletingLeftovers(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::string> leftovers;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (EndsWith(it->path().filename().string(), kDeletingSuffix)) {
+      leftovers.push_back(it->path().string());
+    }
+  }
+  for (const std::string& p : leftovers) SR_RETURN_IF_ERROR(RemoveTree(p));
+  return Status::Ok();
+}
+
 }  // namespace
 
 // --- lock ---
@@ -212,9 +247,10 @@ Status RetainCheckpoints(const std::string& state_dir, int retain) {
       ++kept;
       oldest_kept = it->id;
     } else {
-      SR_RETURN_IF_ERROR(RemoveTree(it->path));
+      SR_RETURN_IF_ERROR(RemoveSnapshotDir(it->path));
     }
   }
+  SR_RETURN_IF_ERROR(RemoveDeletingLeftovers(CheckpointsDir(state_dir)));
   if (oldest_kept < 0) return Status::Ok();  // nothing complete: keep everything for inspection
   int64_t newest_kept = -1;
   for (const CheckpointEntry& e : entries) {
@@ -225,9 +261,14 @@ Status RetainCheckpoints(const std::string& state_dir, int retain) {
     // (ids only grow); a final name without a manifest cannot be produced by the writer.
     bool stale_tmp = e.in_progress && e.id < newest_kept;
     bool no_manifest = !e.in_progress && !e.has_manifest && e.id < oldest_kept;
-    if (stale_tmp || no_manifest) SR_RETURN_IF_ERROR(RemoveTree(e.path));
+    if (stale_tmp || no_manifest) SR_RETURN_IF_ERROR(RemoveSnapshotDir(e.path));
   }
   return Status::Ok();
+}
+
+Status ForgetCheckpoints(const std::string& state_dir) {
+  SR_RETURN_IF_ERROR(RemoveDeletingLeftovers(state_dir));
+  return RemoveSnapshotDir(CheckpointsDir(state_dir));
 }
 
 Result<std::string> MoveStateAside(const std::string& state_dir) {

@@ -98,8 +98,16 @@ Result<LatestCheckpoint> LatestCompleteCheckpoint(const std::string& state_dir);
 
 // Deletes all but the newest `retain` (>= 1) checkpoints that have a manifest, every .tmp
 // older than the newest of those, and any chk-N without a manifest older than the newest kept.
-// Checksums are not verified here (that would read every file each time).
+// Checksums are not verified here (that would read every file each time). A directory is
+// renamed to NAME.deleting before its files are removed, so a crash in the middle leaves
+// nothing that looks like a damaged checkpoint; such leftovers are removed here.
 Status RetainCheckpoints(const std::string& state_dir, int retain);
+
+// For a job that finished its input ("nothing to resume"): removes STATE_DIR/checkpoints, by
+// renaming it to checkpoints.deleting first, so that a crash in the middle leaves either every
+// checkpoint or none.
+// REQUIRES: the caller holds the StateDirLock of `state_dir`.
+Status ForgetCheckpoints(const std::string& state_dir);
 
 // For `run --fresh`: moves everything in STATE_DIR except LOCK, control.sock and savepoints/
 // into a new sibling directory STATE_DIR.old-<UTC time> (e.g. clickstream.old-20250102T030405.678Z,

@@ -368,3 +368,31 @@ TEST_CASE("checkpoint: savepoints are listed oldest first, a .tmp as in progress
 }
 
 }  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("checkpoint: a deletion cut short by a crash leaves nothing that looks damaged") {
+  TempDir dir;
+  for (int id = 1; id <= 3; ++id) REQUIRE(WriteCheckpoint(dir.path(), id).ok());
+  // What a crash in the middle of removing chk-1 leaves: renamed, some files gone.
+  fs::rename(Chk(dir, 1), Chk(dir, 1) + ".deleting");
+  fs::remove(Chk(dir, 1) + ".deleting/sources.json");
+  auto list = ListCheckpoints(dir.path());
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0].id == 2);
+  REQUIRE(WriteCheckpoint(dir.path(), 4).ok());
+  REQUIRE(RetainCheckpoints(dir.path(), 2).ok());
+  CHECK_FALSE(fs::exists(Chk(dir, 1) + ".deleting"));
+  CHECK_FALSE(fs::exists(Chk(dir, 2)));
+  CHECK_FALSE(fs::exists(Chk(dir, 2) + ".deleting"));
+  CHECK(fs::exists(Chk(dir, 3)));
+
+  REQUIRE(ForgetCheckpoints(dir.path()).ok());
+  CHECK_FALSE(fs::exists(dir.path() + "/checkpoints"));
+  CHECK_FALSE(fs::exists(dir.path() + "/checkpoints.deleting"));
+  CHECK(ForgetCheckpoints(dir.path()).ok());  // nothing to forget
+  CHECK(*NextCheckpointId(dir.path()) == 1);
+}
+
+}  // namespace streamrun
