@@ -8,6 +8,7 @@ import collections
 import json
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -121,9 +122,9 @@ def complete_checkpoints(state_dir):
         return []
     ids = []
     for name in os.listdir(d):
-        if name.startswith("chk-") and not name.endswith(".tmp") and \
-                os.path.exists(os.path.join(d, name, "MANIFEST.json")):
-            ids.append(int(name[4:]))
+        m = re.fullmatch(r"chk-(\d+)", name)
+        if m and os.path.exists(os.path.join(d, name, "MANIFEST.json")):
+            ids.append(int(m.group(1)))
     return sorted(ids)
 
 

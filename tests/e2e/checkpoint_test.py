@@ -120,9 +120,10 @@ class CheckpointTest(harness.TempDirTest):
                              interval="100ms" if rate else "50ms")
         args = ["run", path]
         rnd = random.Random(seed)
-        killed, logs = 0, []
+        killed, logs, finished = 0, [], False
         for attempt in range(kills):
             job = support.Job(args, self.path("run-%d.log" % attempt))
+            self.addCleanup(job.kill)
             if after_checkpoint:
                 before = (support.complete_checkpoints(self.state_dir()) or [0])[-1]
                 support.wait_for(lambda: not job.running() or
@@ -137,6 +138,7 @@ class CheckpointTest(harness.TempDirTest):
             logs.append(job.stderr())
             if not was_running:
                 self.assertEqual(job.proc.returncode, 0, logs[-1])
+                finished = True
                 break
             killed += 1
             # A kill -9 never leaves a damaged complete checkpoint behind.
@@ -145,7 +147,10 @@ class CheckpointTest(harness.TempDirTest):
                 killed, p.stdout.decode(), p.stderr.decode()))
         self.assertGreaterEqual(killed, min_kills, "the job ended before it was killed %d times" %
                                 min_kills)
-        logs.append(self.resume(args))
+        if not finished:
+            logs.append(self.resume(args))
+        # The run that finished carried on from a checkpoint, with the state it restored.
+        self.assertIn("resuming from checkpoint", logs[-1])
         resumed = sum("resuming from checkpoint" in log for log in logs)
         self.assertGreaterEqual(resumed, 2, "the re-runs did not resume from checkpoints:\n" +
                                 "\n---\n".join(log[-800:] for log in logs))
