@@ -134,6 +134,11 @@ Result<ChunkPosition> ParsePosition(const std::string& positions, uint64_t chunk
   for (auto& v : doc.GetArray()) {
     if (v.IsString() && std::string_view(v.GetString()) == "end") any_end = true;
     if (!v.IsObject()) continue;
+    if (!v.HasMember("chunk") && v.HasMember("offset")) {
+      return Status::RuntimeError(
+          "file source: the checkpoint was taken reading the file as a stream (with `rate` or "
+          "`follow`); restore it with the same settings");
+    }
     if (!v.HasMember("chunk") || !v["chunk"].IsUint64() || !v.HasMember("chunk_bytes") ||
         !v["chunk_bytes"].IsUint64()) {
       return Status::RuntimeError("file source: damaged position in the checkpoint");

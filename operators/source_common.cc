@@ -205,6 +205,12 @@ Result<StreamPosition> ParseStreamPosition(const std::string& positions) {
   for (auto& v : doc.GetArray()) {
     if (v.IsString() && std::string_view(v.GetString()) == "end") any_end = true;
     if (!v.IsObject()) continue;
+    if (v.HasMember("chunk")) {
+      // A chunk's offset is not a line's: this source cannot go on from there.
+      return Status::RuntimeError(
+          "the checkpoint was taken reading the file in chunks (without `rate` or `follow`); "
+          "restore it with the same settings");
+    }
     if (v.HasMember("offset") && v["offset"].IsUint64()) at.offset = v["offset"].GetUint64();
     if (v.HasMember("index") && v["index"].IsUint64()) at.offset = v["index"].GetUint64();
     if (v.HasMember("max_ts") && v["max_ts"].IsInt64()) at.max_ts = v["max_ts"].GetInt64();

@@ -152,6 +152,10 @@ class SavepointTest(harness.TempDirTest):
         with open(os.path.join(sp, "MANIFEST.json")) as f:
             nodes = json.load(f)["metadata"]["nodes"]
         self.assertEqual(len(nodes["w"]["subtasks"]), 2)
+        # The throttled source kept a line's offset; read in chunks it could not go on from it.
+        p = harness.run(["restore", sp, path, "--set", "sources.ev.rate=0"])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"the checkpoint was taken reading the file as a stream", p.stderr)
         self.run_ok(["restore", sp, path, "--parallelism", "1"])
         self.assertModelOutput("restored at parallelism 1 from parallelism 2")
 
