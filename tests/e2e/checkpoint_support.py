@@ -9,7 +9,9 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 
 import harness
@@ -55,6 +57,21 @@ def data(seed, n):
     if (seed, n) not in _DATA:
         _DATA[(seed, n)] = generate(seed, n)
     return _DATA[(seed, n)]
+
+
+class SharedInput:
+    """generate(seed, n) written to events.jsonl in a temporary directory of its own, for the
+    tests of a class (setUpClass); remove() deletes it (tearDownClass)."""
+
+    def __init__(self, prefix, seed, n):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.text, self.items = data(seed, n)
+        self.path = os.path.join(self.dir, "events.jsonl")
+        with open(self.path, "w") as f:
+            f.write(self.text)
+
+    def remove(self):
+        shutil.rmtree(self.dir, True)
 
 
 def model(items):

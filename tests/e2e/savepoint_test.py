@@ -10,8 +10,6 @@ savepoint's source position.
 import json
 import os
 import re
-import shutil
-import tempfile
 import unittest
 
 import checkpoint_support as support
@@ -26,22 +24,19 @@ RATE = 40000  # records per second: 2.5 s for the whole input
 class SavepointTest(harness.TempDirTest):
     @classmethod
     def setUpClass(cls):
-        cls.shared = tempfile.mkdtemp(prefix="streamrun-e2e-sp-")
-        text, cls.items = support.data(SEED, N)
-        cls.input = os.path.join(cls.shared, "events.jsonl")
-        with open(cls.input, "w") as f:
-            f.write(text)
+        cls.shared = support.SharedInput("streamrun-e2e-sp-", SEED, N)
+        cls.input, cls.items = cls.shared.path, cls.shared.items
         # Where each line ends, to find the lines before a source position.
         cls.line_ends = []
         end = 0
-        for line in text.splitlines(True):
+        for line in cls.shared.text.splitlines(True):
             end += len(line)
             cls.line_ends.append(end)
         cls.expected_out, cls.expected_late = support.model(cls.items)
 
     @classmethod
     def tearDownClass(cls):
-        shutil.rmtree(cls.shared, True)
+        cls.shared.remove()
 
     # ------------------------------------------------------------------------------ helpers
 
