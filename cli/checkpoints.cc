@@ -112,7 +112,8 @@ CommandRunner AddCheckpointsCommand(CLI::App& app) {
       damaged += PrintEntries(*savepoints, opts->verify);
     }
     if (damaged > 0) {
-      std::fprintf(stderr, "streamrun: %d damaged; `run` skips a damaged checkpoint for an older one\n",
+      std::fprintf(stderr,
+                   "streamrun: %d damaged; `run` skips a damaged checkpoint for an older one\n",
                    damaged);
       return 1;
     }

@@ -19,7 +19,8 @@ CommandRunner AddStateCommand(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("state", "Look into checkpoints and savepoints");
   sub->require_subcommand(1);
   CLI::App* dump = sub->add_subcommand(
-      "dump", "Print a savepoint or checkpoint as JSON lines: source positions, keyed state, sinks");
+      "dump",
+      "Print a savepoint or checkpoint as JSON lines: source positions, keyed state, sinks");
   dump->add_option("SNAPSHOT", opts->path, "Savepoint or checkpoint directory")->required();
   dump->add_option("--step", opts->dump.node, "Only this step (or source, or sink)");
   dump->add_option("--key", opts->dump.key,

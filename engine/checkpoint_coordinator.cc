@@ -130,13 +130,15 @@ void CheckpointCoordinator::TaskFailed(int task) {
     spdlog::info("{} {} aborted: a task failed or was cancelled",
                  pending_->savepoint ? "savepoint" : "checkpoint", pending_->id);
     if (pending_->savepoint != nullptr) {
-      pending_->savepoint->result = Status::RuntimeError("the job failed or was stopped before the savepoint completed");
+      pending_->savepoint->result =
+          Status::RuntimeError("the job failed or was stopped before the savepoint completed");
       pending_->savepoint->done = true;
     }
     pending_.reset();
   }
   for (SavepointRequest* r : savepoints_) {
-    r->result = Status::RuntimeError("the job failed or was stopped before the savepoint was taken");
+    r->result =
+        Status::RuntimeError("the job failed or was stopped before the savepoint was taken");
     r->done = true;
   }
   savepoints_.clear();

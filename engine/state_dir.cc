@@ -161,9 +161,7 @@ Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir
   SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(SavepointsDir(state_dir),
                                                  [](const std::string& name, CheckpointEntry* e) {
                                                    if (name.rfind("sp-", 0) != 0) return false;
-                                                   e->in_progress =
-                                                       name.size() > 4 &&
-                                                       name.compare(name.size() - 4, 4, ".tmp") == 0;
+                                                   e->in_progress = EndsWith(name, ".tmp");
                                                    return true;
                                                  }));
   std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {

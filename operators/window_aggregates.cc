@@ -394,7 +394,9 @@ void AppendAccumulatorJson(AggKind kind, const Accumulator& acc, std::string* ou
     case AggKind::kLast:
       *out += "\"value\":";
       AppendJson(*out, acc.kind == Value::Kind::kMissing ? Value::Null() : acc.Kept());
-      if (kind == AggKind::kFirst || kind == AggKind::kLast) *out += ",\"seq\":" + std::to_string(acc.seq);
+      if (kind == AggKind::kFirst || kind == AggKind::kLast) {
+        *out += ",\"seq\":" + std::to_string(acc.seq);
+      }
       break;
     case AggKind::kCountDistinct: {
       *out += "\"distinct\":[";

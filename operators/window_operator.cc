@@ -659,8 +659,8 @@ void AppendWindowStateJson(const WindowStateEntry& entry,
   *out += "]}";
 }
 
-Status DescribeWindowState(std::string_view ns, std::string_view value, std::string_view schema_json,
-                           std::string* out) {
+Status DescribeWindowState(std::string_view ns, std::string_view value,
+                           std::string_view schema_json, std::string* out) {
   WindowStateEntry entry;
   SR_RETURN_IF_ERROR(DecodeWindowState(ns, value, &entry));
   std::vector<std::string> names;
@@ -691,7 +691,9 @@ Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_g
                                                             std::string_view value) -> Status {
     Status decoded = DecodeWindowState(ns, value, &entry);
     if (!decoded.ok()) return corrupt(decoded.message());
-    if (entry.kinds.size() != m.naggs) return corrupt("its aggregates changed since the state was written");
+    if (entry.kinds.size() != m.naggs) {
+      return corrupt("its aggregates changed since the state was written");
+    }
     for (size_t j = 0; j < m.naggs; ++j) {
       if (entry.kinds[j] != m.opt.aggregates[j].kind) {
         return corrupt("its aggregates changed since the state was written");
