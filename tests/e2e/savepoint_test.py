@@ -154,6 +154,42 @@ class SavepointTest(harness.TempDirTest):
         self.run_ok(["restore", sp, path, "--parallelism", "1"])
         self.assertModelOutput("restored at parallelism 1 from parallelism 2")
 
+    def test_stop_with_savepoint_and_drain_fires_everything_then_restores(self):
+        path = self.pipeline()
+        job = self.start(["run", path], progress=0.3)
+        sp = self.savepoint_path(harness.run(["stop", path, "--savepoint", "--drain"]))
+        # Drained: its input ended where it was, every window fired, the sinks committed.
+        self.assertEqual(job.wait(), 0, job.stderr())
+        read = int(re.search(r"ev: (\d+) read", job.stderr()).group(1))
+        self.assertLess(read, N)
+        self.assertIn(b"no checkpoints", self.run_ok(["checkpoints", path]).stdout)
+        out, late = support.model(self.items[:read])
+        self.assertMultisetEqual(harness.read_multiset(self.path("out/out.jsonl")), out,
+                                 "drained after %d lines: out" % read)
+        self.assertMultisetEqual(harness.read_multiset(self.path("out/late.jsonl")), late,
+                                 "drained after %d lines: late" % read)
+        # The savepoint was taken before the drain: restored, the job reads on from there.
+        self.run_ok(["restore", sp, path])
+        self.assertModelOutput("restored from the savepoint of a drained job")
+
+    def test_crash_while_writing_a_savepoint(self):
+        path = self.pipeline()
+        job = support.Job(["run", path], self.path("run.log"),
+                          env={"STREAMRUN_FAILPOINT": "savepoint.after_manifest"})
+        self.addCleanup(job.kill)
+        support.wait_for_socket(self.state_dir(), job)
+        support.wait_for(lambda: support.complete_checkpoints(self.state_dir()),
+                         what="a checkpoint")
+        p = harness.run(["savepoint", path])
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertEqual(job.wait(), 86, job.stderr())
+        # Written but never renamed: no savepoint, an incomplete directory.
+        listing = self.run_ok(["checkpoints", path]).stdout.decode()
+        self.assertRegex(listing, r"savepoints in .*\n.*\n- +in progress .*/sp-\S+\.tmp")
+        log = self.run_ok(["run", path]).stderr.decode()
+        self.assertIn("resuming from checkpoint", log)
+        self.assertModelOutput("after a crash while writing a savepoint")
+
     def test_savepoint_check_verdicts(self):
         w2 = """
   w2:
