@@ -273,12 +273,15 @@ std::string AnswerControl(CurrentJob* current, const std::string& state_dir,
   return JsonError("unknown command");
 }
 
-// "nothing to resume" after a job that ended with its input: its checkpoints and staged output
-// go (savepoints stay).
-void ForgetCheckpoints(const std::string& state_dir) {
+// "nothing to resume" after a job that ended with its input: its checkpoints and then its
+// staged output go (savepoints stay).
+void ForgetState(const std::string& state_dir) {
+  Status st = ForgetCheckpoints(state_dir);
+  if (!st.ok()) {
+    spdlog::warn("{}", st.message());
+    return;
+  }
   std::error_code ec;
-  std::filesystem::remove_all(CheckpointsDir(state_dir), ec);
-  if (ec) spdlog::warn("cannot remove {}: {}", CheckpointsDir(state_dir), ec.message());
   std::filesystem::remove_all(state_dir + "/sinks", ec);
 }
 
@@ -398,7 +401,7 @@ int RunPipeline(const RunOptionsCli& opts) {
     st = Status::Cancelled();
   }
   // A job that finished its input leaves nothing to resume.
-  if (st.ok()) ForgetCheckpoints(state_dir);
+  if (st.ok()) ForgetState(state_dir);
 
   RunSummary summary = job->summary();
   std::string line;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include <rapidjson/stringbuffer.h>
@@ -102,24 +103,11 @@ void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart>
   }
 }
 
-void CheckpointCoordinator::TaskFinished(int task, bool ok,
+void CheckpointCoordinator::TaskFinished(int task,
                                          const std::vector<std::pair<int, int>>& source_subtasks,
                                          std::vector<SnapshotPart> final_parts) {
   std::lock_guard<std::mutex> lock(mu_);
   finished_[task] = true;
-  if (!ok) {
-    task_failed_ = true;
-    if (pending_ && !pending_->complete) {
-      spdlog::debug("checkpoint {}: aborted, a task ended without it", pending_->id);
-      if (pending_->savepoint != nullptr) {
-        pending_->savepoint->result = Status::RuntimeError("the job stopped before the savepoint completed");
-        pending_->savepoint->done = true;
-      }
-      pending_.reset();
-      cv_.notify_all();
-    }
-    return;
-  }
   for (auto [node, subtask] : source_subtasks) source_ended_[node][subtask] = true;
   for (auto& part : final_parts) final_parts_.push_back(part);
   if (pending_ && pending_->waiting[task]) {
@@ -132,11 +120,36 @@ void CheckpointCoordinator::TaskFinished(int task, bool ok,
   }
 }
 
+void CheckpointCoordinator::TaskFailed(int task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_[task] = true;
+  if (task_failed_) return;
+  task_failed_ = true;
+  if (pending_ && !pending_->complete) {
+    ++failed_;
+    spdlog::info("{} {} aborted: a task failed or was cancelled",
+                 pending_->savepoint ? "savepoint" : "checkpoint", pending_->id);
+    if (pending_->savepoint != nullptr) {
+      pending_->savepoint->result =
+          Status::RuntimeError("the job failed or was stopped before the savepoint completed");
+      pending_->savepoint->done = true;
+    }
+    pending_.reset();
+  }
+  for (SavepointRequest* r : savepoints_) {
+    r->result =
+        Status::RuntimeError("the job failed or was stopped before the savepoint was taken");
+    r->done = true;
+  }
+  savepoints_.clear();
+  cv_.notify_all();
+}
+
 Result<std::string> CheckpointCoordinator::Savepoint(const std::string& parent_dir) {
   SavepointRequest req;
   req.parent_dir = parent_dir;
   std::unique_lock<std::mutex> lock(mu_);
-  if (stop_) return Status::RuntimeError("the job is not running");
+  if (stop_ || task_failed_) return Status::RuntimeError("the job is not running");
   savepoints_.push_back(&req);
   cv_.notify_all();
   cv_.wait(lock, [&] { return req.done; });
@@ -211,15 +224,8 @@ void CheckpointCoordinator::Loop() {
       pending_.reset();
       continue;
     }
-    if (task_failed_ && !pending_) {
-      // The job is going down: nothing consistent can be taken any more.
-      for (SavepointRequest* r : savepoints_) {
-        r->result = Status::RuntimeError("the job is stopping");
-        r->done = true;
-      }
-      if (!savepoints_.empty()) cv_.notify_all();
-      savepoints_.clear();
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (task_failed_) {
+      cv_.wait(lock);  // the job is going down: no more checkpoints
       continue;
     }
     if (!pending_ && !savepoints_.empty()) {
@@ -263,6 +269,10 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
     if (!node.fingerprint.empty()) {
       w.Key("fingerprint");
       w.String(node.fingerprint.c_str());
+    }
+    if (!node.schema_json.empty()) {
+      w.Key("schema");
+      w.RawValue(node.schema_json.data(), node.schema_json.size(), rapidjson::kObjectType);
     }
     w.Key("subtasks");
     w.StartArray();
@@ -325,6 +335,9 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
   for (const auto& part : p.parts) {
     for (const std::string& sync : part.snapshot.sync_paths) {
       int fd = ::open(sync.c_str(), O_RDONLY | O_CLOEXEC);
+      // A sink whose input ended meanwhile has committed its staged files into its output,
+      // synced it and removed them (LineSink::Finish): that output is on disk already.
+      if (fd < 0 && errno == ENOENT) continue;
       if (fd < 0 || ::fsync(fd) != 0) {
         Status st = ErrnoStatus("cannot sync '" + sync + "'", errno);
         if (fd >= 0) ::close(fd);

@@ -22,7 +22,8 @@
 // Manifest metadata (docs/state-format.md "Checkpoint metadata"):
 //   {"job": NAME, "max_parallelism": 128,
 //    "nodes": {NAME: {"role": "source"|"step"|"sink", "type": TYPE, "parallelism": P,
-//                     "fingerprint": STR (stateful steps),
+//                     "fingerprint": STR (stateful steps), "schema": OBJECT (stateful steps:
+//                     names for `state dump`, NodeConfig::StateSchemaJson),
 //                     "subtasks": [{"position": JSON (sources), "state": PATH (keyed state),
 //                                   "meta": JSON (sinks)}, ...]}}}
 //
@@ -63,6 +64,7 @@ struct CheckpointNode {
   std::string type;
   int parallelism = 1;
   std::string fingerprint;
+  std::string schema_json;  // NodeConfig::StateSchemaJson, or empty
 };
 
 // One operator subtask's part of a task's ack.
@@ -89,14 +91,16 @@ class CheckpointCoordinator {
   uint64_t requested() const { return requested_.load(std::memory_order_relaxed); }
   // Task `task` passed barrier `id` with these snapshots.
   void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts);
-  // Task `task` ended (all its input ended, or failed): checkpoints no longer wait for it. A
+  // Task `task` ended because all its input ended: checkpoints no longer wait for it. A
   // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
   // (what its operators hold after finishing: a sink's committed length) are part of every
   // later checkpoint.
-  // A task that failed or was cancelled (`ok` false) aborts the checkpoint in flight, and no
-  // checkpoint is taken after it: its state is lost with it.
-  void TaskFinished(int task, bool ok, const std::vector<std::pair<int, int>>& source_subtasks,
+  void TaskFinished(int task, const std::vector<std::pair<int, int>>& source_subtasks,
                     std::vector<SnapshotPart> final_parts = {});
+  // Task `task` failed or was cancelled before its input ended: its state at later barriers is
+  // unknown, so the checkpoint in flight is aborted and no other one is taken (a checkpoint
+  // completed without the task's part would resume without its state or source position).
+  void TaskFailed(int task);
 
   // Takes a savepoint into `parent_dir` (STATE_DIR/savepoints or --target) and returns its path
   // once complete. Blocks the caller.
@@ -131,7 +135,7 @@ class CheckpointCoordinator {
   std::condition_variable cv_;
   std::thread thread_;
   bool stop_ = false;                              // guarded by mu_
-  bool task_failed_ = false;                       // guarded by mu_
+  bool task_failed_ = false;                       // guarded by mu_: no more checkpoints
   int64_t next_id_;                                // guarded by mu_
   std::unique_ptr<Pending> pending_;               // in flight; guarded by mu_
   std::vector<bool> finished_;                     // per task; guarded by mu_

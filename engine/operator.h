@@ -239,6 +239,10 @@ class NodeConfig {
   // aggregates), so that `savepoint check` can tell a changed step ("incompatible"). Empty for
   // stateless nodes.
   virtual std::string StateFingerprint() const { return ""; }
+  // Steps with keyed state: the names that make the state readable to a person (a JSON object,
+  // e.g. {"key_by": [...], "aggregates": [...]}), stored in checkpoints beside the fingerprint
+  // for `streamrun state dump`. Not compared on restore: names may change. Empty: none.
+  virtual std::string StateSchemaJson() const { return ""; }
 };
 
 }  // namespace streamrun

@@ -74,6 +74,8 @@ class TaskBarrierHook : public BarrierHook {
 
 Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
   if (id <= t.last_barrier) return Status::Ok();
+  // Tests of the restart strategy: a task fails (=error) or crashes as it passes a barrier.
+  SR_FAILPOINT("task.fail");
   t.last_barrier = id;
   std::vector<SnapshotPart> parts;
   if (t.source) {
@@ -196,6 +198,7 @@ Status Job::Impl::Build() {
       cn.type = pn.spec->type;
       cn.parallelism = pn.parallelism;
       cn.fingerprint = pn.spec->config->StateFingerprint();
+      cn.schema_json = pn.spec->config->StateSchemaJson();
       nodes.push_back(std::move(cn));
     }
     // Tasks are counted below; the coordinator is created once they are known.
@@ -416,7 +419,11 @@ Status Job::Impl::RunTask(Task& t) {
         }
       }
     }
-    coordinator_->TaskFinished(t.index, st.ok(), sources, std::move(final_parts));
+    if (st.ok()) {
+      coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+    } else {
+      coordinator_->TaskFailed(t.index);
+    }
   }
   return st;
 }

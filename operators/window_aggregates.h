@@ -89,4 +89,11 @@ Value AggregateResult(AggKind kind, const Accumulator& acc);
 void EncodeAccumulator(AggKind kind, const Accumulator& acc, std::string* out);
 bool DecodeAccumulator(AggKind kind, ByteReader& in, Accumulator* acc);
 
+// The accumulator as a JSON object, for `streamrun state dump`: {"count":N} for the counts
+// (for the others: the values taken); sum and avg add "sum" (an integer unless a double was
+// seen); min, max, first and last add "value" (the kept value) and, for first and last, "seq"
+// (its arrival number); count_distinct is {"distinct":[the values seen, in the order of their
+// encodings]}.
+void AppendAccumulatorJson(AggKind kind, const Accumulator& acc, std::string* out);
+
 }  // namespace streamrun

@@ -8,9 +8,12 @@
 #include <map>
 #include <unordered_map>
 
+#include <rapidjson/document.h>
+
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
+#include "operators/factories.h"
 #include "operators/window_table.h"
 
 namespace streamrun {
@@ -596,6 +599,85 @@ Status WindowOperator::SnapshotTo(KeyedStateStore& store) const {
   return Status::Ok();
 }
 
+Status DecodeWindowState(std::string_view ns, std::string_view value, WindowStateEntry* out) {
+  ByteReader nsr(ns);
+  if (!nsr.GetI64(&out->window.start) || !nsr.GetI64(&out->window.end) || !nsr.done()) {
+    return Status::RuntimeError("a window entry has a damaged namespace");
+  }
+  ByteReader in(value);
+  uint8_t version, flags, o1, o2, n;
+  if (!in.GetU8(&version)) return Status::RuntimeError("an empty window entry");
+  if (version != kStateVersion) {
+    return Status::RuntimeError("window state version " + std::to_string(version) +
+                                " is not supported (this build reads version 1)");
+  }
+  if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&out->arrival) ||
+      !in.GetU8(&n)) {
+    return Status::RuntimeError("a truncated window entry");
+  }
+  out->fired = (flags & kFlagFired) != 0;
+  out->origin = static_cast<uint16_t>((o1 << 8) | o2);
+  out->kinds.resize(n);
+  if (out->accumulators.size() < n) out->accumulators.resize(n);
+  for (size_t j = 0; j < n; ++j) {
+    uint8_t kind;
+    if (!in.GetU8(&kind)) return Status::RuntimeError("a truncated window entry");
+    if (kind > static_cast<uint8_t>(AggKind::kCountDistinct)) {
+      return Status::RuntimeError("unknown aggregate kind " + std::to_string(kind));
+    }
+    out->kinds[j] = static_cast<AggKind>(kind);
+    if (!DecodeAccumulator(out->kinds[j], in, &out->accumulators[j])) {
+      return Status::RuntimeError("a damaged accumulator");
+    }
+  }
+  if (!in.done()) return Status::RuntimeError("trailing bytes in a window entry");
+  return Status::Ok();
+}
+
+void AppendWindowStateJson(const WindowStateEntry& entry,
+                           const std::vector<std::string>& aggregate_names, std::string* out) {
+  *out += "\"window\":{\"start\":" + std::to_string(entry.window.start) +
+          ",\"end\":" + std::to_string(entry.window.end) + "},\"value\":{\"fired\":";
+  *out += entry.fired ? "true" : "false";
+  *out += ",\"aggregates\":[";
+  for (size_t j = 0; j < entry.kinds.size(); ++j) {
+    if (j) *out += ',';
+    *out += '{';
+    if (j < aggregate_names.size()) {
+      *out += "\"name\":";
+      AppendJsonString(*out, aggregate_names[j]);
+      *out += ',';
+    }
+    *out += "\"kind\":\"";
+    *out += AggName(entry.kinds[j]);
+    *out += "\",\"result\":";
+    AppendJson(*out, AggregateResult(entry.kinds[j], entry.accumulators[j]));
+    *out += ",\"accumulator\":";
+    AppendAccumulatorJson(entry.kinds[j], entry.accumulators[j], out);
+    *out += '}';
+  }
+  *out += "]}";
+}
+
+Status DescribeWindowState(std::string_view ns, std::string_view value,
+                           std::string_view schema_json, std::string* out) {
+  WindowStateEntry entry;
+  SR_RETURN_IF_ERROR(DecodeWindowState(ns, value, &entry));
+  std::vector<std::string> names;
+  if (!schema_json.empty()) {
+    rapidjson::Document doc;
+    doc.Parse(schema_json.data(), schema_json.size());
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("aggregates") &&
+        doc["aggregates"].IsArray()) {
+      for (const auto& a : doc["aggregates"].GetArray()) {
+        names.push_back(a.IsString() ? a.GetString() : "");
+      }
+    }
+  }
+  AppendWindowStateJson(entry, names, out);
+  return Status::Ok();
+}
+
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
@@ -603,49 +685,36 @@ Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_g
   auto corrupt = [&](std::string_view why) {
     return Status::RuntimeError("state of window step '" + name + "': " + std::string(why));
   };
+  WindowStateEntry entry;
   return store.ForEach(first_key_group, last_key_group, [&](int, std::string_view key_bytes,
                                                             std::string_view ns,
                                                             std::string_view value) -> Status {
-    ByteReader nsr(ns);
-    TimeWindow bounds;
-    if (!nsr.GetI64(&bounds.start) || !nsr.GetI64(&bounds.end) || !nsr.done()) {
-      return corrupt("a window entry has a damaged namespace");
+    Status decoded = DecodeWindowState(ns, value, &entry);
+    if (!decoded.ok()) return corrupt(decoded.message());
+    if (entry.kinds.size() != m.naggs) {
+      return corrupt("its aggregates changed since the state was written");
     }
-    ByteReader in(value);
-    uint8_t version, flags, o1, o2, n;
-    uint64_t arrival;
-    if (!in.GetU8(&version)) return corrupt("an empty window entry");
-    if (version != kStateVersion) {
-      return corrupt("window state version " + std::to_string(version) +
-                     " is not supported (this build reads version 1)");
-    }
-    if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&arrival) ||
-        !in.GetU8(&n)) {
-      return corrupt("a truncated window entry");
-    }
-    if (n != m.naggs) return corrupt("its aggregates changed since the state was written");
-    uint64_t hash = HashKey(key_bytes);
-    if (!m.session) hash = WindowHash(hash, bounds.start);
-    uint32_t e = m.NewWindow(hash, key_bytes, bounds);
-    WindowEntry& win = m.table[e];
-    win.origin = static_cast<uint16_t>((o1 << 8) | o2);
-    if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
-    Accumulator* a = m.table.Accs(e);
-    Accumulator counter;
     for (size_t j = 0; j < m.naggs; ++j) {
-      uint8_t kind;
-      if (!in.GetU8(&kind)) return corrupt("a truncated window entry");
-      if (kind != static_cast<uint8_t>(m.opt.aggregates[j].kind)) {
+      if (entry.kinds[j] != m.opt.aggregates[j].kind) {
         return corrupt("its aggregates changed since the state was written");
       }
-      Accumulator* into = j == m.inline_agg ? &counter : &a[m.general[j]];
-      if (!DecodeAccumulator(m.opt.aggregates[j].kind, in, into)) {
-        return corrupt("a damaged accumulator");
-      }
-      if (j == m.inline_agg) win.counter = counter.count;
     }
-    if (!in.done()) return corrupt("trailing bytes in a window entry");
-    m.arrival = std::max(m.arrival, arrival);
+    uint64_t hash = HashKey(key_bytes);
+    if (!m.session) hash = WindowHash(hash, entry.window.start);
+    uint32_t e = m.NewWindow(hash, key_bytes, entry.window);
+    WindowEntry& win = m.table[e];
+    win.origin = entry.origin;
+    if (entry.fired) win.flags |= WindowEntry::kFired;
+    Accumulator* a = m.table.Accs(e);
+    for (size_t j = 0; j < m.naggs; ++j) {
+      // Swapped, not copied: the entry takes the table's spare accumulator for the next one.
+      if (j == m.inline_agg) {
+        win.counter = entry.accumulators[j].count;
+      } else {
+        std::swap(a[m.general[j]], entry.accumulators[j]);
+      }
+    }
+    m.arrival = std::max(m.arrival, entry.arrival);
     m.Schedule(e);
     return Status::Ok();
   });

@@ -71,6 +71,30 @@ struct WindowOptions {
   int64_t allowed_lateness_ms = 0;
 };
 
+// One entry of the window step's state (format above), decoded. RestoreFrom and `streamrun
+// state dump` read entries through DecodeWindowState, so the format is known in this one place
+// (with SnapshotTo, its writer).
+struct WindowStateEntry {
+  TimeWindow window;
+  bool fired = false;
+  uint16_t origin = 0;
+  uint64_t arrival = 0;  // records the operator had added when the entry was written
+  std::vector<AggKind> kinds;                // per aggregate, in the order declared
+  std::vector<Accumulator> accumulators;     // per aggregate
+};
+
+// Decodes one entry's namespace and value into *out (whose memory it reuses). Damage (a short
+// namespace, an unknown version, truncation, trailing bytes) is a RuntimeError saying which.
+Status DecodeWindowState(std::string_view ns, std::string_view value, WindowStateEntry* out);
+
+// Appends an entry's JSON members for `state dump`:
+//   "window":{"start":S,"end":E},"value":{"fired":B,"aggregates":[{"name":N,"kind":K,
+//   "result":R,"accumulator":{...}}, ...]}
+// with names from `aggregate_names` (as declared; "name" is left out where it has none) and the
+// result the window would emit now (AggregateResult).
+void AppendWindowStateJson(const WindowStateEntry& entry,
+                           const std::vector<std::string>& aggregate_names, std::string* out);
+
 class WindowOperator : public Operator {
  public:
   // `arguments[i]` is the unbound expression of aggregates[i] (null for count()); `fire_on` may

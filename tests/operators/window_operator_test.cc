@@ -612,3 +612,48 @@ TEST_CASE("window: restoring state of another version or other aggregates fails 
 }
 
 }  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("window: state entries decode to what the window holds, with names for state dump") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"f", AggKind::kFirst},
+                          {"d", AggKind::kCountDistinct}});
+  h.Feed(MakeBatches({{"a", 1, Value::Int(5)}, {"a", 2, Value::Int(7)}, {"a", 3, Value::Int(5)}}, 8),
+         false);
+  MemoryStateStore store;
+  REQUIRE(h.op->SnapshotTo(store).ok());
+  int entries = 0;
+  REQUIRE(store.ForEach(0, 127, [&](int, std::string_view, std::string_view ns,
+                                    std::string_view value) -> Status {
+    ++entries;
+    WindowStateEntry e;
+    REQUIRE(DecodeWindowState(ns, value, &e).ok());
+    CHECK(e.window.start == 0);
+    CHECK(e.window.end == 10);
+    CHECK_FALSE(e.fired);
+    REQUIRE(e.kinds.size() == 4);
+    CHECK(e.accumulators[0].count == 3);
+    std::string json;
+    AppendWindowStateJson(e, {"n", "s", "f", "d"}, &json);
+    CHECK(json ==
+          "\"window\":{\"start\":0,\"end\":10},\"value\":{\"fired\":false,\"aggregates\":["
+          "{\"name\":\"n\",\"kind\":\"count\",\"result\":3,\"accumulator\":{\"count\":3}},"
+          "{\"name\":\"s\",\"kind\":\"sum\",\"result\":17,\"accumulator\":{\"count\":3,\"sum\":17}},"
+          "{\"name\":\"f\",\"kind\":\"first\",\"result\":5,\"accumulator\":{\"count\":3,\"value\":5,\"seq\":0}},"
+          "{\"name\":\"d\",\"kind\":\"count_distinct\",\"result\":2,\"accumulator\":{\"distinct\":[5,7]}}]}");
+    // Without names (an old snapshot), the kinds still say what each aggregate is.
+    json.clear();
+    AppendWindowStateJson(e, {}, &json);
+    CHECK(json.find("{\"kind\":\"count\",\"result\":3") != std::string::npos);
+    // Damage is reported, never read as garbage.
+    CHECK_FALSE(DecodeWindowState(ns.substr(0, 8), value, &e).ok());
+    CHECK(DecodeWindowState(ns, value.substr(0, value.size() - 1), &e).message() ==
+          "a damaged accumulator");
+    CHECK(DecodeWindowState(ns, std::string(value) + "x", &e).message() ==
+          "trailing bytes in a window entry");
+    return Status::Ok();
+  }).ok());
+  CHECK(entries == 1);
+}
+
+}  // namespace streamrun
