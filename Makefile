@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests and the benchmarks need.
 DEPS = cmake ninja-build g++ make pkg-config libyaml-cpp-dev libcli11-dev librdkafka-dev liblmdb-dev \
        rapidjson-dev libspdlog-dev libfmt-dev doctest-dev libsimdjson-dev libxxhash-dev jq \
-       python3 python3-jsonschema
+       python3 python3-jsonschema kcat
 
 .PHONY: all deps build run test unit e2e pipeline-tests asan bench clean
 

@@ -4,7 +4,10 @@
   a. throughput: file -> filter -> 1-minute tumbling count per user (100,000 users) -> file, at
      parallelism 1 and 2, against a plain RapidJSON DOM parse of the same file;
   b. a stateless filter against `jq -c 'select(.action == "purchase")'`;
-  c. memory: a stateless pipeline over 5 GB of input (peak resident set size).
+  c. memory: a stateless pipeline over 5 GB of input (peak resident set size);
+  d. Kafka: the same filter from a topic to a topic through `streamrun kafka-mock` (librdkafka's
+     mock cluster, one broker, 24 partitions: it keeps about 5 MB per partition), against
+     `kcat -C` reading the same topic to its end. Both include connecting and metadata.
 
 Data is generated into bench/data/ (deterministic seeds) and reused when present. Each figure is
 the median of several runs (min and max reported too), printed with the machine and the commit,
@@ -189,6 +192,50 @@ class Runner:
             cpu.append(lines / CPU_SECONDS[-1])
         return summary(rates, cpu)
 
+    def kafka_rates(self, data, lines):
+        """(kcat, streamrun) rates of reading `lines` records from a mock cluster's topic."""
+        if shutil.which("kcat") is None:
+            raise SystemExit("kcat is not installed (make deps installs it)")
+        mock = subprocess.Popen([self.streamrun, "kafka-mock", "--brokers", "1", "--topic", "in:24",
+                                 "--topic", "out:4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            first = mock.stdout.readline().strip()
+            if not first.startswith("bootstrap.servers="):
+                raise SystemExit("kafka-mock did not start: %r" % first)
+            servers = first.split("=", 1)[1]
+            recording = os.path.join(self.tmp, "clicks.recording.jsonl")
+            with open(data, "rb") as f, open(recording, "wb") as out:
+                for i, line in enumerate(f):
+                    out.write(b'{"partition":%d,"value":%s}\n' % (i % 24, line.rstrip(b"\n")))
+            sh([self.streamrun, "replay", recording, "--brokers", servers, "--topic", "in"])
+            os.remove(recording)
+            kcat, ours, kcat_cpu, ours_cpu = [], [], [], []
+            for i in range(self.runs):  # alternating, so that load on the machine hits both
+                out = subprocess.run(["kcat", "-C", "-b", servers, "-t", "in", "-o", "beginning", "-e",
+                                      "-q", "-f", "%s\n"], capture_output=True, check=True).stdout
+                if out.count(b"\n") != lines:
+                    raise SystemExit("kcat read %d records, not %d (the mock dropped some?)"
+                                     % (out.count(b"\n"), lines))
+                secs, _ = timed(["kcat", "-C", "-b", servers, "-t", "in", "-o", "beginning", "-e",
+                                 "-q", "-f", "%s\n"])
+                kcat.append(lines / secs)
+                kcat_cpu.append(lines / CPU_SECONDS[-1])
+                state = os.path.join(self.tmp, "state-k%d" % i)
+                env = dict(os.environ, BROKERS=servers, BENCH_STATE=state)
+                secs, _ = timed([self.streamrun, "run", os.path.join(BENCH, "kafka_filter.yaml")], env=env)
+                ours.append(lines / secs)
+                ours_cpu.append(lines / CPU_SECONDS[-1])
+                shutil.rmtree(state, ignore_errors=True)
+            return summary(kcat, kcat_cpu), summary(ours, ours_cpu)
+        finally:
+            mock.stdin.close()
+            try:
+                mock.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                mock.kill()
+                mock.wait()
+
     def check_filter_matches_jq(self, data):
         """The filter benchmark selects exactly what jq selects."""
         out = os.path.join(self.tmp, "check.jsonl")
@@ -217,7 +264,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true", help="smaller inputs: 2 M lines, 1 GiB")
     ap.add_argument("--runs", type=int, default=0, help="runs per figure (default 3, quick 5)")
-    ap.add_argument("--only", default="abc", help="which benchmarks: a subset of 'abc'")
+    ap.add_argument("--only", default="abcd", help="which benchmarks: a subset of 'abcd'")
     ap.add_argument("--output", default=os.path.join(BENCH, "results.json"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -290,6 +337,17 @@ def main():
                 rows.append(("memory p%d, peak RSS MB (max of runs)" % p, peak["max"], "< 200"))
             res["input_bytes"] = size
             results["memory"] = res
+        if "d" in args.only:
+            kafka_lines = 1_000_000
+            prefix = ensure_prefix(data, kafka_lines)
+            log("\n[d] Kafka to Kafka filter through kafka-mock vs kcat reading the topic, %d records"
+                % kafka_lines)
+            kcat, ours = r.kafka_rates(prefix, kafka_lines)
+            log("  kcat -C:      " + fmt_rate(kcat))
+            log("  streamrun p1: " + fmt_rate(ours))
+            results["kafka_filter_vs_kcat"] = {"kcat": kcat, "p1": ours, "unit": "events/s",
+                                               "p1_vs_kcat": ours["median"] / kcat["median"]}
+            rows.append(("kafka filter p1 vs kcat", ours["median"] / kcat["median"], ">= 0.8x"))
     finally:
         shutil.rmtree(r.tmp, ignore_errors=True)
 

@@ -197,6 +197,7 @@ void CheckpointCoordinator::Loop() {
       lock.lock();
       if (st.ok()) {
         ++completed_;
+        completed_id_.store(p->id, std::memory_order_relaxed);
         last_ = Completed{static_cast<int64_t>(p->id), path, NowMillis(), took.count(), bytes};
         spdlog::debug("{} {} complete in {} ms: {}", p->savepoint ? "savepoint" : "checkpoint",
                       p->id, took.count(), path);

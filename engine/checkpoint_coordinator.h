@@ -89,6 +89,9 @@ class CheckpointCoordinator {
 
   // The newest checkpoint id requested (BarrierHook::requested).
   uint64_t requested() const { return requested_.load(std::memory_order_relaxed); }
+  // The newest checkpoint completed (written, and its committers told); 0: none
+  // (BarrierHook::completed).
+  uint64_t completed() const { return completed_id_.load(std::memory_order_relaxed); }
   // Task `task` passed barrier `id` with these snapshots.
   void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts);
   // Task `task` ended because all its input ended: checkpoints no longer wait for it. A
@@ -130,6 +133,7 @@ class CheckpointCoordinator {
   const std::vector<CheckpointNode> nodes_;
   const int tasks_;
   std::atomic<uint64_t> requested_{0};
+  std::atomic<uint64_t> completed_id_{0};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -73,6 +73,7 @@ struct RestoreContext {
 
 struct OperatorContext {
   std::string name;          // the step's or sink's name in the pipeline file
+  std::string job;           // the pipeline's name
   int subtask = 0;           // 0 .. parallelism-1
   int parallelism = 1;
   int max_parallelism = 128;
@@ -143,6 +144,10 @@ class BarrierHook {
   // this subtask has nothing to say, like a split file's subtask that does not own the next
   // chunk).
   virtual Status Barrier(uint64_t checkpoint_id, std::string position) = 0;
+  // The newest checkpoint known complete (NotifyCheckpointComplete for operators); 0: none yet.
+  // A source whose input has a place for progress reports (a Kafka consumer group) reports the
+  // positions it gave for that checkpoint there. One relaxed atomic load.
+  virtual uint64_t completed() const { return 0; }
 };
 
 struct SourceContext {
@@ -229,6 +234,10 @@ class NodeConfig {
   virtual Result<std::unique_ptr<SourceOperator>> CreateSource() const {
     return Status::RuntimeError("not a source");
   }
+  // Sources split over several subtasks whose records form one sequence (a file read in chunks):
+  // consumers read the subtasks' batches in chunk order (Batch::seq). False for sources whose
+  // subtasks read independent inputs (Kafka partitions).
+  virtual bool split_in_sequence() const { return false; }
   // Sources split over several subtasks: state they share (created once per run).
   virtual std::shared_ptr<void> CreateShared(int /*parallelism*/) const { return nullptr; }
   // Sources: what to do with bad input (and with records that expressions fail on).

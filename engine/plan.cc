@@ -237,7 +237,8 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
       head = plan.nodes[head].inputs[0].node;
     }
     in.ordered = in.port == Port::kMain && plan.nodes[head].role == NodeRole::kSource &&
-                 plan.nodes[head].parallelism > 1;
+                 plan.nodes[head].parallelism > 1 &&
+                 plan.nodes[head].spec->config->split_in_sequence();
     bool trivial_exchange = in.kind == EdgeKind::kForward ||
                             (up.parallelism == 1 && pn.parallelism == 1);
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&

@@ -16,7 +16,9 @@
 //   from different producers are taken smallest event time first (ties: the earlier input), so
 //   a union of files gives the same result on every run.
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
-//   subtasks through chained stateless steps: consumers then see the records in file order.
+//   subtasks in sequence (NodeConfig::split_in_sequence: a file) through chained stateless
+//   steps: consumers then see the records in file order. A Kafka source's subtasks read
+//   partitions of their own, whose batches are taken as they come.
 #pragma once
 
 #include <string>

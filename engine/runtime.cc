@@ -62,6 +62,7 @@ class TaskBarrierHook : public BarrierHook {
  public:
   TaskBarrierHook(Job::Impl* job, Job::Impl::Task* task) : job_(job), task_(task) {}
   uint64_t requested() const override { return job_->coordinator_->requested(); }
+  uint64_t completed() const override { return job_->coordinator_->completed(); }
   Status Barrier(uint64_t checkpoint_id, std::string position) override {
     SR_FAILPOINT("checkpoint.before_barrier");
     return job_->PassBarrier(*task_, checkpoint_id, std::move(position));
@@ -353,6 +354,7 @@ Status Job::Impl::Build() {
       t.op_ctx.emplace_front();
       OperatorContext& oc = t.op_ctx.front();
       oc.name = pn.spec->name;
+      oc.job = spec_.name;
       oc.subtask = t.subtask;
       oc.parallelism = pn.parallelism;
       oc.max_parallelism = spec_.max_parallelism;

@@ -16,6 +16,7 @@ using NodeConfigResult = Result<std::shared_ptr<const NodeConfig>>;
 NodeConfigResult MakeFileSource(const ConfigReader& config);
 NodeConfigResult MakeGeneratorSource(const ConfigReader& config);
 NodeConfigResult MakeStdinSource(const ConfigReader& config);
+NodeConfigResult MakeKafkaSource(const ConfigReader& config);
 // Steps.
 NodeConfigResult MakeFilter(const ConfigReader& config);
 NodeConfigResult MakeMap(const ConfigReader& config);
@@ -26,5 +27,6 @@ Status DescribeWindowState(std::string_view ns, std::string_view value,
 // Sinks.
 NodeConfigResult MakeStdoutSink(const ConfigReader& config);
 NodeConfigResult MakeFileSink(const ConfigReader& config);
+NodeConfigResult MakeKafkaSink(const ConfigReader& config);
 
 }  // namespace streamrun

@@ -331,6 +331,7 @@ class FileSourceConfig : public SourceConfig {
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
   }
+  bool split_in_sequence() const override { return true; }
   std::shared_ptr<void> CreateShared(int /*parallelism*/) const override {
     return std::make_shared<FileShared>();
   }

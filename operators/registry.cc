@@ -44,6 +44,39 @@ std::vector<OperatorType> BuildTable() {
        {{"format", "string", false, "json (default) | text | recording, as for `file`."},
         SR_SOURCE_COMMON_SETTINGS},
        MakeStdinSource},
+      {"kafka", NodeRole::kSource,
+       "Reads records of Kafka topics, with their metadata ($key, $timestamp, $partition, $offset, "
+       "$topic, $headers.NAME). Offsets are the source's position in checkpoints (docs/kafka.md).",
+       {{"brokers", "array", true, "Bootstrap servers: host:port, comma separated, or a list of them."},
+        {"topic", "string", false, "The topic to read (this or `topics`)."},
+        {"topics", "array", false, "Several topics to read as one stream."},
+        {"group", "string", false,
+         "Consumer group that receives the offsets of completed checkpoints, for monitoring "
+         "only (default: none). The source never joins it: partitions are assigned, not "
+         "subscribed."},
+        {"start", "string", false,
+         "earliest (default) | latest | a time (RFC 3339 or epoch ms): where to start without "
+         "a checkpoint."},
+        {"format", "string", false,
+         "json (each record's value is a JSON object, default) | text (expressions see the value "
+         "as the field `line`)."},
+        {"event_time", "expression", false,
+         "The record's event time: epoch milliseconds or an RFC 3339 string; `$timestamp` for "
+         "the Kafka record's time. Without it, the time the record was read."},
+        {"watermark", "object", false,
+         "`max_out_of_orderness` (a duration, default 0s), per partition; `idle_timeout`: a "
+         "partition with nothing to read for this long no longer holds back the watermark "
+         "(default: never)."},
+        {"on_error", "string", false,
+         "fail | drop | dead_letter: what to do with records that cannot be parsed and records "
+         "an expression fails on (dead_letter: to the stream <source>.errors). Default fail."},
+        {"stop_at", "string", false,
+         "never (default: runs until stopped) | end: ends once every partition is read up to "
+         "its end when the job started."},
+        {"properties", "object", false,
+         "librdkafka consumer properties (security.protocol, sasl.*, ssl.*, ...). Secrets "
+         "never appear in logs or messages."}},
+       MakeKafkaSource},
       {"filter", NodeRole::kStep, "Keeps the records for which `where` is true.",
        {{"where", "expression", true, "The condition; null counts as false."}},
        MakeFilter},
@@ -70,6 +103,22 @@ std::vector<OperatorType> BuildTable() {
       {"file", NodeRole::kSink, "Writes records as JSON lines to a file.",
        {{"path", "string", true, "The file to write, relative to the pipeline file."}},
        MakeFileSink},
+      {"kafka", NodeRole::kSink,
+       "Writes records to a Kafka topic: each record's JSON (or text) is the value "
+       "(docs/kafka.md).",
+       {{"brokers", "array", true, "Bootstrap servers: host:port, comma separated, or a list of them."},
+        {"topic", "string", true, "The topic to write."},
+        {"key", "expression", false,
+         "The record key: a string as its bytes, other values as JSON text; null: no key "
+         "(default)."},
+        {"delivery", "string", false,
+         "at_least_once (default: flushed at every checkpoint) | exactly_once (transactions "
+         "committed when the checkpoint completes; needs checkpoints)."},
+        {"properties", "object", false,
+         "librdkafka producer properties (compression.type, linger.ms, security settings, "
+         "transactional.id as a prefix for exactly_once, ...). Secrets never appear in logs or "
+         "messages."}},
+       MakeKafkaSink},
   };
 }
 

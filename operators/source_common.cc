@@ -14,7 +14,7 @@
 
 namespace streamrun {
 
-Result<SourceCommon> ReadSourceCommon(const ConfigReader& config) {
+Result<SourceCommon> ReadSourceCommon(const ConfigReader& config, bool partitioned) {
   SourceCommon common;
   if (config.Has("event_time")) {
     SR_ASSIGN_OR_RETURN(auto expr, config.Expression("event_time"));
@@ -23,7 +23,13 @@ Result<SourceCommon> ReadSourceCommon(const ConfigReader& config) {
   }
   if (config.Has("watermark")) {
     SR_ASSIGN_OR_RETURN(ConfigReader wm, config.Child("watermark"));
-    SR_RETURN_IF_ERROR(wm.CheckKeys({"max_out_of_orderness"}));
+    if (partitioned) {
+      SR_RETURN_IF_ERROR(wm.CheckKeys({"max_out_of_orderness", "idle_timeout"}));
+      SR_ASSIGN_OR_RETURN(common.idle_timeout_ms, wm.DurationMs("idle_timeout", 0));
+      if (common.idle_timeout_ms < 0) return wm.ErrorAt("idle_timeout", "must not be negative");
+    } else {
+      SR_RETURN_IF_ERROR(wm.CheckKeys({"max_out_of_orderness"}));
+    }
     SR_ASSIGN_OR_RETURN(common.max_out_of_orderness_ms, wm.DurationMs("max_out_of_orderness", 0));
     if (common.max_out_of_orderness_ms < 0) {
       return wm.ErrorAt("max_out_of_orderness", "must not be negative");

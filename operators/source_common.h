@@ -28,11 +28,15 @@ struct SourceCommon {
   std::string event_time;                  // expression text; empty: the wall-clock read time
   std::vector<FieldPath> event_time_fields;  // the fields it reads
   int64_t max_out_of_orderness_ms = 0;
+  // Sources of several partitions (Kafka): a partition with nothing to read for this long no
+  // longer holds back the watermark. 0: never.
+  int64_t idle_timeout_ms = 0;
   OnError on_error = OnError::kFail;
 };
 
-// Reads `event_time`, `watermark: {max_out_of_orderness}` and `on_error`.
-Result<SourceCommon> ReadSourceCommon(const ConfigReader& config);
+// Reads `event_time`, `watermark: {max_out_of_orderness}` and `on_error`; with
+// `partitioned`, also `watermark: {idle_timeout}`.
+Result<SourceCommon> ReadSourceCommon(const ConfigReader& config, bool partitioned = false);
 
 // The fields a source must extract: its consumers' fields and those of event_time.
 std::vector<FieldPath> SourceInputFields(const SourceCommon& common,

@@ -1,0 +1,675 @@
+// The `kafka` sink. See kafka_sink.h for the two delivery guarantees.
+#include "operators/kafka_sink.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <random>
+
+#include "engine/expr.h"
+#include "engine/failpoint.h"
+#include "operators/factories.h"
+
+namespace streamrun {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr size_t kStageBuffer = 1 << 20;
+// A staged record: [u32 key size, or kNullKey][key][u32 value size][value][i64 timestamp], in
+// the machine's byte order: a staged file is read back only by the process kind that wrote it.
+constexpr uint32_t kNullKey = 0xffffffffu;
+constexpr int kCommitAttempts = 3;
+// The final epoch of a sink whose input ended (Finish).
+constexpr int64_t kFinalEpoch = std::numeric_limits<int64_t>::max();
+
+std::string NewRunToken() {
+  std::random_device rd;
+  const uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+struct ConsumerGroupMetadataDeleter {
+  void operator()(rd_kafka_consumer_group_metadata_t* m) const { rd_kafka_consumer_group_metadata_destroy(m); }
+};
+
+// The outcome of a transaction: ok, failed and aborted (may be tried again), or failed with a
+// producer that cannot go on (fatal: fenced, or its id lost).
+struct TxnResult {
+  Status status;
+  bool fatal = false;
+};
+
+// Reads the records of a staged file one at a time.
+class StagedReader {
+ public:
+  explicit StagedReader(std::string path) : path_(std::move(path)) {}
+  ~StagedReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Open() {
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::IoError("cannot open '" + path_ + "': " + std::strerror(errno));
+    return Status::Ok();
+  }
+  // Sets *more to false at the end of the file. The views stay valid until the next call.
+  Status Next(bool* more, bool* has_key, std::string_view* key, std::string_view* value, int64_t* ts) {
+    uint32_t klen = 0, vlen = 0;
+    SR_RETURN_IF_ERROR(Need(4, more, true));
+    if (!*more) return Status::Ok();
+    std::memcpy(&klen, buf_.data() + pos_, 4);
+    const size_t key_bytes = klen == kNullKey ? 0 : klen;
+    SR_RETURN_IF_ERROR(Need(4 + key_bytes + 4, more, false));
+    std::memcpy(&vlen, buf_.data() + pos_ + 4 + key_bytes, 4);
+    SR_RETURN_IF_ERROR(Need(4 + key_bytes + 4 + vlen + 8, more, false));
+    const char* p = buf_.data() + pos_;
+    *has_key = klen != kNullKey;
+    *key = std::string_view(p + 4, key_bytes);
+    *value = std::string_view(p + 8 + key_bytes, vlen);
+    std::memcpy(ts, p + 8 + key_bytes + vlen, 8);
+    pos_ += 16 + key_bytes + vlen;
+    return Status::Ok();
+  }
+
+ private:
+  // Makes n bytes from pos_ readable. At the end of the file: *more = false when allowed there
+  // (`at_record_start`), a damaged-file error otherwise.
+  Status Need(size_t n, bool* more, bool at_record_start) {
+    *more = true;
+    while (buf_.size() - pos_ < n) {
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      const size_t old = buf_.size();
+      buf_.resize(old + std::max<size_t>(n, kStageBuffer));
+      ssize_t r = ::read(fd_, buf_.data() + old, buf_.size() - old);
+      if (r < 0 && errno == EINTR) {
+        buf_.resize(old);
+        continue;
+      }
+      if (r < 0) return Status::IoError("cannot read '" + path_ + "': " + std::strerror(errno));
+      buf_.resize(old + static_cast<size_t>(r));
+      if (r == 0) {
+        if (at_record_start && buf_.size() == pos_) {
+          *more = false;
+          return Status::Ok();
+        }
+        return Status::IoError("the staged Kafka output '" + path_ + "' is cut short");
+      }
+    }
+    return Status::Ok();
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+class KafkaSink : public Operator {
+ public:
+  explicit KafkaSink(const KafkaSinkOptions& o) : o_(o) {}
+  ~KafkaSink() override {
+    if (staged_fd_ >= 0) ::close(staged_fd_);
+  }
+
+  Status Open(const OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    if (!o_.key.empty()) {
+      ExprParseError perr;
+      key_ = ParseExpr(o_.key, &perr);
+      if (!key_) return Status::PipelineError(Where() + "key: " + perr.message);
+      SR_RETURN_IF_ERROR(key_->Bind(ctx.input_layout));
+    }
+    txn_id_ = o_.kafka.Property("transactional.id", "streamrun-" + ctx.job + "-" + ctx.name) + "-" +
+              std::to_string(ctx.subtask);
+    const bool restoring = o_.exactly_once && ctx.restore != nullptr && !ctx.restore->meta.empty();
+    if (o_.exactly_once && !ctx.checkpointing) {
+      spdlog::warn("{}delivery exactly_once needs periodic checkpoints (checkpoints.interval); "
+                   "this run writes at least once",
+                   Where());
+    }
+    if (!o_.exactly_once || (!ctx.checkpointing && !restoring)) return OpenProducer(false);
+    staging_dir_ = ctx.state_dir + "/sinks/" + ctx.name;
+    std::error_code ec;
+    std::filesystem::create_directories(staging_dir_, ec);
+    if (ec) return Status::IoError("cannot create '" + staging_dir_ + "': " + ec.message());
+    {
+      std::lock_guard<std::mutex> lock(txn_mu_);
+      // init_transactions fences an earlier instance of this sink and aborts its open
+      // transaction: whatever it had not committed is either staged here or after the checkpoint.
+      SR_RETURN_IF_ERROR(OpenProducer(true));
+      if (restoring) {
+        SR_RETURN_IF_ERROR(Recover(ctx.restore->meta));
+      } else {
+        token_ = NewRunToken();
+      }
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+    if (!ctx.checkpointing) {  // restored (a savepoint) into a run without checkpoints
+      producer_.reset();
+      return OpenProducer(false);
+    }
+    staging_ = true;
+    return OpenStaged();
+  }
+
+  Status Process(BatchPtr batch) override {
+    SR_RETURN_IF_ERROR(AsyncError());
+    std::string key_buf;
+    for (size_t r = 0; r < batch->rows.size(); ++r) {
+      const Row& row = batch->rows[r];
+      bool has_key = false;
+      std::string_view key;
+      if (key_) {
+        EvalContext ec;
+        ec.slots = batch->SlotsOf(r);
+        ec.row = &row;
+        ec.arena = &batch->arena;
+        Value v = key_->Eval(ec);
+        if (!ec.error.empty()) {
+          SR_RETURN_IF_ERROR(ctx_->errors->Report(*batch, r, ctx_->name, "key: " + ec.error));
+          continue;
+        }
+        if (v.kind() == Value::Kind::kString) {
+          key = v.as_string();
+          has_key = true;
+        } else if (!v.is_nullish()) {
+          key_buf.clear();
+          AppendJson(key_buf, v);
+          key = key_buf;
+          has_key = true;
+        }
+      }
+      const int64_t ts = row.ts >= 0 && row.ts != kMaxTimestamp ? row.ts : 0;
+      if (staging_) {
+        SR_RETURN_IF_ERROR(Stage(has_key, key, row.raw, ts));
+      } else {
+        SR_RETURN_IF_ERROR(Produce(has_key, key, row.raw, ts));
+      }
+      ++records_;
+    }
+    if (!staging_) rd_kafka_poll(producer_.get(), 0);  // delivery reports
+    return Status::Ok();
+  }
+
+  Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
+    if (finished_) {
+      if (!token_.empty()) out->meta = "{\"run\":\"" + token_ + "\",\"pending\":[]}";
+      return Status::Ok();
+    }
+    SR_RETURN_IF_ERROR(AsyncError());
+    if (!staging_) return FlushProducer();  // the checkpoint covers delivered records only
+    SR_RETURN_IF_ERROR(FlushStage());
+    if (staged_bytes_ > 0) {
+      std::string name = staging_dir_ + "/chk-" + std::to_string(checkpoint_id) + ".staged";
+      if (::rename((staging_dir_ + "/current.staged").c_str(), name.c_str()) != 0) {
+        return Status::IoError("cannot rename staged output to '" + name + "': " + std::strerror(errno));
+      }
+      ::close(staged_fd_);
+      staged_fd_ = -1;
+      {
+        std::lock_guard<std::mutex> lock(pending_mu_);
+        pending_.push_back({checkpoint_id, name});
+      }
+      out->sync_paths.push_back(name);
+      out->sync_paths.push_back(staging_dir_);
+      SR_RETURN_IF_ERROR(OpenStaged());
+    }
+    out->meta = MetaJson();
+    return Status::Ok();
+  }
+
+  bool commits() const override { return staging_; }
+
+  Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
+    Status st = CommitUpTo(checkpoint_id);
+    if (!st.ok()) SetAsyncError(st);  // the sink's thread fails the job; recovery commits
+    return st;
+  }
+
+  Status Finish() override {
+    SR_RETURN_IF_ERROR(AsyncError());
+    if (!staging_) {
+      SR_RETURN_IF_ERROR(FlushProducer());
+      finished_ = true;
+      return Status::Ok();
+    }
+    // The end of the input: everything is committed before the job ends.
+    SR_RETURN_IF_ERROR(FlushStage());
+    ::close(staged_fd_);
+    staged_fd_ = -1;
+    if (staged_bytes_ > 0) {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      pending_.push_back({kFinalEpoch, staging_dir_ + "/current.staged"});
+    }
+    SR_RETURN_IF_ERROR(CommitUpTo(kFinalEpoch));
+    ::unlink((staging_dir_ + "/current.staged").c_str());
+    finished_ = true;
+    return Status::Ok();
+  }
+
+  uint64_t records_out() const override { return records_; }
+
+ private:
+  struct Epoch {
+    int64_t id;
+    std::string path;
+  };
+
+  std::string Where() const { return "sink '" + ctx_->name + "': "; }
+
+  Status AsyncError() {
+    if (!has_error_.load(std::memory_order_acquire)) return Status::Ok();
+    std::lock_guard<std::mutex> lock(error_mu_);
+    return error_;
+  }
+  void SetAsyncError(const Status& st) {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (error_.ok()) error_ = st;
+    has_error_.store(true, std::memory_order_release);
+  }
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    auto* self = static_cast<KafkaSink*>(opaque);
+    if (self->staging_) return;  // a transaction's records: commit_transaction reports it
+    self->SetAsyncError(Status::RuntimeError(
+        self->Where() + self->o_.kafka.Redact("a record could not be delivered to '" + self->o_.topic +
+                                              "': " + rd_kafka_err2name(m->err) + " (" +
+                                              rd_kafka_message_errstr(m) + ")")));
+  }
+
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+      self->SetAsyncError(Status::RuntimeError(
+          self->Where() + self->o_.kafka.Redact(std::string("fatal Kafka error: ") + rd_kafka_err2name(orig) +
+                                                ": " + buf)));
+      return;
+    }
+    spdlog::warn("{}{}: {} (retrying)", self->Where(), rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+                 self->o_.kafka.Redact(reason));
+  }
+
+  // REQUIRES (transactional): txn_mu_ held.
+  Status OpenProducer(bool transactional) {
+    KafkaSettings settings = o_.kafka;
+    std::erase_if(settings.properties, [](const auto& p) { return p.first == "transactional.id"; });
+    KafkaProperties defaults = {
+        {"client.id", "streamrun-" + ctx_->job + "-" + ctx_->name},
+        // Java clients' partitioner: the same key goes to the same partition as from Kafka Streams.
+        {"partitioner", "murmur2_random"},
+        {"acks", "all"},
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+    };
+    if (transactional) defaults.emplace_back("transactional.id", txn_id_);
+    KafkaClientOptions co;
+    co.delivery_report = &KafkaSink::OnDelivery;
+    co.error = &KafkaSink::OnError;
+    co.opaque = this;
+    SR_ASSIGN_OR_RETURN(producer_, NewKafkaClientFor(settings, RD_KAFKA_PRODUCER, defaults, co));
+    if (!transactional) return Status::Ok();
+    for (int attempt = 1;; ++attempt) {
+      rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), o_.timeout_ms);
+      if (e == nullptr) return Status::Ok();
+      if (!rd_kafka_error_is_retriable(e) || attempt >= kCommitAttempts) {
+        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "start transactions as '" + txn_id_ + "'", e));
+      }
+      spdlog::warn("{}{} (retrying)", Where(), KafkaCallError(o_.kafka, "start transactions", e));
+    }
+  }
+
+  // Hands one record to the producer; while its queue is full, waits for deliveries (the
+  // sink's backpressure).
+  Status Produce(bool has_key, std::string_view key, std::string_view value, int64_t ts) {
+    void* value_ptr = const_cast<char*>(value.data());
+    const void* key_ptr = has_key ? key.data() : nullptr;
+    const size_t key_size = has_key ? key.size() : 0;
+    for (;;) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          producer_.get(), RD_KAFKA_V_TOPIC(o_.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(value_ptr, value.size()), RD_KAFKA_V_KEY(key_ptr, key_size),
+          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "produce to '" + o_.topic + "'", err));
+      }
+      rd_kafka_poll(producer_.get(), 10);
+      if (ctx_->cancelled != nullptr && ctx_->cancelled->load(std::memory_order_relaxed)) {
+        return Status::Cancelled();
+      }
+      SR_RETURN_IF_ERROR(AsyncError());
+    }
+  }
+
+  // Waits until every record produced is delivered (or failed).
+  Status FlushProducer() {
+    const auto deadline = SteadyClock::now() + std::chrono::milliseconds(o_.timeout_ms);
+    while (rd_kafka_outq_len(producer_.get()) > 0) {
+      rd_kafka_flush(producer_.get(), 100);
+      SR_RETURN_IF_ERROR(AsyncError());
+      if (ctx_->cancelled != nullptr && ctx_->cancelled->load(std::memory_order_relaxed)) {
+        return Status::Cancelled();
+      }
+      if (SteadyClock::now() > deadline) {
+        return Status::RuntimeError(Where() + std::to_string(rd_kafka_outq_len(producer_.get())) +
+                                    " records to '" + o_.topic + "' not delivered within " +
+                                    DescribeMs(o_.timeout_ms));
+      }
+    }
+    return AsyncError();
+  }
+
+  Status OpenStaged() {
+    std::string name = staging_dir_ + "/current.staged";
+    staged_fd_ = ::open(name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (staged_fd_ < 0) return Status::IoError("cannot open '" + name + "': " + std::strerror(errno));
+    staged_bytes_ = 0;
+    return Status::Ok();
+  }
+
+  Status Stage(bool has_key, std::string_view key, std::string_view value, int64_t ts) {
+    const size_t need = 16 + key.size() + value.size();
+    if (stage_buf_.size() + need > kStageBuffer) SR_RETURN_IF_ERROR(FlushStage());
+    const uint32_t klen = has_key ? static_cast<uint32_t>(key.size()) : kNullKey;
+    const uint32_t vlen = static_cast<uint32_t>(value.size());
+    stage_buf_.append(reinterpret_cast<const char*>(&klen), 4);
+    stage_buf_.append(key);
+    stage_buf_.append(reinterpret_cast<const char*>(&vlen), 4);
+    stage_buf_.append(value);
+    stage_buf_.append(reinterpret_cast<const char*>(&ts), 8);
+    return Status::Ok();
+  }
+
+  Status FlushStage() {
+    const char* p = stage_buf_.data();
+    size_t n = stage_buf_.size();
+    while (n > 0) {
+      ssize_t w = ::write(staged_fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        return Status::IoError("cannot write '" + staging_dir_ + "/current.staged': " + std::strerror(errno));
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    staged_bytes_ += stage_buf_.size();
+    stage_buf_.clear();
+    return Status::Ok();
+  }
+
+  std::string MetaJson() {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    std::string out = "{\"run\":\"" + token_ + "\",\"pending\":[";
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      out += (i ? "," : "") + std::to_string(pending_[i].id);
+    }
+    return out + "]}";
+  }
+
+  // Commits every staged epoch up to `checkpoint_id` in one transaction.
+  Status CommitUpTo(int64_t checkpoint_id) {
+    std::vector<Epoch> epochs;
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      for (const Epoch& e : pending_) {
+        if (e.id <= checkpoint_id) epochs.push_back(e);
+      }
+    }
+    if (epochs.empty()) return Status::Ok();
+    // A crash here: the checkpoint is complete, its output staged and not yet produced.
+    SR_FAILPOINT("sink.before_commit");
+    std::lock_guard<std::mutex> lock(txn_mu_);
+    SR_RETURN_IF_ERROR(CommitEpochs(epochs, epochs.back().id));
+    {
+      std::lock_guard<std::mutex> plock(pending_mu_);
+      std::erase_if(pending_, [&](const Epoch& e) { return e.id <= checkpoint_id; });
+    }
+    return Status::Ok();
+  }
+
+  // Produces `epochs` in one transaction that also commits the marker `marker`, with retries;
+  // then removes their staged files. REQUIRES: txn_mu_ held.
+  Status CommitEpochs(const std::vector<Epoch>& epochs, int64_t marker) {
+    bool recreated = false;
+    for (int attempt = 1;; ++attempt) {
+      TxnResult r = Transaction(epochs, marker);
+      if (r.status.ok()) break;
+      if (attempt >= kCommitAttempts || (r.fatal && recreated)) return r.status;
+      spdlog::warn("{} (trying again)", r.status.message());
+      if (r.fatal) {
+        // The producer cannot go on (fenced, or its producer id expired): a new one, once.
+        producer_.reset();
+        SR_RETURN_IF_ERROR(OpenProducer(true));
+        recreated = true;
+      }
+    }
+    for (const Epoch& e : epochs) ::unlink(e.path.c_str());
+    return Status::Ok();
+  }
+
+  TxnResult Failed(std::string_view what, rd_kafka_error_t* e) {
+    TxnResult r;
+    r.fatal = rd_kafka_error_is_fatal(e);
+    const bool abort = rd_kafka_error_txn_requires_abort(e);
+    r.status = Status::RuntimeError(Where() + KafkaCallError(o_.kafka, what, e));
+    if (abort && !r.fatal) {
+      rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), o_.timeout_ms);
+      if (a != nullptr) {
+        r.fatal = rd_kafka_error_is_fatal(a);
+        spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "abort the transaction", a));
+        if (!r.fatal) r.fatal = true;  // the producer's state is unknown: make a new one
+      }
+    } else if (!r.fatal) {
+      // Not abortable and not fatal (a timeout): the transaction's state is unknown. A new
+      // producer aborts it through init_transactions.
+      r.fatal = true;
+    }
+    return r;
+  }
+
+  TxnResult Transaction(const std::vector<Epoch>& epochs, int64_t marker) {
+    rd_kafka_t* rk = producer_.get();
+    if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk)) return Failed("begin a transaction", e);
+    uint64_t n = 0;
+    for (const Epoch& epoch : epochs) {
+      StagedReader reader(epoch.path);
+      Status st = reader.Open();
+      if (!st.ok()) return Abort(st);
+      for (;;) {
+        bool more = false, has_key = false;
+        std::string_view key, value;
+        int64_t ts = 0;
+        st = reader.Next(&more, &has_key, &key, &value, &ts);
+        if (!st.ok()) return Abort(st);
+        if (!more) break;
+        st = Produce(has_key, key, value, ts);
+        if (!st.ok()) return Abort(st);
+        ++n;
+      }
+    }
+    // A crash here: records produced, transaction open (aborted by the next run's producer).
+    if (Status f = Failpoint("kafka_sink.before_commit"); !f.ok()) return Abort(f);
+    // The marker: committed atomically with the records (see kafka_sink.h).
+    KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(offsets.get(), o_.topic.c_str(), 0);
+    tp->offset = marker == kFinalEpoch ? std::numeric_limits<int64_t>::max() / 2 : marker;
+    tp->metadata = ::strdup(token_.c_str());  // freed with the list
+    tp->metadata_size = token_.size();
+    std::unique_ptr<rd_kafka_consumer_group_metadata_t, ConsumerGroupMetadataDeleter> group(
+        rd_kafka_consumer_group_metadata_new(txn_id_.c_str()));
+    if (rd_kafka_error_t* e = rd_kafka_send_offsets_to_transaction(rk, offsets.get(), group.get(), o_.timeout_ms)) {
+      return Failed("commit the transaction's marker offset", e);
+    }
+    for (int attempt = 1;; ++attempt) {
+      rd_kafka_error_t* e = rd_kafka_commit_transaction(rk, o_.timeout_ms);
+      if (e == nullptr) break;
+      if (rd_kafka_error_is_retriable(e) && attempt < kCommitAttempts) {
+        spdlog::warn("{}{} (retrying)", Where(), KafkaCallError(o_.kafka, "commit the transaction", e));
+        continue;
+      }
+      return Failed("commit the transaction", e);
+    }
+    // A crash here: committed, staged files not yet removed (the marker tells the next run).
+    if (Status f = Failpoint("kafka_sink.after_commit"); !f.ok()) return {f, false};
+    spdlog::debug("{}committed {} records (checkpoint {})", Where(), n, marker);
+    return {};
+  }
+
+  TxnResult Abort(Status st) {
+    TxnResult r;
+    r.status = st;
+    if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), o_.timeout_ms)) {
+      spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "abort the transaction", a));
+      r.fatal = true;
+    }
+    return r;
+  }
+
+  // Brings the topic to the state of the restored checkpoint: its staged epochs that a crash
+  // kept from being committed are committed now. REQUIRES: txn_mu_ held.
+  Status Recover(const std::string& meta) {
+    rapidjson::Document doc;
+    doc.Parse(meta.data(), meta.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("run") || !doc["run"].IsString() ||
+        !doc.HasMember("pending") || !doc["pending"].IsArray()) {
+      return Status::RuntimeError(Where() + "damaged state in the checkpoint");
+    }
+    token_ = doc["run"].GetString();
+    std::vector<Epoch> todo;
+    for (auto& v : doc["pending"].GetArray()) {
+      if (!v.IsInt64()) return Status::RuntimeError(Where() + "damaged state in the checkpoint");
+      Epoch e{v.GetInt64(), staging_dir_ + "/chk-" + std::to_string(v.GetInt64()) + ".staged"};
+      if (::access(e.path.c_str(), F_OK) != 0) {
+        spdlog::info("{}checkpoint {} was committed before the restart", Where(), e.id);
+        continue;
+      }
+      todo.push_back(std::move(e));
+    }
+    if (todo.empty()) return Status::Ok();
+    SR_ASSIGN_OR_RETURN(int64_t committed, CommittedMarker());
+    std::erase_if(todo, [&](const Epoch& e) {
+      if (e.id > committed) return false;
+      spdlog::info("{}checkpoint {} was committed before the restart", Where(), e.id);
+      return true;
+    });
+    if (todo.empty()) return Status::Ok();
+    spdlog::info("{}committing the staged output of checkpoint{} {}", Where(), todo.size() > 1 ? "s" : "",
+                 todo.size() > 1 ? std::to_string(todo.front().id) + " to " + std::to_string(todo.back().id)
+                                 : std::to_string(todo.front().id));
+    return CommitEpochs(todo, todo.back().id);
+  }
+
+  // The newest checkpoint whose transaction this run of the sink committed, from the marker
+  // group's offset; -1 when the marker is not there (or is another run's).
+  Result<int64_t> CommittedMarker() {
+    KafkaProperties defaults = {{"group.id", txn_id_}, {"enable.auto.commit", "false"}};
+    KafkaSettings settings = o_.kafka;
+    std::erase_if(settings.properties, [](const auto& p) {
+      return p.first == "transactional.id" || p.first == "group.id";
+    });
+    // Producer properties do not all apply to a consumer: only the connection ones are kept.
+    std::erase_if(settings.properties, [](const auto& p) {
+      return !(p.first.starts_with("security.") || p.first.starts_with("sasl.") ||
+               p.first.starts_with("ssl.") || p.first.starts_with("socket.") ||
+               p.first.starts_with("broker."));
+    });
+    SR_ASSIGN_OR_RETURN(KafkaHandle consumer, NewKafkaClientFor(settings, RD_KAFKA_CONSUMER, defaults));
+    KafkaPartitionList list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), o_.topic.c_str(), 0);
+    rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), list.get(), o_.timeout_ms);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
+    rd_kafka_consumer_close(consumer.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "read the marker of group '" + txn_id_ + "'", err));
+    }
+    const rd_kafka_topic_partition_t& tp = list->elems[0];
+    const std::string_view meta(static_cast<const char*>(tp.metadata), tp.metadata ? tp.metadata_size : 0);
+    if (tp.offset < 0 || meta != token_) return int64_t{-1};
+    return tp.offset;
+  }
+
+  const KafkaSinkOptions o_;
+  const OperatorContext* ctx_ = nullptr;
+  std::unique_ptr<Expr> key_;
+  std::string txn_id_;
+  uint64_t records_ = 0;
+  bool finished_ = false;
+
+  // exactly_once. Written on the sink's thread: staging_, staged_fd_, stage_buf_.
+  bool staging_ = false;
+  std::string staging_dir_;
+  int staged_fd_ = -1;
+  uint64_t staged_bytes_ = 0;
+  std::string stage_buf_;
+  std::string token_;  // this run of the sink (kafka_sink.h), set in Open
+
+  std::mutex txn_mu_;       // the producer, in exactly_once
+  KafkaHandle producer_;    // guarded by txn_mu_ in exactly_once
+  std::mutex pending_mu_;
+  std::vector<Epoch> pending_;  // guarded by pending_mu_: staged, not committed
+  std::mutex error_mu_;
+  Status error_;  // guarded by error_mu_: the first error of a callback or a commit
+  std::atomic<bool> has_error_{false};
+};
+
+class KafkaSinkConfig : public NodeConfig {
+ public:
+  explicit KafkaSinkConfig(KafkaSinkOptions o) : o_(std::move(o)) {}
+  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& /*out*/) const override {
+    return o_.key_fields;
+  }
+  int max_subtasks() const override { return 1; }
+  bool has_main_output() const override { return false; }
+  Result<std::unique_ptr<Operator>> CreateOperator() const override {
+    return std::unique_ptr<Operator>(std::make_unique<KafkaSink>(o_));
+  }
+  std::string Describe() const override {
+    return "topic: " + o_.topic + (o_.exactly_once ? " (exactly once)" : "");
+  }
+
+ private:
+  KafkaSinkOptions o_;
+};
+
+}  // namespace
+
+std::shared_ptr<const NodeConfig> NewKafkaSinkConfig(KafkaSinkOptions options) {
+  return std::make_shared<KafkaSinkConfig>(std::move(options));
+}
+
+NodeConfigResult MakeKafkaSink(const ConfigReader& config) {
+  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "from", "brokers", "topic", "key", "delivery", "properties"}));
+  KafkaSinkOptions o;
+  SR_ASSIGN_OR_RETURN(o.kafka, ReadKafkaSettings(config, {"enable.idempotence"}));
+  SR_ASSIGN_OR_RETURN(o.topic, config.String("topic"));
+  if (o.topic.empty()) return config.ErrorAt("topic", "'topic' must not be empty");
+  if (config.Has("key")) {
+    SR_ASSIGN_OR_RETURN(auto key, config.Expression("key"));
+    o.key = key->text();
+    o.key_fields = key->fields();
+  }
+  SR_ASSIGN_OR_RETURN(std::string delivery,
+                      config.Enum("delivery", {"at_least_once", "exactly_once"}, std::string("at_least_once")));
+  o.exactly_once = delivery == "exactly_once";
+  return NewKafkaSinkConfig(std::move(o));
+}
+
+}  // namespace streamrun

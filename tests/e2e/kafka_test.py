@@ -1,0 +1,295 @@
+"""Kafka source and sink end to end, against `streamrun kafka-mock` (librdkafka's mock cluster).
+
+Input goes in with `streamrun replay`, output comes out with `streamrun record`; expected window
+results come from reference.py. Each partition's event times only grow and the watermark has no
+delay, so no record is late however the partitions interleave (a record is never behind its own
+partition's watermark, and the source's is the minimum over partitions): the expected output is
+every window over every record, whatever the timing.
+
+The mock's limits shape the checks: readers see aborted transactions' records too (it has no
+read_committed), so an exactly-once output is checked after crashes that come before the
+transaction is produced (the sink stages its records and produces them at commit time).
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+import kafka_harness
+import reference as ref
+
+TIMEOUT = 120
+WINDOW_MS = 1000
+AGGS = [("c", "count", None), ("s", "sum", ref.field("n"))]
+
+
+def make_records(count, partitions, seed, start_n=0, start_ts=None):
+    """Recording lines: users u0..u9, each partition's timestamps increasing."""
+    rng = random.Random(seed)
+    clock = list(start_ts) if start_ts else [1700000000000] * partitions
+    out = []
+    for i in range(start_n, start_n + count):
+        p = rng.randrange(partitions)
+        clock[p] += rng.randrange(0, 40)
+        user = "u%d" % rng.randrange(10)
+        out.append({"partition": p, "key": user, "timestamp": clock[p],
+                    "value": {"user": user, "ts": clock[p], "n": i, "ok": i % 4 != 0}})
+    return out, clock
+
+
+def expected_windows(records):
+    rows = sorted(((r["value"]["ts"], r["value"]) for r in records), key=lambda t: (t[0], t[1]["n"]))
+    results, late = ref.run_window([(ts, rec, ref.NEG_INF) for ts, rec in rows], ["user"],
+                                   ref.Tumbling(WINDOW_MS), AGGS)
+    assert not late
+    return harness.multiset(results)
+
+
+PIPELINE = """name: kjob
+checkpoints: {{ interval: {interval} }}
+restart: {{ strategy: none }}
+sources:
+  in:
+    type: kafka
+    brokers: ${{BROKERS}}
+    topic: in
+    group: kjob
+    event_time: ts
+{source_extra}
+steps:
+  w:
+    type: window
+    from: {window_from}
+    key_by: [user]
+    window: {{ type: tumbling, size: 1s }}
+    aggregate: {{ c: count(), s: sum(n) }}
+{steps_extra}
+sinks:
+{sink}
+"""
+
+KAFKA_SINK = """  out:
+    type: kafka
+    from: w
+    brokers: ${BROKERS}
+    topic: out
+    key: user
+    delivery: exactly_once
+"""
+
+FILE_SINK = """  out:
+    type: file
+    from: w
+    path: out/windows.jsonl
+"""
+
+
+class KafkaPipelineTest(harness.TempDirTest):
+    def start_mock(self, brokers=3, topics=("in:3", "out:2")):
+        kafka = kafka_harness.KafkaMock(brokers=brokers, topics=topics)
+        self.addCleanup(kafka.close, False)
+        return kafka
+
+    def replay(self, kafka, records, topic="in", name="in.jsonl"):
+        path = self.write_jsonl(name, records)
+        p = harness.run(["replay", path, "--brokers", kafka.servers, "--topic", topic], timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+
+    def record(self, kafka, topic="out"):
+        out = self.path("recorded-%s.jsonl" % topic)
+        self.run_ok(["record", "--brokers", kafka.servers, "--topic", topic, "--until", "end", "-o", out],
+                    timeout=TIMEOUT)
+        return harness.read_jsonl(out)
+
+    def pipeline(self, sink=KAFKA_SINK, interval="100ms", source_extra="", steps_extra="", window_from="in"):
+        return self.write("p.yaml", PIPELINE.format(interval=interval, source_extra=source_extra,
+                                                    steps_extra=steps_extra, window_from=window_from,
+                                                    sink=sink))
+
+    def env(self, kafka, **extra):
+        env = {"BROKERS": kafka.servers}
+        env.update(extra)
+        return env
+
+    def popen(self, args, env):
+        full = dict(os.environ)
+        full.update(env)
+        proc = subprocess.Popen([harness.binary()] + list(args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=full)
+
+        def cleanup():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        self.addCleanup(cleanup)
+        return proc
+
+    def wait_for(self, what, done, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return
+            time.sleep(0.05)
+        self.fail("timed out waiting for " + what)
+
+    def checkpoints(self):
+        d = os.path.join(self.dir, ".streamrun", "kjob", "checkpoints")
+        if not os.path.isdir(d):
+            return []
+        return [n for n in os.listdir(d) if os.path.exists(os.path.join(d, n, "MANIFEST.json"))]
+
+    def test_kafka_window_kafka_exactly_once(self):
+        records, _ = make_records(3000, 3, seed=1)
+        expected = expected_windows(records)
+        for parallelism in (1, 2):
+            with self.subTest(parallelism=parallelism):
+                kafka = self.start_mock()
+                self.replay(kafka, records)
+                path = self.pipeline(source_extra="    stop_at: end")
+                self.run_ok(["run", path, "--parallelism", str(parallelism), "--fresh"],
+                            env=self.env(kafka), timeout=TIMEOUT)
+                out = self.record(kafka)
+                self.assertMultisetEqual(harness.multiset(r["value"] for r in out), expected)
+                # Keys are the users, timestamps the windows' last milliseconds.
+                for r in out:
+                    self.assertEqual(r["key"], r["value"]["user"])
+                    self.assertEqual(r["timestamp"], r["value"]["window_end"] - 1)
+                kafka.close()
+
+    def test_crash_before_the_kafka_commit_then_rerun_commits_exactly_once(self):
+        records, _ = make_records(3000, 3, seed=2)
+        kafka = self.start_mock()
+        self.replay(kafka, records)
+        path = self.pipeline(interval="50ms")
+        # The process dies when the first checkpoint with window results is complete but its
+        # transaction not yet produced.
+        p = harness.run(["run", path], env=self.env(kafka, STREAMRUN_FAILPOINT="sink.before_commit@1"),
+                        timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 86, p.stderr.decode(errors="replace"))
+        self.assertEqual(self.record(kafka), [])
+        p = self.run_ok(["run", path, "--set", "sources.in.stop_at=end"], env=self.env(kafka), timeout=TIMEOUT)
+        self.assertIn("committing the staged output of checkpoint", p.stderr.decode(errors="replace"))
+        out = self.record(kafka)
+        self.assertMultisetEqual(harness.multiset(r["value"] for r in out), expected_windows(records))
+
+    def test_kill_9_then_rerun_gives_no_loss_and_no_duplicate(self):
+        first, clock = make_records(4000, 3, seed=3)
+        second, _ = make_records(4000, 3, seed=4, start_n=4000, start_ts=clock)
+        kafka = self.start_mock()
+        self.replay(kafka, first, name="first.jsonl")
+        path = self.pipeline(sink=FILE_SINK, interval="100ms")
+        # Unbounded: the job reads what there is and waits for more; it is killed once a few
+        # checkpoints exist.
+        proc = self.popen(["run", path], env=self.env(kafka))
+        self.wait_for("three checkpoints", lambda: len(self.checkpoints()) >= 2 or proc.poll() is not None)
+        self.assertRunning(proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        self.replay(kafka, second, name="second.jsonl")
+        # The same job again, now ending at the topic's end: it resumes from its last checkpoint.
+        p = self.run_ok(["run", path, "--set", "sources.in.stop_at=end"], env=self.env(kafka), timeout=TIMEOUT)
+        self.assertIn("resum", p.stderr.decode(errors="replace").lower())
+        actual = harness.read_multiset(self.path("out/windows.jsonl"))
+        self.assertMultisetEqual(actual, expected_windows(first + second))
+
+    def test_a_leader_down_for_10_s_and_request_errors_are_survived(self):
+        first, clock = make_records(2000, 3, seed=5)
+        second, _ = make_records(2000, 3, seed=6, start_n=2000, start_ts=clock)
+        kafka = self.start_mock()
+        kafka.command("leader in 0 2")
+        kafka.command("leader out 0 2")
+        self.replay(kafka, first, name="first.jsonl")
+        path = self.pipeline(steps_extra="""  ok:
+    type: filter
+    from: in
+    where: ok""", window_from="ok")
+        proc = self.popen(["run", path], env=self.env(kafka))
+        self.wait_for("a checkpoint", lambda: len(self.checkpoints()) >= 1 or proc.poll() is not None)
+        kafka.command("push-errors Fetch 5 NOT_LEADER_FOR_PARTITION")
+        kafka.command("push-errors Produce 3 REQUEST_TIMED_OUT")
+        kafka.command("push-errors ListOffsets 2 LEADER_NOT_AVAILABLE")
+        kafka.command("broker-down 2")
+        # More input while partition 0's leader is away: replay waits for it too.
+        replay = threading.Thread(target=self.replay, args=(kafka, second), kwargs={"name": "second.jsonl"})
+        replay.start()
+        time.sleep(10)
+        kafka.command("broker-up 2")
+        replay.join(TIMEOUT)
+        self.assertRunning(proc)
+        # Everything read, then the input ends: windows fire, the sink commits, exit 0.
+        self.wait_for("all input read", lambda: self.source_read(path, kafka) >= 4000)
+        self.run_ok(["stop", path, "--drain"], env=self.env(kafka), timeout=TIMEOUT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        ok = [r for r in first + second if r["value"]["ok"]]
+        out = self.record(kafka)
+        self.assertMultisetEqual(harness.multiset(r["value"] for r in out), expected_windows(ok))
+
+    def assertRunning(self, proc):
+        if proc.poll() is not None:
+            self.fail("the job ended (%d):\n%s" % (proc.returncode, proc.communicate()[1].decode(errors="replace")))
+
+    def source_read(self, path, kafka):
+        p = harness.run(["status", path, "--json"], env=self.env(kafka), timeout=TIMEOUT)
+        if p.returncode != 0:
+            return 0
+        try:
+            status = json.loads(p.stdout)
+        except ValueError:
+            return 0
+        for node in status.get("nodes", []):
+            if node.get("name") == "in":
+                return node.get("records_out", 0)
+        return 0
+
+    def test_a_source_held_back_by_a_slow_sink_goes_on_without_a_rebalance(self):
+        records, _ = make_records(60000, 2, seed=7)
+        kafka = self.start_mock(topics=("in:2",))
+        self.replay(kafka, records)
+        # The poll deadlines of a subscribing consumer, far shorter than the stall below.
+        path = self.write("p.yaml", """name: slow
+sources:
+  in:
+    type: kafka
+    brokers: ${BROKERS}
+    topic: in
+    group: slow
+    stop_at: end
+    properties: { max.poll.interval.ms: 1000, session.timeout.ms: 1000, heartbeat.interval.ms: 100 }
+sinks:
+  out: { type: stdout, from: in }
+""")
+        full = dict(os.environ, BROKERS=kafka.servers)
+        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=full, bufsize=0)
+
+        def cleanup():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        self.addCleanup(cleanup)
+        err = []
+        t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+        t.start()
+        first = proc.stdout.read(4096)
+        time.sleep(4)  # nobody reads: the queues fill, the source blocks for 4 s
+        rest = proc.stdout.read()
+        proc.wait(TIMEOUT)
+        t.join(TIMEOUT)
+        stderr = b"".join(err).decode(errors="replace")
+        self.assertEqual(proc.returncode, 0, stderr)
+        lines = (first + rest).count(b"\n")
+        self.assertEqual(lines, len(records))
+        for word in ("MAX_POLL", "rebalance", "revoke", "warn", "error"):
+            self.assertNotIn(word, stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
