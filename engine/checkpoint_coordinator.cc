@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include <rapidjson/stringbuffer.h>
@@ -29,6 +30,7 @@ struct CheckpointCoordinator::Pending {
   std::vector<SnapshotPart> parts;
   std::chrono::steady_clock::time_point started;
   bool complete = false;  // every ack is in; the thread writes it
+  int64_t max_pause_ns = 0;  // the longest task pause at its barrier
 };
 
 CheckpointCoordinator::CheckpointCoordinator(CheckpointOptions options,
@@ -91,9 +93,17 @@ void CheckpointCoordinator::TriggerLocked(std::unique_ptr<Pending> p) {
   spdlog::debug("checkpoint {}: triggered", pending_->id);
 }
 
-void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts) {
+void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts,
+                                BarrierTiming timing) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (pauses_.size() < kPauseWindow) {
+    pauses_.push_back(timing.pause_ns);
+  } else {
+    pauses_[pause_count_ % kPauseWindow] = timing.pause_ns;
+  }
+  ++pause_count_;
   if (!pending_ || pending_->id != id || !pending_->waiting[task]) return;  // aborted or late
+  pending_->max_pause_ns = std::max(pending_->max_pause_ns, timing.pause_ns);
   pending_->waiting[task] = false;
   for (auto& part : parts) pending_->parts.push_back(std::move(part));
   if (--pending_->waiting_count == 0) {
@@ -143,6 +153,24 @@ uint64_t CheckpointCoordinator::failed_count() const {
   return failed_;
 }
 
+PauseStats CheckpointCoordinator::pause_stats() const {
+  PauseStats s;
+  std::vector<int64_t> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.count = pause_count_;
+    s.last_max_ns = last_max_pause_;
+    v = pauses_;
+  }
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+  s.p50_ns = at(0.50);
+  s.p99_ns = at(0.99);
+  s.max_ns = v.back();
+  return s;
+}
+
 void CheckpointCoordinator::Loop() {
   using Clock = std::chrono::steady_clock;
   const bool periodic = options_.interval_ms > 0;
@@ -169,11 +197,13 @@ void CheckpointCoordinator::Loop() {
       }
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
       lock.lock();
+      last_max_pause_ = p->max_pause_ns;
       if (st.ok()) {
         ++completed_;
         last_ = Completed{static_cast<int64_t>(p->id), path, NowMillis(), took.count(), bytes};
-        spdlog::debug("{} {} complete in {} ms: {}", p->savepoint ? "savepoint" : "checkpoint",
-                      p->id, took.count(), path);
+        spdlog::debug("{} {} complete in {} ms ({} bytes of state; longest task pause {} us): {}",
+                      p->savepoint ? "savepoint" : "checkpoint", p->id, took.count(), bytes,
+                      p->max_pause_ns / 1000, path);
       } else {
         ++failed_;
         spdlog::warn("{} {} failed, the job goes on: {}", p->savepoint ? "savepoint" : "checkpoint",

@@ -65,6 +65,20 @@ struct CheckpointNode {
   std::string fingerprint;
 };
 
+// How long a task stopped processing for one barrier (measured on the task's thread).
+struct BarrierTiming {
+  int64_t pause_ns = 0;     // PassBarrier: flush, the operators' Snapshot calls, barrier out, ack
+  int64_t snapshot_ns = 0;  // of which in Operator::Snapshot
+  int64_t align_ns = 0;     // exactly_once with several inputs: from the first barrier to the last
+};
+
+// Percentiles of the last pauses (BarrierTiming::pause_ns, one sample per task and barrier).
+struct PauseStats {
+  uint64_t count = 0;  // samples ever taken
+  int64_t p50_ns = 0, p99_ns = 0, max_ns = 0;  // over the last kPauseWindow samples
+  int64_t last_max_ns = 0;                     // the longest pause of the newest checkpoint
+};
+
 // One operator subtask's part of a task's ack.
 struct SnapshotPart {
   int node = 0;  // index into the coordinator's nodes
@@ -87,8 +101,8 @@ class CheckpointCoordinator {
 
   // The newest checkpoint id requested (BarrierHook::requested).
   uint64_t requested() const { return requested_.load(std::memory_order_relaxed); }
-  // Task `task` passed barrier `id` with these snapshots.
-  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts);
+  // Task `task` passed barrier `id` with these snapshots, pausing as `timing` says.
+  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts, BarrierTiming timing = {});
   // Task `task` ended (all its input ended, or failed): checkpoints no longer wait for it. A
   // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
   // (what its operators hold after finishing: a sink's committed length) are part of every
@@ -111,6 +125,9 @@ class CheckpointCoordinator {
   std::optional<Completed> last_completed() const;
   uint64_t completed_count() const;
   uint64_t failed_count() const;
+  PauseStats pause_stats() const;
+  // Samples pause_stats() keeps.
+  static constexpr size_t kPauseWindow = 4096;
 
  private:
   struct Pending;
@@ -138,6 +155,9 @@ class CheckpointCoordinator {
   std::vector<Operator*> committers_;              // set before Start
   std::optional<Completed> last_;                  // guarded by mu_
   uint64_t completed_ = 0, failed_ = 0;            // guarded by mu_
+  std::vector<int64_t> pauses_;                    // ring of kPauseWindow; guarded by mu_
+  uint64_t pause_count_ = 0;                       // guarded by mu_
+  int64_t last_max_pause_ = 0;                     // guarded by mu_
 };
 
 }  // namespace streamrun

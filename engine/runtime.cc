@@ -75,6 +75,11 @@ class TaskBarrierHook : public BarrierHook {
 Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
   if (id <= t.last_barrier) return Status::Ok();
   t.last_barrier = id;
+  // The task processes nothing from here to the ack: that is the pause a checkpoint causes.
+  BarrierTiming timing;
+  const int64_t started = SteadyNowNs();
+  if (t.align_started_ns != 0) timing.align_ns = started - t.align_started_ns;
+  t.align_started_ns = 0;
   std::vector<SnapshotPart> parts;
   if (t.source) {
     SnapshotPart part;
@@ -89,7 +94,9 @@ Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
     SnapshotPart part;
     part.node = t.chain[first_op + i];
     part.subtask = t.subtask;
+    const int64_t snap_start = SteadyNowNs();
     SR_RETURN_IF_ERROR(t.ops[i]->Snapshot(static_cast<int64_t>(id), &part.snapshot));
+    timing.snapshot_ns += SteadyNowNs() - snap_start;
     if (!part.snapshot.state.empty() || !part.snapshot.meta.empty() ||
         !part.snapshot.sync_paths.empty()) {
       parts.push_back(std::move(part));
@@ -100,7 +107,11 @@ Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
   for (auto& e : t.errors->emitters_) {
     if (e) SR_RETURN_IF_ERROR(e->Barrier(id));
   }
-  coordinator_->Ack(id, t.index, std::move(parts));
+  timing.pause_ns = SteadyNowNs() - started;
+  spdlog::debug("checkpoint {}: {} #{} paused {} us at the barrier (snapshots {} us, alignment {} us)",
+                id, plan_.nodes[t.head].spec->name, t.subtask, timing.pause_ns / 1000,
+                timing.snapshot_ns / 1000, timing.align_ns / 1000);
+  coordinator_->Ack(id, t.index, std::move(parts), timing);
   return Status::Ok();
 }
 
