@@ -327,6 +327,7 @@ def bench_state(r, lines, runs):
 
     plain, chk, cpu_plain, cpu_chk = [], [], [], []
     pauses, chk_ms, chk_bytes, gaps_plain, gaps_chk = [], [], [], [], []
+    copies, effective = [], []
     for i in range(runs):
         # Alternate, so that both see the same machine.
         secs, cpu, _, poller, _, state = run_once(False, True)
@@ -338,7 +339,12 @@ def bench_state(r, lines, runs):
         chk.append(lines / secs)
         cpu_chk.append(lines / cpu)
         gaps_chk += poller.gaps(lines)
-        pauses += [int(m) / 1000.0 for m in re.findall(r"paused (\d+) us at the barrier", err)]
+        barrier = [int(m) / 1000.0 for m in re.findall(r"paused (\d+) us at the barrier", err)]
+        # The copy-on-write copies a checkpoint causes after its barrier, reported at the next.
+        cow = [int(m) / 1000.0 for m in re.findall(r"segment\(s\) copied in (\d+) us", err)]
+        pauses += barrier
+        copies += cow
+        effective += [b + c for b, c in zip(barrier, cow)]
         for ms, b in re.findall(r"checkpoint \d+ complete in (\d+) ms \((\d+) bytes", err):
             if int(b) > 0:
                 chk_ms.append(int(ms))
@@ -347,8 +353,11 @@ def bench_state(r, lines, runs):
     res["no_checkpoints"] = summary(plain, cpu_plain)
     res["checkpoints_1s"] = summary(chk, cpu_chk)
     res["throughput_ratio"] = statistics.median(chk) / statistics.median(plain)
-    res["pause_ms"] = {"samples": len(pauses), "p50": percentile(pauses, 0.5),
-                       "p99": percentile(pauses, 0.99), "max": max(pauses) if pauses else 0}
+    stats = lambda v: {"samples": len(v), "p50": percentile(v, 0.5), "p99": percentile(v, 0.99),
+                       "max": max(v) if v else 0}
+    res["pause_ms"] = stats(pauses)
+    res["copy_after_barrier_ms"] = stats(copies)
+    res["pause_with_copies_ms"] = stats(effective)
     res["checkpoint_ms_median"] = statistics.median(chk_ms) if chk_ms else None
     res["checkpoint_bytes_median"] = statistics.median(chk_bytes) if chk_bytes else None
     to_ms = lambda g: {"samples": len(g), "p99": percentile(g, 0.99) * 1000,
@@ -469,6 +478,12 @@ def main():
             pm = d["pause_ms"]
             log("  pause at the barrier (engine): p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d)" % (
                 pm["p50"], pm["p99"], pm["max"], pm["samples"]))
+            cm = d["copy_after_barrier_ms"]
+            log("  copy-on-write after a barrier: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d)" % (
+                cm["p50"], cm["p99"], cm["max"], cm["samples"]))
+            em = d["pause_with_copies_ms"]
+            log("  barrier + copies, per checkpoint: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d)" % (
+                em["p50"], em["p99"], em["max"], em["samples"]))
             g = d["progress_gap_ms"]
             log("  progress gaps seen from outside (2 ms polls): p99 %.1f / max %.1f ms without "
                 "checkpoints, p99 %.1f / max %.1f ms with" % (
@@ -486,7 +501,8 @@ def main():
                         rec["restore_logged"]["median"] if rec["restore_logged"] else "?"))
             results["keyed_state"] = d
             rows.append(("checkpoints 1s vs none, 1 M keys", d["throughput_ratio"], ">= 0.95x"))
-            rows.append(("pause at barrier p99, ms", pm["p99"], "< 10"))
+            rows.append(("pause p99 (barrier + copies), ms", em["p99"] if em["samples"] else pm["p99"],
+                         "< 10"))
             if rec["first_record_after_start"]:
                 rows.append(("recovery of 1 M keys, ms", rec["first_record_after_start"]["median"],
                              "< 1000"))

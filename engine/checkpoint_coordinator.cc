@@ -288,7 +288,7 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
           w.Null();
         }
       }
-      if (part != nullptr && !part->snapshot.state.empty()) {
+      if (part != nullptr && part->snapshot.has_state()) {
         w.Key("state");
         std::string file = node.name + "/" + std::to_string(s) + ".state";
         w.String(file.c_str());
@@ -318,10 +318,22 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
                                                                   static_cast<int64_t>(p.id)));
   }
   for (const auto& part : p.parts) {
-    if (part.snapshot.state.empty()) continue;
+    if (!part.snapshot.has_state()) continue;
     std::string file = nodes_[part.node].name + "/" + std::to_string(part.subtask) + ".state";
-    *bytes += part.snapshot.state.size();
-    Status st = writer->AddFile(file, part.snapshot.state);
+    Status st = [&]() -> Status {
+      SR_ASSIGN_OR_RETURN(auto out, writer->CreateFile(file));
+      if (part.snapshot.deferred_state) {
+        // Encoded here, beside the job: the operator only captured a view at its barrier.
+        SR_RETURN_IF_ERROR(part.snapshot.deferred_state->WriteTo([&](std::string_view piece) {
+          *bytes += piece.size();
+          return out->Append(piece);
+        }));
+      } else {
+        *bytes += part.snapshot.state.size();
+        SR_RETURN_IF_ERROR(out->Append(part.snapshot.state));
+      }
+      return out->Close();
+    }();
     if (!st.ok()) {
       writer->Abort();
       return st;

@@ -10,10 +10,13 @@
 //  3. A task with several input queues aligns (exactly_once: it stops reading a queue whose
 //     barrier came until every queue's came) or not (at_least_once: it snapshots at the first),
 //     snapshots its operators, forwards the barrier, and calls Ack with the snapshots. The
-//     snapshot is taken in memory on the task's thread; writing it to disk is left to the
-//     coordinator's thread, so processing goes on at once.
+//     task only captures its state (a stateful operator hands over a DeferredState: a view of
+//     its state, engine/operator.h); encoding and writing it is left to the coordinator's
+//     thread, so processing goes on at once. The time a task spends here is its pause
+//     (BarrierTiming), kept for `status` (pause_stats) and logged at debug level.
 //  4. When every task that was running has acked (or finished), the coordinator's thread writes
-//     the state files, fsyncs the sinks' staged files, writes MANIFEST.json last
+//     the state files (calling each DeferredState::WriteTo, concurrently with the tasks), fsyncs
+//     the sinks' staged files, writes MANIFEST.json last
 //     (engine/checkpoint_writer.h), applies `retain`, and tells every committing operator
 //     (NotifyCheckpointComplete): sinks make the covered output visible.
 //  A checkpoint whose acks do not all arrive within `timeout`, or whose writing fails (a full

@@ -99,6 +99,11 @@ class Job::Impl {
 
   Impl(const PipelineSpec& spec, Plan plan, RunOptions options)
       : spec_(spec), plan_(std::move(plan)), options_(std::move(options)) {}
+  // The coordinator stops (dropping a checkpoint in flight, whose deferred state may refer to
+  // operators' stores) before the tasks and their operators go.
+  ~Impl() {
+    if (coordinator_) coordinator_->Stop();
+  }
 
   Status Build();
   Status Run();

@@ -97,10 +97,7 @@ Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
     const int64_t snap_start = SteadyNowNs();
     SR_RETURN_IF_ERROR(t.ops[i]->Snapshot(static_cast<int64_t>(id), &part.snapshot));
     timing.snapshot_ns += SteadyNowNs() - snap_start;
-    if (!part.snapshot.state.empty() || !part.snapshot.meta.empty() ||
-        !part.snapshot.sync_paths.empty()) {
-      parts.push_back(std::move(part));
-    }
+    if (!part.snapshot.empty()) parts.push_back(std::move(part));
   }
   SR_RETURN_IF_ERROR(t.errors->Flush());
   for (OutputEmitter* out : t.outputs) SR_RETURN_IF_ERROR(out->Barrier(id));
@@ -422,9 +419,7 @@ Status Job::Impl::RunTask(Task& t) {
         if (plan_.nodes[part.node].role != NodeRole::kSink) continue;
         if (!t.ops[i]->Snapshot(0, &part.snapshot).ok()) continue;
         part.snapshot.sync_paths.clear();
-        if (!part.snapshot.state.empty() || !part.snapshot.meta.empty()) {
-          final_parts.push_back(std::move(part));
-        }
+        if (!part.snapshot.empty()) final_parts.push_back(std::move(part));
       }
     }
     coordinator_->TaskFinished(t.index, sources, std::move(final_parts));

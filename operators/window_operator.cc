@@ -1,7 +1,7 @@
 // The window step's operator (see window_operator.h for the semantics and the state format).
 #include "operators/window_operator.h"
 
-#include "engine/state_file.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <limits>
@@ -11,6 +11,7 @@
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
+#include "engine/state_file.h"
 #include "operators/window_table.h"
 
 namespace streamrun {
@@ -22,6 +23,84 @@ constexpr uint8_t kFlagFired = 1;     // do not change: on disk
 
 // What a slot of the output layout holds.
 enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
+
+// What encoding a window's state needs, copied out of the operator so that a snapshot can be
+// encoded on another thread while the operator moves on (or after it is gone).
+struct StateEncoding {
+  std::vector<AggKind> kinds;
+  size_t inline_agg = kNone;     // the aggregate kept in the entry's counter
+  std::vector<size_t> general;   // aggregate j's index among the entry's accumulators
+  int max_parallelism = 128;
+
+  // The state value of entry `win` with accumulators `a` (format in window_operator.h).
+  void Value(const WindowEntry& win, const Accumulator* a, uint64_t arrival,
+             std::string* value) const {
+    value->clear();
+    PutU8(*value, kStateVersion);
+    PutU8(*value, win.fired() ? kFlagFired : 0);
+    PutU8(*value, static_cast<uint8_t>(win.origin >> 8));
+    PutU8(*value, static_cast<uint8_t>(win.origin & 0xFF));
+    PutU64(*value, arrival);
+    PutU8(*value, static_cast<uint8_t>(kinds.size()));
+    Accumulator counter;
+    for (size_t j = 0; j < kinds.size(); ++j) {
+      PutU8(*value, static_cast<uint8_t>(kinds[j]));
+      if (j == inline_agg) {
+        counter.count = win.counter;
+        EncodeAccumulator(kinds[j], counter, value);
+      } else {
+        EncodeAccumulator(kinds[j], a[general[j]], value);
+      }
+    }
+  }
+  // Namespace: the window's bounds.
+  static void Namespace(const WindowEntry& win, std::string* ns) {
+    ns->clear();
+    PutI64(*ns, win.start);
+    PutI64(*ns, win.end);
+  }
+  // Visits every live entry of `view` as (key group, key, namespace, value).
+  Status ForEach(const WindowTableView& view, uint64_t arrival,
+                 const KeyedStateStore::Visitor& visit) const {
+    std::string ns, value;
+    for (size_t i = 0; i < view.capacity(); ++i) {
+      auto e = static_cast<uint32_t>(i);
+      if (!view.IsLive(e)) continue;
+      const WindowEntry& win = view.At(e);
+      std::string_view key = view.Key(e);
+      Namespace(win, &ns);
+      Value(win, view.Accs(e), arrival, &value);
+      SR_RETURN_IF_ERROR(visit(KeyGroupOf(HashKey(key), max_parallelism), key, ns, value));
+    }
+    return Status::Ok();
+  }
+};
+
+// A window subtask's state at a barrier: a view of its table, encoded into a state file on the
+// checkpoint coordinator's thread (engine/operator.h DeferredState).
+class WindowDeferredState : public DeferredState {
+ public:
+  WindowDeferredState(WindowTableView view, StateEncoding encoding, uint64_t arrival)
+      : view_(std::move(view)), encoding_(std::move(encoding)), arrival_(arrival) {}
+
+  Status WriteTo(const std::function<Status(std::string_view)>& write) override {
+    constexpr size_t kPiece = size_t{1} << 20;  // bytes handed to `write` at a time
+    StateFileBuilder builder(encoding_.max_parallelism);
+    SR_RETURN_IF_ERROR(encoding_.ForEach(
+        view_, arrival_,
+        [&](int key_group, std::string_view key, std::string_view ns, std::string_view value) {
+          builder.Add(key_group, key, ns, value);
+          if (builder.pending_bytes() < kPiece) return Status::Ok();
+          return write(builder.TakeSome());
+        }));
+    return write(builder.Finish());
+  }
+
+ private:
+  WindowTableView view_;
+  StateEncoding encoding_;
+  uint64_t arrival_;
+};
 
 }  // namespace
 
@@ -48,6 +127,9 @@ struct WindowOperator::Impl {
   // aggregates in general accumulators, aggregate j at general[j].
   size_t inline_agg = kNone;
   std::vector<size_t> general;
+  size_t general_count = 0;  // aggregates in general accumulators
+  uint64_t reported_copies = 0;  // table.copies() at the last barrier
+  int64_t reported_copy_ns = 0;
 
   WindowTable table;
   // Sessions only: the key's open session windows (the table does not index them).
@@ -119,7 +201,7 @@ struct WindowOperator::Impl {
 
   void DropWindow(uint32_t e) {
     if (session) {
-      auto it = sessions.find(std::string(table.Key(table[e])));
+      auto it = sessions.find(std::string(table.Key(e)));
       std::vector<uint32_t>& list = it->second;
       *std::find(list.begin(), list.end(), e) = list.back();
       list.pop_back();
@@ -148,9 +230,10 @@ struct WindowOperator::Impl {
   }
 
   void Schedule(uint32_t e) {
-    WindowEntry& w = table[e];
-    int64_t t = NextTime(w);
-    if ((w.flags & WindowEntry::kHasTimer) && w.timer <= t) return;  // it re-arms when it fires
+    const WindowEntry& r = table.At(e);
+    int64_t t = NextTime(r);
+    if ((r.flags & WindowEntry::kHasTimer) && r.timer <= t) return;  // it re-arms when it fires
+    WindowEntry& w = table.Mut(e);
     ++w.gen;
     w.flags |= WindowEntry::kHasTimer;
     w.timer = t;
@@ -173,9 +256,9 @@ struct WindowOperator::Impl {
 
   // Emits the result of window `w`, stamped with watermark `stamp`.
   Status Fire(uint32_t e, int64_t stamp) {
-    const WindowEntry& win = table[e];
+    const WindowEntry& win = table.At(e);
     const TimeWindow bounds{win.start, win.end};
-    std::string_view key = table.Key(win);
+    std::string_view key = table.Key(e);
     const Accumulator* a = table.Accs(e);
     size_t pos = 0;
     for (size_t i = 0; i < key_vals.size(); ++i) {
@@ -245,20 +328,20 @@ struct WindowOperator::Impl {
       const size_t n = due.size();
       for (size_t i = 0; i < n; ++i) {
         // Entries of a bucket are scattered: fetch a few ahead, then their slots.
-        if (i + 8 < n) Prefetch(&table[due[i + 8].entry]);
+        if (i + 8 < n) Prefetch(&table.At(due[i + 8].entry));
         if (i + 4 < n && table.IsLive(due[i + 4].entry)) table.PrefetchSlotOf(due[i + 4].entry);
         const TimerRef ref = due[i];
-        if (!table.IsLive(ref.entry) || table[ref.entry].gen != ref.gen) continue;
-        table[ref.entry].flags &= ~WindowEntry::kHasTimer;
+        if (!table.IsLive(ref.entry) || table.At(ref.entry).gen != ref.gen) continue;
+        table.Mut(ref.entry).flags &= ~WindowEntry::kHasTimer;
         while (true) {
-          int64_t next = NextTime(table[ref.entry]);
+          int64_t next = NextTime(table.At(ref.entry));
           if (next > t) {
             Schedule(ref.entry);
             break;
           }
-          if (!table[ref.entry].fired()) {
+          if (!table.At(ref.entry).fired()) {
             SR_RETURN_IF_ERROR(Fire(ref.entry, stamp));
-            table[ref.entry].flags |= WindowEntry::kFired;
+            table.Mut(ref.entry).flags |= WindowEntry::kFired;
             continue;
           }
           DropWindow(ref.entry);
@@ -348,7 +431,7 @@ struct WindowOperator::Impl {
       auto it = sessions.find(ahead.key);
       open.clear();
       if (it != sessions.end()) {
-        for (uint32_t c : it->second) open.push_back({table[c].start, table[c].end});
+        for (uint32_t c : it->second) open.push_back({table.At(c).start, table.At(c).end});
       }
       TimeWindow cover = MergeSessions(open, fresh, &merged);
       // Windows that are not late never merge into a late one, so only a lone window is late.
@@ -360,19 +443,20 @@ struct WindowOperator::Impl {
           for (size_t m : merged) merged_ids.push_back(it->second[m]);
           uint32_t into = merged_ids[0];
           for (size_t m = 1; m < merged_ids.size(); ++m) {
-            Accumulator* dst = table.Accs(into);
-            Accumulator* src = table.Accs(merged_ids[m]);
-            table[into].counter += table[merged_ids[m]].counter;
+            Accumulator* dst = table.MutAccs(into);
+            const Accumulator* src = table.Accs(merged_ids[m]);
+            table.Mut(into).counter += table.At(merged_ids[m]).counter;
             for (size_t j = 0; j < naggs; ++j) {
               if (j == inline_agg) continue;
               MergeAccumulators(opt.aggregates[j].kind, dst[general[j]], src[general[j]]);
             }
             DropWindow(merged_ids[m]);  // `into` keeps the key's list alive
           }
-          table[into].start = cover.start;
-          table[into].end = cover.end;
+          WindowEntry& w = table.Mut(into);
+          w.start = cover.start;
+          w.end = cover.end;
           // The merged window fires at its own end (or at once).
-          table[into].flags &= ~WindowEntry::kFired;
+          w.flags &= ~WindowEntry::kFired;
           targets.push_back(into);
         }
       }
@@ -381,9 +465,9 @@ struct WindowOperator::Impl {
 
     uint64_t seq = arrival++;
     for (uint32_t e : targets) {
-      WindowEntry& w = table[e];
+      WindowEntry& w = table.Mut(e);
       w.origin = row.origin;
-      Accumulator* a = table.Accs(e);
+      Accumulator* a = general_count > 0 ? table.MutAccs(e) : nullptr;
       for (size_t j = 0; j < naggs; ++j) {
         AggKind kind = opt.aggregates[j].kind;
         if (kind == AggKind::kCount) {
@@ -407,13 +491,22 @@ struct WindowOperator::Impl {
         // Late but within allowed_lateness, or a session merged behind the watermark: fire
         // now with everything the window holds (Flink's EventTimeTrigger.onElement).
         SR_RETURN_IF_ERROR(Fire(e, wm));
-        table[e].flags |= WindowEntry::kFired;
+        table.Mut(e).flags |= WindowEntry::kFired;
         Schedule(e);
       } else {
         Schedule(e);
       }
     }
     return Status::Ok();
+  }
+
+  StateEncoding Encoding() const {
+    StateEncoding enc;
+    for (const auto& a : opt.aggregates) enc.kinds.push_back(a.kind);
+    enc.inline_agg = inline_agg;
+    enc.general = general;
+    enc.max_parallelism = ctx->max_parallelism;
+    return enc;
   }
 
   Status Flush() {
@@ -486,7 +579,9 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
       m.general[j] = general++;
     }
   }
-  m.table.Init(general);
+  m.general_count = general;
+  // Checkpoints capture the table: keep spare segments for its copy-on-write copies.
+  m.table.Init(general, ctx.checkpointing);
   m.vals.assign(m.naggs, Value());
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
@@ -497,40 +592,21 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   return Status::Ok();
 }
 
-namespace {
-// Puts go into a state file (engine/state_file.h).
-class StateFileSink : public KeyedStateStore {
- public:
-  explicit StateFileSink(StateFileBuilder* out) : out_(out) {}
-  Status Put(int key_group, std::string_view key, std::string_view ns,
-             std::string_view value) override {
-    out_->Add(key_group, key, ns, value);
-    return Status::Ok();
-  }
-  Status Get(int, std::string_view, std::string_view, std::string*, bool*) const override {
-    return Status::RuntimeError("write-only");
-  }
-  Status Delete(int, std::string_view, std::string_view) override {
-    return Status::RuntimeError("write-only");
-  }
-  Status ForEach(int, int, const Visitor&) const override {
-    return Status::RuntimeError("write-only");
-  }
-  Status Clear() override { return Status::RuntimeError("write-only"); }
-
- private:
-  StateFileBuilder* out_;
-};
-}  // namespace
-
 Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out) {
   Impl& m = *impl_;
   SR_RETURN_IF_ERROR(m.Flush());
+  // What the previous checkpoint cost this thread after its barrier: the segments it copied.
+  if (m.table.copies() > m.reported_copies) {
+    spdlog::debug("window {} #{}: {} state segment(s) copied in {} us since the last barrier",
+                  m.ctx->name, m.ctx->subtask, m.table.copies() - m.reported_copies,
+                  (m.table.copy_ns() - m.reported_copy_ns) / 1000);
+    m.reported_copies = m.table.copies();
+    m.reported_copy_ns = m.table.copy_ns();
+  }
   if (m.table.live() == 0) return Status::Ok();
-  StateFileBuilder builder(m.ctx->max_parallelism);
-  StateFileSink sink(&builder);
-  SR_RETURN_IF_ERROR(SnapshotTo(sink));
-  out->state = builder.Finish();
+  // Only a view is taken here (copy-on-write segments); the coordinator encodes it.
+  out->deferred_state =
+      std::make_shared<WindowDeferredState>(m.table.Capture(), m.Encoding(), m.arrival);
   return Status::Ok();
 }
 
@@ -561,39 +637,12 @@ int64_t WindowOperator::watermark() const { return impl_->wm; }
 size_t WindowOperator::open_windows() const { return impl_->table.live(); }
 
 Status WindowOperator::SnapshotTo(KeyedStateStore& store) const {
-  const Impl& m = *impl_;
-  std::string ns, value;
-  Accumulator counter;
-  for (size_t i = 0; i < m.table.capacity(); ++i) {
-    auto e = static_cast<uint32_t>(i);
-    if (!m.table.IsLive(e)) continue;
-    const WindowEntry& win = m.table[e];
-    std::string_view key = m.table.Key(win);
-    ns.clear();
-    PutI64(ns, win.start);
-    PutI64(ns, win.end);
-    value.clear();
-    PutU8(value, kStateVersion);
-    PutU8(value, win.fired() ? kFlagFired : 0);
-    PutU8(value, static_cast<uint8_t>(win.origin >> 8));
-    PutU8(value, static_cast<uint8_t>(win.origin & 0xFF));
-    PutU64(value, m.arrival);
-    PutU8(value, static_cast<uint8_t>(m.naggs));
-    const Accumulator* a = m.table.Accs(e);
-    for (size_t j = 0; j < m.naggs; ++j) {
-      AggKind kind = m.opt.aggregates[j].kind;
-      PutU8(value, static_cast<uint8_t>(kind));
-      if (j == m.inline_agg) {
-        counter.count = win.counter;
-        EncodeAccumulator(kind, counter, &value);
-      } else {
-        EncodeAccumulator(kind, a[m.general[j]], &value);
-      }
-    }
-    SR_RETURN_IF_ERROR(
-        store.Put(KeyGroupOf(HashKey(key), m.ctx->max_parallelism), key, ns, value));
-  }
-  return Status::Ok();
+  Impl& m = *impl_;
+  return m.Encoding().ForEach(m.table.Capture(), m.arrival,
+                              [&](int key_group, std::string_view key, std::string_view ns,
+                                  std::string_view value) {
+                                return store.Put(key_group, key, ns, value);
+                              });
 }
 
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
@@ -627,10 +676,10 @@ Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_g
     uint64_t hash = HashKey(key_bytes);
     if (!m.session) hash = WindowHash(hash, bounds.start);
     uint32_t e = m.NewWindow(hash, key_bytes, bounds);
-    WindowEntry& win = m.table[e];
+    WindowEntry& win = m.table.Mut(e);
     win.origin = static_cast<uint16_t>((o1 << 8) | o2);
     if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
-    Accumulator* a = m.table.Accs(e);
+    Accumulator* a = m.general_count > 0 ? m.table.MutAccs(e) : nullptr;
     Accumulator counter;
     for (size_t j = 0; j < m.naggs; ++j) {
       uint8_t kind;

@@ -10,6 +10,7 @@
 
 #include "engine/key.h"
 #include "engine/memory_state_store.h"
+#include "engine/state_file.h"
 #include "engine/watermark.h"
 
 namespace streamrun {
@@ -548,23 +549,40 @@ BatchPtr FilterKeyGroups(const Batch& b, int first, int last) {
 
 }  // namespace
 
+namespace {
+
+// One random input (seeded) run whole, and run up to half of its batches (`before`): the test
+// takes the state there and continues from it elsewhere.
+struct CutRun {
+  CutRun(WindowSpec spec, const std::vector<AggDef>& aggs, uint64_t seed)
+      : whole(spec, aggs, 12), before(spec, aggs, 12) {
+    std::mt19937_64 rng(seed);
+    recs = RandomRecs(rng, 1500, 9, 30);
+    whole.Feed(MakeBatches(recs, 64, 4));
+    batches = MakeBatches(recs, 64, 4);
+    cut = batches.size() / 2;
+    for (size_t i = 0; i < cut; ++i) REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    results_at_cut = before.Results();
+  }
+  std::vector<Rec> recs;
+  Harness whole, before;
+  std::vector<BatchPtr> batches;  // those after the cut are left
+  size_t cut = 0;
+  std::vector<std::string> results_at_cut;
+};
+
+}  // namespace
+
 TEST_CASE("window: a snapshot restored into fresh operators continues with identical results") {
   std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum},   {"mn", AggKind::kMin},
                               {"f", AggKind::kFirst}, {"l", AggKind::kLast},  {"a", AggKind::kAvg},
                               {"d", AggKind::kCountDistinct}};
   for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
-    std::mt19937_64 rng(7);
-    auto recs = RandomRecs(rng, 1500, 9, 30);
-    Harness whole(spec, aggs, 12);
-    whole.Feed(MakeBatches(recs, 64, 4));
-
-    auto batches = MakeBatches(recs, 64, 4);
-    size_t cut = batches.size() / 2;
-    Harness before(spec, aggs, 12);
-    for (size_t i = 0; i < cut; ++i) REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    CutRun run(spec, aggs, 7);
+    auto& batches = run.batches;
     MemoryStateStore store;
-    REQUIRE(before.op->SnapshotTo(store).ok());
-    CHECK(store.size() == before.op->open_windows());
+    REQUIRE(run.before.op->SnapshotTo(store).ok());
+    CHECK(store.size() == run.before.op->open_windows());
 
     // At the same parallelism.
     Harness after(spec, aggs, 12);
@@ -574,7 +592,7 @@ TEST_CASE("window: a snapshot restored into fresh operators continues with ident
     REQUIRE(low.op->RestoreFrom(store, 0, 63).ok());
     REQUIRE(high.op->RestoreFrom(store, 64, 127).ok());
     CHECK(low.op->open_windows() + high.op->open_windows() == store.size());
-    for (size_t i = cut; i < batches.size(); ++i) {
+    for (size_t i = run.cut; i < batches.size(); ++i) {
       REQUIRE(low.op->Process(FilterKeyGroups(*batches[i], 0, 63)).ok());
       REQUIRE(high.op->Process(FilterKeyGroups(*batches[i], 64, 127)).ok());
       REQUIRE(after.op->Process(std::move(batches[i])).ok());
@@ -583,13 +601,70 @@ TEST_CASE("window: a snapshot restored into fresh operators continues with ident
     REQUIRE(low.op->Finish().ok());
     REQUIRE(high.op->Finish().ok());
 
-    std::vector<std::string> resumed = before.Results();
+    std::vector<std::string> resumed = run.results_at_cut;
     for (auto& s : after.Results()) resumed.push_back(s);
-    CHECK(Sorted(resumed) == Sorted(whole.Results()));
-    std::vector<std::string> split = before.Results();
+    CHECK(Sorted(resumed) == Sorted(run.whole.Results()));
+    std::vector<std::string> split = run.results_at_cut;
     for (auto& s : low.Results()) split.push_back(s);
     for (auto& s : high.Results()) split.push_back(s);
-    CHECK(Sorted(split) == Sorted(whole.Results()));
+    CHECK(Sorted(split) == Sorted(run.whole.Results()));
+  }
+}
+
+namespace {
+
+// Every entry of `store`, as text, sorted.
+std::vector<std::string> Dump(const KeyedStateStore& store) {
+  std::vector<std::string> out;
+  REQUIRE(store
+              .ForEach(0, 127,
+                       [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+                         out.push_back(std::to_string(kg) + "|" + std::string(k) + "|" +
+                                       std::string(ns) + "|" + std::string(v));
+                         return Status::Ok();
+                       })
+              .ok());
+  return Sorted(out);
+}
+
+}  // namespace
+
+TEST_CASE("window: a checkpoint's state is what the barrier saw, however late it is encoded") {
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"l", AggKind::kLast},
+                              {"d", AggKind::kCountDistinct}};
+  for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
+    CutRun run(spec, aggs, 11);
+    MemoryStateStore at_barrier;
+    REQUIRE(run.before.op->SnapshotTo(at_barrier).ok());
+    OperatorSnapshot snap;
+    REQUIRE(run.before.op->Snapshot(1, &snap).ok());
+    REQUIRE(snap.deferred_state != nullptr);
+    // The operator goes on (and changes, fires and drops windows) before the state is encoded.
+    auto rest = MakeBatches(run.recs, 64, 4);
+    for (size_t i = run.cut; i < run.batches.size(); ++i) {
+      REQUIRE(run.before.op->Process(std::move(run.batches[i])).ok());
+    }
+    std::string file;
+    REQUIRE(snap.deferred_state
+                ->WriteTo([&](std::string_view piece) {
+                  file.append(piece);
+                  return Status::Ok();
+                })
+                .ok());
+    StateFileReader encoded({{"chk", file}}, 128);
+    CHECK(!Dump(at_barrier).empty());
+    CHECK(Dump(at_barrier) == Dump(encoded));
+
+    // Restored, it continues as if nothing happened.
+    Harness after(spec, aggs, 12);
+    REQUIRE(after.op->RestoreFrom(encoded, 0, 127).ok());
+    for (size_t i = run.cut; i < rest.size(); ++i) {
+      REQUIRE(after.op->Process(std::move(rest[i])).ok());
+    }
+    REQUIRE(after.op->Finish().ok());
+    std::vector<std::string> resumed = run.results_at_cut;
+    for (auto& r : after.Results()) resumed.push_back(r);
+    CHECK(Sorted(resumed) == Sorted(run.whole.Results()));
   }
 }
 
