@@ -113,6 +113,13 @@ struct OperatorContext {
   // checkpoint completes. `state_dir` is the job's state directory.
   bool checkpointing = false;
   std::string state_dir;
+  // Keyed state: the memory this subtask may keep it in (its share of `state.cache`; 0: no
+  // limit), and the directory of its LMDB working store for what does not fit
+  // (STATE_DIR/working/<step>-<subtask>, docs/state-format.md; empty: none, keep all in memory).
+  // The runtime empties STATE_DIR/working when the job starts: the store is rebuilt, never
+  // trusted (durability comes from checkpoints).
+  uint64_t state_cache_bytes = 0;
+  std::string working_dir;
   // Non-null when the job resumes from a checkpoint or savepoint: Open restores from it.
   const RestoreContext* restore = nullptr;
 };

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -222,6 +223,22 @@ Status Job::Impl::Build() {
   node_tasks_.resize(plan_.nodes.size());
   const RestoreData* restore = options_.restore;
 
+  // Keyed state: every stateful subtask gets an equal share of state.cache, and a working store
+  // under STATE_DIR/working, rebuilt from scratch (from the checkpoint restored, if any).
+  int stateful_subtasks = 0;
+  for (const PlanNode& pn : plan_.nodes) {
+    if (!pn.spec->config->StateFingerprint().empty()) stateful_subtasks += pn.parallelism;
+  }
+  const uint64_t cache_share =
+      stateful_subtasks > 0 ? spec_.state_cache_bytes / static_cast<uint64_t>(stateful_subtasks) : 0;
+  if (!options_.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(options_.state_dir + "/working", ec);
+    if (ec) {
+      return Status::IoError("cannot empty " + options_.state_dir + "/working: " + ec.message());
+    }
+  }
+
   // Tasks: one per subtask of every node that is not chained.
   for (size_t n = 0; n < plan_.nodes.size(); ++n) {
     const PlanNode& pn = plan_.nodes[n];
@@ -373,6 +390,13 @@ Status Job::Impl::Build() {
       oc.last_key_group = ((t.subtask + 1) * maxp + p - 1) / p - 1;
       oc.checkpointing = !options_.state_dir.empty() && spec_.checkpoints.interval_ms > 0;
       oc.state_dir = options_.state_dir;
+      if (!pn.spec->config->StateFingerprint().empty()) {
+        oc.state_cache_bytes = std::max<uint64_t>(cache_share, 1);
+        if (!options_.state_dir.empty()) {
+          oc.working_dir = options_.state_dir + "/working/" + pn.spec->name + "-" +
+                           std::to_string(t.subtask);
+        }
+      }
       if (restore != nullptr) {
         t.restore_ctx.push_back(restore->Context(pn.spec->name, t.subtask, p));
         oc.restore = &t.restore_ctx.back();

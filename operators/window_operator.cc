@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
 #include "engine/state_file.h"
+#include "operators/window_spill.h"
 #include "operators/window_table.h"
 
 namespace streamrun {
@@ -76,18 +78,43 @@ struct StateEncoding {
   }
 };
 
-// A window subtask's state at a barrier: a view of its table, encoded into a state file on the
-// checkpoint coordinator's thread (engine/operator.h DeferredState).
+// A window subtask's state at one moment: a view of its table and of its evicted windows.
+// Visit may run on another thread while the operator goes on.
+struct StateView {
+  WindowTableView table;
+  std::optional<WindowSpillView> spilled;  // none: nothing was ever evicted
+  StateEncoding encoding;
+  uint64_t arrival = 0;
+
+  // Every window, as (key group, key, namespace, state value).
+  Status Visit(const KeyedStateStore::Visitor& visit) const {
+    SR_RETURN_IF_ERROR(encoding.ForEach(table, arrival, visit));
+    if (!spilled) return Status::Ok();
+    // Evicted windows are stored as state values already; only the operator's record count
+    // (bytes 4..11, see window_operator.h) is the one of their eviction: make it today's.
+    std::string value;
+    return spilled->ForEach([&](int kg, std::string_view key, std::string_view ns,
+                                std::string_view stored) -> Status {
+                              if (stored.size() < 12) return Status::DataError("window cache: a damaged value");
+                              value.assign(stored);
+                              std::string count;
+                              PutU64(count, arrival);
+                              value.replace(4, 8, count);
+                              return visit(kg, key, ns, value);
+                            });
+  }
+};
+
+// A window subtask's state at a barrier, encoded into a state file on the checkpoint
+// coordinator's thread (engine/operator.h DeferredState).
 class WindowDeferredState : public DeferredState {
  public:
-  WindowDeferredState(WindowTableView view, StateEncoding encoding, uint64_t arrival)
-      : view_(std::move(view)), encoding_(std::move(encoding)), arrival_(arrival) {}
+  explicit WindowDeferredState(StateView view) : view_(std::move(view)) {}
 
   Status WriteTo(const std::function<Status(std::string_view)>& write) override {
     constexpr size_t kPiece = size_t{1} << 20;  // bytes handed to `write` at a time
-    StateFileBuilder builder(encoding_.max_parallelism);
-    SR_RETURN_IF_ERROR(encoding_.ForEach(
-        view_, arrival_,
+    StateFileBuilder builder(view_.encoding.max_parallelism);
+    SR_RETURN_IF_ERROR(view_.Visit(
         [&](int key_group, std::string_view key, std::string_view ns, std::string_view value) {
           builder.Add(key_group, key, ns, value);
           if (builder.pending_bytes() < kPiece) return Status::Ok();
@@ -97,9 +124,7 @@ class WindowDeferredState : public DeferredState {
   }
 
  private:
-  WindowTableView view_;
-  StateEncoding encoding_;
-  uint64_t arrival_;
+  StateView view_;
 };
 
 }  // namespace
@@ -130,8 +155,18 @@ struct WindowOperator::Impl {
   size_t general_count = 0;  // aggregates in general accumulators
   uint64_t reported_copies = 0;  // table.copies() at the last barrier
   int64_t reported_copy_ns = 0;
+  StateEncoding encoding;
 
   WindowTable table;
+  // The write-back cache (operators/window_spill.h): at most `cache_limit` windows stay in
+  // `table` (0: no limit); colder ones go to `spill`, opened at the first eviction. The clock
+  // hand sweeps the table's entries: a window touched since the hand last passed
+  // (WindowEntry::kReferenced) gets another round, the others are evicted.
+  size_t cache_limit = 0;
+  std::unique_ptr<WindowSpill> spill;
+  uint32_t clock_hand = 0;
+  uint64_t evicted = 0, reloaded = 0;
+  std::string spill_ns, spill_value;
   // Sessions only: the key's open session windows (the table does not index them).
   std::unordered_map<std::string, std::vector<uint32_t>> sessions;
   std::map<int64_t, std::vector<TimerRef>> buckets;
@@ -208,6 +243,126 @@ struct WindowOperator::Impl {
       if (list.empty()) sessions.erase(it);
     }
     table.Erase(e);
+  }
+
+  // --- the cache ---
+
+  bool Spilled() const { return spill != nullptr && spill->size() > 0; }
+
+  // A window read back from a state store (a checkpoint being restored, or the cache's store).
+  Status AddStoredWindow(std::string_view key_bytes, std::string_view ns, std::string_view value) {
+    auto corrupt = [&](std::string_view why) {
+      return Status::RuntimeError("state of window step '" + ctx->name + "': " + std::string(why));
+    };
+    ByteReader nsr(ns);
+    TimeWindow bounds;
+    if (!nsr.GetI64(&bounds.start) || !nsr.GetI64(&bounds.end) || !nsr.done()) {
+      return corrupt("a window entry has a damaged namespace");
+    }
+    ByteReader in(value);
+    uint8_t version, flags, o1, o2, n;
+    uint64_t count;
+    if (!in.GetU8(&version)) return corrupt("an empty window entry");
+    if (version != kStateVersion) {
+      return corrupt("window state version " + std::to_string(version) +
+                     " is not supported (this build reads version 1)");
+    }
+    if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&count) ||
+        !in.GetU8(&n)) {
+      return corrupt("a truncated window entry");
+    }
+    if (n != naggs) return corrupt("its aggregates changed since the state was written");
+    uint64_t hash = HashKey(key_bytes);
+    if (!session) hash = WindowHash(hash, bounds.start);
+    uint32_t e = NewWindow(hash, key_bytes, bounds);
+    WindowEntry& win = table.Mut(e);
+    win.origin = static_cast<uint16_t>((o1 << 8) | o2);
+    if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
+    Accumulator* a = general_count > 0 ? table.MutAccs(e) : nullptr;
+    Accumulator counter;
+    for (size_t j = 0; j < naggs; ++j) {
+      uint8_t kind;
+      if (!in.GetU8(&kind)) return corrupt("a truncated window entry");
+      if (kind != static_cast<uint8_t>(opt.aggregates[j].kind)) {
+        return corrupt("its aggregates changed since the state was written");
+      }
+      Accumulator* into = j == inline_agg ? &counter : &a[general[j]];
+      if (!DecodeAccumulator(opt.aggregates[j].kind, in, into)) {
+        return corrupt("a damaged accumulator");
+      }
+      if (j == inline_agg) win.counter = counter.count;
+    }
+    if (!in.done()) return corrupt("trailing bytes in a window entry");
+    arrival = std::max(arrival, count);
+    Schedule(e);
+    return Status::Ok();
+  }
+
+  Status Reloaded(int, std::string_view key, std::string_view ns, std::string_view value) {
+    ++reloaded;
+    return AddStoredWindow(key, ns, value);
+  }
+  // Sessions: reads every evicted window of `key` back into the table.
+  Status ReloadKey(std::string_view key, uint64_t key_hash) {
+    return spill->TakeKey(KeyGroupOf(key_hash, ctx->max_parallelism), key,
+                          [&](int kg, std::string_view k, std::string_view ns,
+                              std::string_view v) { return Reloaded(kg, k, ns, v); });
+  }
+  // Tumbling and sliding: reads window `w` of `key` back into the table if it was evicted.
+  Status ReloadWindow(std::string_view key, uint64_t key_hash, const TimeWindow& w) {
+    TimeWindow bounds = w;
+    spill_ns.clear();
+    PutI64(spill_ns, bounds.start);
+    PutI64(spill_ns, bounds.end);
+    // Its timer: its firing, or, once fired, its clean-up (see NextTime).
+    const int64_t fire = bounds.max_timestamp();
+    const int64_t clean = SaturatingAdd(fire, opt.allowed_lateness_ms);
+    auto taker = [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+      return Reloaded(kg, k, ns, v);
+    };
+    const int kg = KeyGroupOf(key_hash, ctx->max_parallelism);
+    if (clean == fire) return spill->TakeWindow(kg, key, spill_ns, {fire}, taker);
+    return spill->TakeWindow(kg, key, spill_ns, {fire, clean}, taker);
+  }
+
+  // Writes window `e` to the cache's store and drops it from the table.
+  Status Evict(uint32_t e) {
+    const WindowEntry& w = table.At(e);
+    std::string_view key = table.Key(e);
+    StateEncoding::Namespace(w, &spill_ns);
+    encoding.Value(w, table.Accs(e), arrival, &spill_value);
+    SR_RETURN_IF_ERROR(spill->Put(KeyGroupOf(HashKey(key), ctx->max_parallelism), key, spill_ns,
+                                  NextTime(w), spill_value));
+    DropWindow(e);
+    ++evicted;
+    return Status::Ok();
+  }
+
+  // Over the limit: evicts cold windows until the table holds 7/8 of it.
+  Status EnforceCache() {
+    if (cache_limit == 0 || table.live() <= cache_limit) return Status::Ok();
+    if (!spill) {
+      SR_ASSIGN_OR_RETURN(spill, WindowSpill::Open(ctx->working_dir, /*by_time=*/!session));
+      spdlog::info("window '{}' #{}: more than {} windows (its share of state.cache, {} MiB); "
+                   "evicting the coldest to {}",
+                   ctx->name, ctx->subtask, cache_limit, ctx->state_cache_bytes >> 20,
+                   ctx->working_dir);
+    }
+    const size_t target = cache_limit - cache_limit / 8;
+    const size_t cap = table.capacity();
+    // Two rounds clear every mark; a third finds windows only kept for long keys.
+    for (size_t scanned = 0; table.live() > target && scanned < 3 * cap; ++scanned) {
+      uint32_t e = clock_hand;
+      clock_hand = clock_hand + 1 < cap ? clock_hand + 1 : 0;
+      if (!table.IsLive(e)) continue;
+      if (table.At(e).flags & WindowEntry::kReferenced) {
+        table.Mut(e).flags &= ~WindowEntry::kReferenced;
+        continue;
+      }
+      if (!spill->Fits(table.Key(e))) continue;
+      SR_RETURN_IF_ERROR(Evict(e));
+    }
+    return Status::Ok();
   }
 
   // When the window next needs attention: its firing at end - 1, then its clean-up at
@@ -319,7 +474,17 @@ struct WindowOperator::Impl {
     wm = to;
     emit_wm = stamp;
     wm_sent = false;
-    while (!buckets.empty() && buckets.begin()->first <= to) {
+    for (;;) {
+      const int64_t next = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
+      if (Spilled() && spill->min_timer() <= to && spill->min_timer() <= next) {
+        // Evicted windows come due: back into the table, a chunk at a time, to fire there.
+        constexpr size_t kChunk = 4096;
+        SR_RETURN_IF_ERROR(spill->TakeDue(
+            to, kChunk, [&](int kg, std::string_view k, std::string_view ns,
+                            std::string_view v) { return Reloaded(kg, k, ns, v); }));
+        continue;
+      }
+      if (buckets.empty() || next > to) break;
       auto it = buckets.begin();
       const int64_t t = it->first;
       std::vector<TimerRef> due = std::move(it->second);
@@ -350,6 +515,7 @@ struct WindowOperator::Impl {
       }
       due.clear();
       spare_buckets.push_back(std::move(due));
+      SR_RETURN_IF_ERROR(EnforceCache());
     }
     emit_wm = wm;
     return Status::Ok();
@@ -423,11 +589,18 @@ struct WindowOperator::Impl {
         if (IsLate(tw)) continue;
         uint64_t h = tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
         uint32_t e = table.Find(h, ahead.key, tw.start);
+        if (e == kNoEntry && Spilled()) {
+          // Maybe evicted: read it back (off the hot path: only after a miss, and only once
+          // something was evicted).
+          SR_RETURN_IF_ERROR(ReloadWindow(ahead.key, ahead.key_hash, tw));
+          e = table.Find(h, ahead.key, tw.start);
+        }
         if (e == kNoEntry) e = NewWindow(h, ahead.key, tw);
         targets.push_back(e);
       }
     } else {
       TimeWindow fresh{row.ts, SaturatingAdd(row.ts, opt.window.gap)};
+      if (Spilled()) SR_RETURN_IF_ERROR(ReloadKey(ahead.key, ahead.key_hash));
       auto it = sessions.find(ahead.key);
       open.clear();
       if (it != sessions.end()) {
@@ -467,6 +640,7 @@ struct WindowOperator::Impl {
     for (uint32_t e : targets) {
       WindowEntry& w = table.Mut(e);
       w.origin = row.origin;
+      w.flags |= WindowEntry::kReferenced;  // for the cache's clock
       Accumulator* a = general_count > 0 ? table.MutAccs(e) : nullptr;
       for (size_t j = 0; j < naggs; ++j) {
         AggKind kind = opt.aggregates[j].kind;
@@ -500,13 +674,17 @@ struct WindowOperator::Impl {
     return Status::Ok();
   }
 
-  StateEncoding Encoding() const {
-    StateEncoding enc;
-    for (const auto& a : opt.aggregates) enc.kinds.push_back(a.kind);
-    enc.inline_agg = inline_agg;
-    enc.general = general;
-    enc.max_parallelism = ctx->max_parallelism;
-    return enc;
+  // The state as it is now, for another thread (see StateView).
+  Result<StateView> View() {
+    StateView view;
+    view.table = table.Capture();
+    if (spill) {
+      SR_ASSIGN_OR_RETURN(WindowSpillView spilled, spill->Snapshot());
+      view.spilled = std::move(spilled);
+    }
+    view.encoding = encoding;
+    view.arrival = arrival;
+    return view;
   }
 
   Status Flush() {
@@ -582,6 +760,15 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   m.general_count = general;
   // Checkpoints capture the table: keep spare segments for its copy-on-write copies.
   m.table.Init(general, ctx.checkpointing);
+  m.encoding = StateEncoding();
+  for (const auto& a : m.opt.aggregates) m.encoding.kinds.push_back(a.kind);
+  m.encoding.inline_agg = m.inline_agg;
+  m.encoding.general = m.general;
+  m.encoding.max_parallelism = ctx.max_parallelism;
+  m.cache_limit = 0;
+  if (!ctx.working_dir.empty() && ctx.state_cache_bytes > 0) {
+    m.cache_limit = std::max<size_t>(ctx.state_cache_bytes / m.table.bytes_per_entry(), 8);
+  }
   m.vals.assign(m.naggs, Value());
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
@@ -603,10 +790,11 @@ Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out
     m.reported_copies = m.table.copies();
     m.reported_copy_ns = m.table.copy_ns();
   }
-  if (m.table.live() == 0) return Status::Ok();
-  // Only a view is taken here (copy-on-write segments); the coordinator encodes it.
-  out->deferred_state =
-      std::make_shared<WindowDeferredState>(m.table.Capture(), m.Encoding(), m.arrival);
+  if (m.table.live() == 0 && !m.spill) return Status::Ok();
+  // Only views are taken here (copy-on-write segments, an LMDB read transaction); the
+  // coordinator encodes them.
+  SR_ASSIGN_OR_RETURN(StateView view, m.View());
+  out->deferred_state = std::make_shared<WindowDeferredState>(std::move(view));
   return Status::Ok();
 }
 
@@ -623,6 +811,7 @@ Status WindowOperator::Process(BatchPtr batch) {
     SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));
   }
   SR_RETURN_IF_ERROR(m.Advance(batch->watermark));
+  SR_RETURN_IF_ERROR(m.EnforceCache());
   return m.Flush();
 }
 
@@ -634,70 +823,29 @@ Status WindowOperator::Finish() {
 uint64_t WindowOperator::records_out() const { return impl_->results; }
 uint64_t WindowOperator::late_dropped() const { return impl_->late_dropped; }
 int64_t WindowOperator::watermark() const { return impl_->wm; }
-size_t WindowOperator::open_windows() const { return impl_->table.live(); }
+size_t WindowOperator::open_windows() const {
+  return impl_->table.live() + (impl_->spill ? impl_->spill->size() : 0);
+}
+size_t WindowOperator::cached_windows() const { return impl_->table.live(); }
+uint64_t WindowOperator::evictions() const { return impl_->evicted; }
+uint64_t WindowOperator::reloads() const { return impl_->reloaded; }
 
-Status WindowOperator::SnapshotTo(KeyedStateStore& store) const {
-  Impl& m = *impl_;
-  return m.Encoding().ForEach(m.table.Capture(), m.arrival,
-                              [&](int key_group, std::string_view key, std::string_view ns,
-                                  std::string_view value) {
-                                return store.Put(key_group, key, ns, value);
-                              });
+Status WindowOperator::SnapshotTo(KeyedStateStore& store) {
+  SR_ASSIGN_OR_RETURN(StateView view, impl_->View());
+  return view.Visit([&](int key_group, std::string_view key, std::string_view ns,
+                        std::string_view value) { return store.Put(key_group, key, ns, value); });
 }
 
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
-  const std::string& name = m.ctx->name;
-  auto corrupt = [&](std::string_view why) {
-    return Status::RuntimeError("state of window step '" + name + "': " + std::string(why));
-  };
-  return store.ForEach(first_key_group, last_key_group, [&](int, std::string_view key_bytes,
-                                                            std::string_view ns,
-                                                            std::string_view value) -> Status {
-    ByteReader nsr(ns);
-    TimeWindow bounds;
-    if (!nsr.GetI64(&bounds.start) || !nsr.GetI64(&bounds.end) || !nsr.done()) {
-      return corrupt("a window entry has a damaged namespace");
-    }
-    ByteReader in(value);
-    uint8_t version, flags, o1, o2, n;
-    uint64_t arrival;
-    if (!in.GetU8(&version)) return corrupt("an empty window entry");
-    if (version != kStateVersion) {
-      return corrupt("window state version " + std::to_string(version) +
-                     " is not supported (this build reads version 1)");
-    }
-    if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&arrival) ||
-        !in.GetU8(&n)) {
-      return corrupt("a truncated window entry");
-    }
-    if (n != m.naggs) return corrupt("its aggregates changed since the state was written");
-    uint64_t hash = HashKey(key_bytes);
-    if (!m.session) hash = WindowHash(hash, bounds.start);
-    uint32_t e = m.NewWindow(hash, key_bytes, bounds);
-    WindowEntry& win = m.table.Mut(e);
-    win.origin = static_cast<uint16_t>((o1 << 8) | o2);
-    if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
-    Accumulator* a = m.general_count > 0 ? m.table.MutAccs(e) : nullptr;
-    Accumulator counter;
-    for (size_t j = 0; j < m.naggs; ++j) {
-      uint8_t kind;
-      if (!in.GetU8(&kind)) return corrupt("a truncated window entry");
-      if (kind != static_cast<uint8_t>(m.opt.aggregates[j].kind)) {
-        return corrupt("its aggregates changed since the state was written");
-      }
-      Accumulator* into = j == m.inline_agg ? &counter : &a[m.general[j]];
-      if (!DecodeAccumulator(m.opt.aggregates[j].kind, in, into)) {
-        return corrupt("a damaged accumulator");
-      }
-      if (j == m.inline_agg) win.counter = counter.count;
-    }
-    if (!in.done()) return corrupt("trailing bytes in a window entry");
-    m.arrival = std::max(m.arrival, arrival);
-    m.Schedule(e);
-    return Status::Ok();
-  });
+  return store.ForEach(first_key_group, last_key_group,
+                       [&](int, std::string_view key, std::string_view ns,
+                           std::string_view value) -> Status {
+                         SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
+                         // State larger than the cache goes on to the cache's store.
+                         return m.EnforceCache();
+                       });
 }
 
 }  // namespace streamrun

@@ -95,7 +95,7 @@ class WindowOperator : public Operator {
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override;
 
   // Writes every open window to `store` (entries of this operator only; the caller clears it).
-  Status SnapshotTo(KeyedStateStore& store) const;
+  Status SnapshotTo(KeyedStateStore& store);
   // Reads the windows of key groups first..last from `store`. REQUIRES: Open was called and no
   // record was processed yet.
   Status RestoreFrom(const KeyedStateStore& store, int first_key_group, int last_key_group);
@@ -103,7 +103,12 @@ class WindowOperator : public Operator {
   // Records too late for every window while nobody reads the late stream.
   uint64_t late_dropped() const;
   int64_t watermark() const;
+  // Open windows, in memory or evicted; in memory only.
   size_t open_windows() const;
+  size_t cached_windows() const;
+  // Windows the cache evicted to its store, and read back from it, so far.
+  uint64_t evictions() const;
+  uint64_t reloads() const;
 
  private:
   struct Impl;

@@ -197,10 +197,13 @@ class WindowTable {
   // Entries ever allocated (live or free): entry indexes are below this.
   size_t capacity() const { return segs_.size() * kSegmentEntries; }
   bool IsLive(uint32_t e) const { return (At(e).flags & WindowEntry::kLive) != 0; }
-  // Bytes the table holds per live window, beyond the key: its entry, its share of the slots
-  // and its accumulators (for sizing a cache).
-  size_t bytes_per_entry() const { return sizeof(WindowEntry) + 4 * sizeof(uint64_t) +
-                                          per_entry_ * sizeof(Accumulator); }
+  // Memory per window, for sizing a cache: its entry and accumulators (twice with
+  // reserve_copies) and its slots (at most 4 per window: the table is at least a quarter full
+  // after growing). Heap memory of long keys and of accumulators' strings and sets is extra.
+  size_t bytes_per_entry() const {
+    return (sizeof(WindowEntry) + per_entry_ * sizeof(Accumulator)) * (reserve_copies_ ? 2 : 1) +
+           4 * sizeof(Slot);
+  }
 
   // A consistent view of every entry as it is now, for another thread (see the header comment).
   WindowTableView Capture();
