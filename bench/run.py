@@ -8,7 +8,11 @@
   d. keyed state under checkpoints: a 1-hour tumbling count over 1,000,000 users, with
      checkpoints every second against none (throughput ratio), the pause at each barrier (from
      the engine's debug log) and the progress gaps seen from outside (the status socket polled
-     every 2 ms), and recovery of the 1 M keys after a crash.
+     every 2 ms), and recovery of the 1 M keys after a crash;
+  e. state larger than the cache: the same job over 10,000,000 users (every one in state), all in
+     memory against a small `state.cache` (windows evicted to LMDB), with and without
+     checkpoints: time, peak memory (anonymous and LMDB's mapped file pages), and the output's
+     multiset checked equal.
 
 Data is generated into bench/data/ (deterministic seeds) and reused when present. Each figure is
 the median of several runs (min and max reported too), printed with the machine and the commit,
@@ -94,6 +98,28 @@ def ensure_users(lines, users):
         subprocess.run([sys.executable, os.path.join(BENCH, "gen_clicks.py"), path, str(lines),
                         "--users", str(users), "--seed", "7"], check=True)
     return path
+
+
+def ensure_every_user(lines, users):
+    """Clicks going through all `users`, each once per pass (gen_clicks.py --every-user)."""
+    path = os.path.join(DATA, "clicks_%dk_every_user_%d.jsonl" % (users // 1000, lines))
+    if not os.path.exists(path):
+        log("generating %s (%d lines, every one of %d users per pass)" % (path, lines, users))
+        subprocess.run([sys.executable, os.path.join(BENCH, "gen_clicks.py"), path, str(lines),
+                        "--users", str(users), "--seed", "7", "--every-user"], check=True)
+    return path
+
+
+def multiset_digest(path):
+    """An order-independent digest of a file's lines, and their count."""
+    import hashlib
+    total, n = 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            total = (total + int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(),
+                                            "little")) & ((1 << 64) - 1)
+            n += 1
+    return "%016x" % total, n
 
 
 def ensure_prefix(src, lines):
@@ -384,6 +410,73 @@ def bench_state(r, lines, runs):
     return res
 
 
+def bench_big_state(r, keys, lines, cache, runs):
+    """e. State larger than the cache (see the module comment). Returns the results dict."""
+    data = ensure_every_user(lines, keys)
+    warm(data)
+    pipeline = os.path.join(BENCH, "window_state.yaml")
+    out = os.path.join(r.tmp, "big-out.jsonl")
+    res = {"lines": lines, "keys": keys, "cache": cache}
+
+    def run_once(sets):
+        state = os.path.join(r.tmp, "state-e")
+        env = dict(os.environ, BENCH_INPUT=data, BENCH_OUTPUT=out, BENCH_STATE=state)
+        cmd = [r.streamrun, "run", pipeline, "--log-level", "debug"]
+        for kv in sets:
+            cmd += ["--set", kv]
+        peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+        err = tempfile.TemporaryFile(mode="w+")
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        while p.poll() is None:
+            try:
+                with open("/proc/%d/status" % p.pid) as f:
+                    for line in f:
+                        k = line.split(":")[0]
+                        if k in peak:
+                            peak[k] = max(peak[k], int(line.split()[1]) // 1024)
+            except OSError:
+                pass
+            time.sleep(0.05)
+        secs = time.perf_counter() - t0
+        err.seek(0)
+        stderr = err.read()
+        if p.returncode != 0:
+            raise SystemExit("failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), stderr[-2000:]))
+        digest = multiset_digest(out)
+        os.remove(out)
+        shutil.rmtree(state, ignore_errors=True)
+        m = re.search(r"(\d+) windows evicted to the cache's store, (\d+) read back", stderr)
+        pauses = [int(x) / 1000.0 for x in re.findall(r"paused (\d+) us at the barrier", stderr)]
+        chk = [(int(ms), int(b)) for ms, b in
+               re.findall(r"checkpoint \d+ complete in (\d+) ms \((\d+) bytes", stderr) if int(b)]
+        return {"seconds": secs, "rate": lines / secs, "peak_mb": peak, "digest": digest[0],
+                "results": digest[1], "evicted": int(m.group(1)) if m else 0,
+                "read_back": int(m.group(2)) if m else 0, "pauses_ms": pauses,
+                "checkpoints_ms_bytes": chk}
+
+    variants = [("in_memory", ["state.cache=8GiB"]),
+                ("cache", ["state.cache=%s" % cache]),
+                ("cache_checkpoints_1s", ["state.cache=%s" % cache, "checkpoints.interval=1s"])]
+    for name, sets in variants:
+        rs = [run_once(sets) for _ in range(runs)]
+        best = sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2]
+        pauses = [p for x in rs for p in x["pauses_ms"]]
+        chk = [c for x in rs for c in x["checkpoints_ms_bytes"]]
+        res[name] = {"rate": summary([x["rate"] for x in rs]),
+                     "peak_mb": {k: max(x["peak_mb"][k] for x in rs) for k in rs[0]["peak_mb"]},
+                     "evicted": best["evicted"], "read_back": best["read_back"],
+                     "results": best["results"], "digests": sorted({x["digest"] for x in rs})}
+        if pauses:
+            res[name]["pause_ms"] = {"samples": len(pauses), "p50": percentile(pauses, 0.5),
+                                     "p99": percentile(pauses, 0.99), "max": max(pauses)}
+        if chk:
+            res[name]["checkpoint_ms_median"] = statistics.median(c[0] for c in chk)
+            res[name]["checkpoint_bytes_median"] = statistics.median(c[1] for c in chk)
+    res["same_output"] = len({d for v, _ in variants for d in res[v]["digests"]}) == 1
+    return res
+
+
 def fmt_rate(s):
     return "%.2fM/s (min %.2fM, max %.2fM, %d runs; %.2fM per CPU-second)" % (
         s["median"] / 1e6, s["min"] / 1e6, s["max"] / 1e6, s["runs"],
@@ -395,7 +488,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true", help="smaller inputs: 2 M lines, 1 GiB")
     ap.add_argument("--runs", type=int, default=0, help="runs per figure (default 3, quick 5)")
-    ap.add_argument("--only", default="abcd", help="which benchmarks: a subset of 'abcd'")
+    ap.add_argument("--only", default="abcde", help="which benchmarks: a subset of 'abcde'")
     ap.add_argument("--output", default=os.path.join(BENCH, "results.json"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -506,6 +599,28 @@ def main():
             if rec["first_record_after_start"]:
                 rows.append(("recovery of 1 M keys, ms", rec["first_record_after_start"]["median"],
                              "< 1000"))
+        if "e" in args.only:
+            keys, big_lines, cache = 10_000_000, 20_000_000, "256MiB"
+            log("\n[e] state larger than the cache: %d users, %d lines, state.cache %s" % (
+                keys, big_lines, cache))
+            e = bench_big_state(r, keys, big_lines, cache, 1 if args.quick else 2)
+            for name in ("in_memory", "cache", "cache_checkpoints_1s"):
+                v = e[name]
+                line = "  %-22s %s; peak RSS %d MB (anonymous %d, file %d); %d results" % (
+                    name + ":", fmt_rate(v["rate"]), v["peak_mb"]["VmRSS"],
+                    v["peak_mb"]["RssAnon"], v["peak_mb"]["RssFile"], v["results"])
+                if v["evicted"]:
+                    line += "; %d windows evicted, %d read back" % (v["evicted"], v["read_back"])
+                log(line)
+                if "pause_ms" in v:
+                    log("  %-22s pause at the barrier p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+                        "checkpoints %s ms, %s bytes (medians)" % (
+                            "", v["pause_ms"]["p50"], v["pause_ms"]["p99"], v["pause_ms"]["max"],
+                            v.get("checkpoint_ms_median"), v.get("checkpoint_bytes_median")))
+            log("  same output (multiset of lines) in every run: %s" % e["same_output"])
+            results["state_larger_than_cache"] = e
+            rows.append(("10 M keys, cache %s: output as in memory" % cache,
+                         1.0 if e["same_output"] else 0.0, ">= 1x"))
     finally:
         shutil.rmtree(r.tmp, ignore_errors=True)
 
@@ -524,7 +639,7 @@ def main():
     info["bars"] = [{"name": n, "value": v, "bar": b} for n, v, b in rows]
     for b in results.values():
         b["commit"], b["date"], b["quick"] = info["commit"], info["date"], args.quick
-    if set(args.only) != set("abcd") and os.path.exists(args.output):
+    if set(args.only) != set("abcde") and os.path.exists(args.output):
         # A partial run keeps the other benchmarks' figures of earlier runs (each is dated).
         with open(args.output) as f:
             old = json.load(f)

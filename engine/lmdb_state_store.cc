@@ -202,6 +202,12 @@ int LmdbStateStore::ApplyOne(const PendingOp& op) const {
 Status LmdbStateStore::Apply(PendingOp op) {
   SR_RETURN_IF_ERROR(EnsureTxn());
   int rc = ApplyOne(op);
+  return Applied(std::move(op), rc);
+}
+
+// `op` was applied to the open transaction with result `rc`: keep it for a replay, grow the map
+// if it did not fit, commit when the batch is full.
+Status LmdbStateStore::Applied(PendingOp op, int rc) {
   if (rc != 0 && rc != MDB_MAP_FULL) {
     // The transaction may be unusable after a failed operation: start it over without this one.
     Status error = LmdbError("state store " + dir_ + ": writing", rc);
@@ -311,6 +317,31 @@ Status LmdbStateStore::Get(int key_group, std::string_view key, std::string_view
   value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
   *found = true;
   return Status::Ok();
+}
+
+Status LmdbStateStore::Take(int key_group, std::string_view key, std::string_view ns,
+                            std::string* value, bool* found) {
+  *found = false;
+  SR_RETURN_IF_ERROR(CheckKeyGroup(key_group));
+  std::string k = EncodeStateKey(key_group, key, ns);
+  if (k.size() > max_key_size_) return Status::Ok();  // cannot have been stored
+  SR_RETURN_IF_ERROR(EnsureTxn());
+  int rc;
+  {
+    // One descent for both: the cursor stays on the entry it read.
+    LmdbCursor cursor;
+    rc = cursor.Open(txn_.get(), dbi_);
+    if (rc != 0) return LmdbError("state store " + dir_ + ": opening a cursor", rc);
+    MDB_val kv = ToVal(k);
+    MDB_val v;
+    rc = mdb_cursor_get(cursor.get(), &kv, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return Status::Ok();
+    if (rc != 0) return LmdbError("state store " + dir_ + ": reading", rc);
+    value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    *found = true;
+    rc = mdb_cursor_del(cursor.get(), 0);
+  }
+  return Applied(PendingOp{OpType::kDelete, std::move(k), std::string()}, rc);
 }
 
 Status LmdbStateStore::Delete(int key_group, std::string_view key, std::string_view ns) {

@@ -80,6 +80,9 @@ class LmdbStateStore : public KeyedStateStore {
   Status Get(int key_group, std::string_view key, std::string_view ns, std::string* value,
              bool* found) const override;
   Status Delete(int key_group, std::string_view key, std::string_view ns) override;
+  // Get and Delete in one look-up: removes (key_group, key, ns) and reads what it held.
+  Status Take(int key_group, std::string_view key, std::string_view ns, std::string* value,
+              bool* found);
   // REQUIRES: `visit` does not modify this store.
   Status ForEach(int first_key_group, int last_key_group, const Visitor& visit) const override;
 
@@ -119,6 +122,7 @@ class LmdbStateStore : public KeyedStateStore {
   Status EnsureTxn() const;
   int ApplyOne(const PendingOp& op) const;
   Status Apply(PendingOp op);
+  Status Applied(PendingOp op, int rc);
   Status DoubleMapSize();
   Status GrowAndReplay();
   Status CommitLocked();

@@ -173,6 +173,7 @@ struct WindowOperator::Impl {
   std::vector<std::vector<TimerRef>> spare_buckets;  // emptied, with their capacity
   std::vector<TimerRef>* last_bucket = nullptr;     // the bucket of `last_bucket_time`
   int64_t last_bucket_time = 0;
+  size_t timer_refs = 0;  // in all buckets, stale ones included
 
   int64_t wm = kMinTimestamp;
   int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
@@ -393,6 +394,21 @@ struct WindowOperator::Impl {
     w.flags |= WindowEntry::kHasTimer;
     w.timer = t;
     Bucket(t).push_back({e, w.gen});
+    if (++timer_refs > 2 * table.live() + 65536) CompactTimers();
+  }
+
+  // Drops the stale timers of windows that are gone (evicted windows leave theirs behind; so
+  // do re-timed sessions): without this, buckets would grow with every eviction.
+  void CompactTimers() {
+    timer_refs = 0;
+    for (auto it = buckets.begin(); it != buckets.end();) {
+      std::erase_if(it->second, [&](const TimerRef& ref) {
+        return !table.IsLive(ref.entry) || table.At(ref.entry).gen != ref.gen;
+      });
+      timer_refs += it->second.size();
+      it = it->second.empty() ? buckets.erase(it) : std::next(it);
+    }
+    last_bucket = nullptr;
   }
 
   // --- output ---
@@ -476,8 +492,9 @@ struct WindowOperator::Impl {
     wm_sent = false;
     for (;;) {
       const int64_t next = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
-      if (Spilled() && spill->min_timer() <= to && spill->min_timer() <= next) {
-        // Evicted windows come due: back into the table, a chunk at a time, to fire there.
+      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next) {
+        // Evicted windows come due: back into the table, a chunk at a time, to fire there
+        // (those of the same time as a bucket in memory after it: memory stays bounded).
         constexpr size_t kChunk = 4096;
         SR_RETURN_IF_ERROR(spill->TakeDue(
             to, kChunk, [&](int kg, std::string_view k, std::string_view ns,
@@ -491,6 +508,7 @@ struct WindowOperator::Impl {
       buckets.erase(it);
       last_bucket = nullptr;
       const size_t n = due.size();
+      timer_refs -= n;
       for (size_t i = 0; i < n; ++i) {
         // Entries of a bucket are scattered: fetch a few ahead, then their slots.
         if (i + 8 < n) Prefetch(&table.At(due[i + 8].entry));
@@ -817,6 +835,10 @@ Status WindowOperator::Process(BatchPtr batch) {
 
 Status WindowOperator::Finish() {
   SR_RETURN_IF_ERROR(impl_->Advance(kMaxTimestamp));
+  if (impl_->evicted > 0) {
+    spdlog::debug("window '{}' #{}: {} windows evicted to the cache's store, {} read back",
+                  impl_->ctx->name, impl_->ctx->subtask, impl_->evicted, impl_->reloaded);
+  }
   return impl_->Flush();
 }
 

@@ -120,9 +120,8 @@ Status WindowSpill::TakeWindow(int key_group, std::string_view key, std::string_
     if (timer < min_timer_) continue;
     TimedKey(timer, key_group, key, &scratch_);
     bool found = false;
-    SR_RETURN_IF_ERROR(store_->Get(kByTimeGroup, scratch_, ns, &value, &found));
+    SR_RETURN_IF_ERROR(store_->Take(kByTimeGroup, scratch_, ns, &value, &found));
     if (!found) continue;
-    SR_RETURN_IF_ERROR(store_->Delete(kByTimeGroup, scratch_, ns));
     Removed();
     return take(key_group, key, ns, value);
   }
