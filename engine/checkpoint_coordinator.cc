@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -30,6 +31,7 @@ struct CheckpointCoordinator::Pending {
   std::vector<SnapshotPart> parts;
   std::chrono::steady_clock::time_point started;
   bool complete = false;  // every ack is in; the thread writes it
+  int64_t max_pause_ns = 0;  // the longest task pause at its barrier
 };
 
 CheckpointCoordinator::CheckpointCoordinator(CheckpointOptions options,
@@ -92,9 +94,17 @@ void CheckpointCoordinator::TriggerLocked(std::unique_ptr<Pending> p) {
   spdlog::debug("checkpoint {}: triggered", pending_->id);
 }
 
-void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts) {
+void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts,
+                                BarrierTiming timing) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (pauses_.size() < kPauseWindow) {
+    pauses_.push_back(timing.pause_ns);
+  } else {
+    pauses_[pause_count_ % kPauseWindow] = timing.pause_ns;
+  }
+  ++pause_count_;
   if (!pending_ || pending_->id != id || !pending_->waiting[task]) return;  // aborted or late
+  pending_->max_pause_ns = std::max(pending_->max_pause_ns, timing.pause_ns);
   pending_->waiting[task] = false;
   for (auto& part : parts) pending_->parts.push_back(std::move(part));
   if (--pending_->waiting_count == 0) {
@@ -169,6 +179,24 @@ uint64_t CheckpointCoordinator::failed_count() const {
   return failed_;
 }
 
+PauseStats CheckpointCoordinator::pause_stats() const {
+  PauseStats s;
+  std::vector<int64_t> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.count = pause_count_;
+    s.last_max_ns = last_max_pause_;
+    v = pauses_;
+  }
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+  s.p50_ns = at(0.50);
+  s.p99_ns = at(0.99);
+  s.max_ns = v.back();
+  return s;
+}
+
 void CheckpointCoordinator::Loop() {
   using Clock = std::chrono::steady_clock;
   const bool periodic = options_.interval_ms > 0;
@@ -195,12 +223,14 @@ void CheckpointCoordinator::Loop() {
       }
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
       lock.lock();
+      last_max_pause_ = p->max_pause_ns;
       if (st.ok()) {
         ++completed_;
         completed_id_.store(p->id, std::memory_order_relaxed);
         last_ = Completed{static_cast<int64_t>(p->id), path, NowMillis(), took.count(), bytes};
-        spdlog::debug("{} {} complete in {} ms: {}", p->savepoint ? "savepoint" : "checkpoint",
-                      p->id, took.count(), path);
+        spdlog::debug("{} {} complete in {} ms ({} bytes of state; longest task pause {} us): {}",
+                      p->savepoint ? "savepoint" : "checkpoint", p->id, took.count(), bytes,
+                      p->max_pause_ns / 1000, path);
       } else {
         ++failed_;
         spdlog::warn("{} {} failed, the job goes on: {}", p->savepoint ? "savepoint" : "checkpoint",
@@ -293,7 +323,7 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
           w.Null();
         }
       }
-      if (part != nullptr && !part->snapshot.state.empty()) {
+      if (part != nullptr && part->snapshot.has_state()) {
         w.Key("state");
         std::string file = node.name + "/" + std::to_string(s) + ".state";
         w.String(file.c_str());
@@ -323,10 +353,22 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
                                                                   static_cast<int64_t>(p.id)));
   }
   for (const auto& part : p.parts) {
-    if (part.snapshot.state.empty()) continue;
+    if (!part.snapshot.has_state()) continue;
     std::string file = nodes_[part.node].name + "/" + std::to_string(part.subtask) + ".state";
-    *bytes += part.snapshot.state.size();
-    Status st = writer->AddFile(file, part.snapshot.state);
+    Status st = [&]() -> Status {
+      SR_ASSIGN_OR_RETURN(auto out, writer->CreateFile(file));
+      if (part.snapshot.deferred_state) {
+        // Encoded here, beside the job: the operator only captured a view at its barrier.
+        SR_RETURN_IF_ERROR(part.snapshot.deferred_state->WriteTo([&](std::string_view piece) {
+          *bytes += piece.size();
+          return out->Append(piece);
+        }));
+      } else {
+        *bytes += part.snapshot.state.size();
+        SR_RETURN_IF_ERROR(out->Append(part.snapshot.state));
+      }
+      return out->Close();
+    }();
     if (!st.ok()) {
       writer->Abort();
       return st;

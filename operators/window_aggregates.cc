@@ -152,6 +152,22 @@ void Accumulator::Reset() {
   if (distinct) distinct->clear();
 }
 
+void Accumulator::CopyFrom(const Accumulator& other) {
+  count = other.count;
+  isum = other.isum;
+  dsum = other.dsum;
+  is_double = other.is_double;
+  kind = other.kind;
+  scalar = other.scalar;
+  text = other.text;
+  seq = other.seq;
+  if (other.distinct && !other.distinct->empty()) {
+    distinct = std::make_unique<std::unordered_set<std::string>>(*other.distinct);
+  } else if (distinct) {
+    distinct->clear();
+  }
+}
+
 Value Accumulator::Kept() const {
   if (kind == Value::Kind::kString) return Value::String(text);
   if (kind == Value::Kind::kJson) return Value::Json(text);

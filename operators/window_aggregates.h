@@ -64,6 +64,8 @@ struct Accumulator {
 
   // Empties the accumulator, keeping its memory.
   void Reset();
+  // Makes this accumulator a copy of `other` (a window table's copy-on-write).
+  void CopyFrom(const Accumulator& other);
   // The kept value (min, max, first, last); points into this accumulator.
   Value Kept() const;
 };
