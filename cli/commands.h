@@ -23,6 +23,8 @@ CommandRunner AddGraphCommand(CLI::App& app);
 CommandRunner AddStatusCommand(CLI::App& app);
 CommandRunner AddStopCommand(CLI::App& app);
 CommandRunner AddTestCommand(CLI::App& app);
+CommandRunner AddCheckpointsCommand(CLI::App& app);
+CommandRunner AddStateCommand(CLI::App& app);
 
 // Sends a control request (cli/savepoint.cc) and prints the savepoint path of the answer.
 int RequestWithSavepoint(const std::string& target, const std::string& request);

@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   add(AddRecordCommand);
   add(AddReplayCommand);
   add(AddKafkaMockCommand);
+  add(AddCheckpointsCommand);
+  add(AddStateCommand);
 
   try {
     app.parse(argc, argv);

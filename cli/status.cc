@@ -92,6 +92,13 @@ CommandRunner AddStatusCommand(CLI::App& app) {
         std::printf("last checkpoint: none yet (%llu failed)\n",
                     static_cast<unsigned long long>(c["failed"].GetUint64()));
       }
+      if (c.HasMember("pause_ms") && c["pause_ms"].IsObject() &&
+          c["pause_ms"]["samples"].GetUint64() > 0) {
+        const auto& p = c["pause_ms"];
+        std::printf("pause at barriers: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%llu samples)\n",
+                    p["p50"].GetDouble(), p["p99"].GetDouble(), p["max"].GetDouble(),
+                    static_cast<unsigned long long>(p["samples"].GetUint64()));
+      }
     }
     return 0;
   };

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 #include <rapidjson/stringbuffer.h>
@@ -29,6 +31,7 @@ struct CheckpointCoordinator::Pending {
   std::vector<SnapshotPart> parts;
   std::chrono::steady_clock::time_point started;
   bool complete = false;  // every ack is in; the thread writes it
+  int64_t max_pause_ns = 0;  // the longest task pause at its barrier
 };
 
 CheckpointCoordinator::CheckpointCoordinator(CheckpointOptions options,
@@ -91,9 +94,17 @@ void CheckpointCoordinator::TriggerLocked(std::unique_ptr<Pending> p) {
   spdlog::debug("checkpoint {}: triggered", pending_->id);
 }
 
-void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts) {
+void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts,
+                                BarrierTiming timing) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (pauses_.size() < kPauseWindow) {
+    pauses_.push_back(timing.pause_ns);
+  } else {
+    pauses_[pause_count_ % kPauseWindow] = timing.pause_ns;
+  }
+  ++pause_count_;
   if (!pending_ || pending_->id != id || !pending_->waiting[task]) return;  // aborted or late
+  pending_->max_pause_ns = std::max(pending_->max_pause_ns, timing.pause_ns);
   pending_->waiting[task] = false;
   for (auto& part : parts) pending_->parts.push_back(std::move(part));
   if (--pending_->waiting_count == 0) {
@@ -102,24 +113,11 @@ void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart>
   }
 }
 
-void CheckpointCoordinator::TaskFinished(int task, bool ok,
+void CheckpointCoordinator::TaskFinished(int task,
                                          const std::vector<std::pair<int, int>>& source_subtasks,
                                          std::vector<SnapshotPart> final_parts) {
   std::lock_guard<std::mutex> lock(mu_);
   finished_[task] = true;
-  if (!ok) {
-    task_failed_ = true;
-    if (pending_ && !pending_->complete) {
-      spdlog::debug("checkpoint {}: aborted, a task ended without it", pending_->id);
-      if (pending_->savepoint != nullptr) {
-        pending_->savepoint->result = Status::RuntimeError("the job stopped before the savepoint completed");
-        pending_->savepoint->done = true;
-      }
-      pending_.reset();
-      cv_.notify_all();
-    }
-    return;
-  }
   for (auto [node, subtask] : source_subtasks) source_ended_[node][subtask] = true;
   for (auto& part : final_parts) final_parts_.push_back(part);
   if (pending_ && pending_->waiting[task]) {
@@ -132,11 +130,36 @@ void CheckpointCoordinator::TaskFinished(int task, bool ok,
   }
 }
 
+void CheckpointCoordinator::TaskFailed(int task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_[task] = true;
+  if (task_failed_) return;
+  task_failed_ = true;
+  if (pending_ && !pending_->complete) {
+    ++failed_;
+    spdlog::info("{} {} aborted: a task failed or was cancelled",
+                 pending_->savepoint ? "savepoint" : "checkpoint", pending_->id);
+    if (pending_->savepoint != nullptr) {
+      pending_->savepoint->result =
+          Status::RuntimeError("the job failed or was stopped before the savepoint completed");
+      pending_->savepoint->done = true;
+    }
+    pending_.reset();
+  }
+  for (SavepointRequest* r : savepoints_) {
+    r->result =
+        Status::RuntimeError("the job failed or was stopped before the savepoint was taken");
+    r->done = true;
+  }
+  savepoints_.clear();
+  cv_.notify_all();
+}
+
 Result<std::string> CheckpointCoordinator::Savepoint(const std::string& parent_dir) {
   SavepointRequest req;
   req.parent_dir = parent_dir;
   std::unique_lock<std::mutex> lock(mu_);
-  if (stop_) return Status::RuntimeError("the job is not running");
+  if (stop_ || task_failed_) return Status::RuntimeError("the job is not running");
   savepoints_.push_back(&req);
   cv_.notify_all();
   cv_.wait(lock, [&] { return req.done; });
@@ -154,6 +177,24 @@ uint64_t CheckpointCoordinator::completed_count() const {
 uint64_t CheckpointCoordinator::failed_count() const {
   std::lock_guard<std::mutex> lock(mu_);
   return failed_;
+}
+
+PauseStats CheckpointCoordinator::pause_stats() const {
+  PauseStats s;
+  std::vector<int64_t> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.count = pause_count_;
+    s.last_max_ns = last_max_pause_;
+    v = pauses_;
+  }
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+  s.p50_ns = at(0.50);
+  s.p99_ns = at(0.99);
+  s.max_ns = v.back();
+  return s;
 }
 
 void CheckpointCoordinator::Loop() {
@@ -182,12 +223,14 @@ void CheckpointCoordinator::Loop() {
       }
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
       lock.lock();
+      last_max_pause_ = p->max_pause_ns;
       if (st.ok()) {
         ++completed_;
         completed_id_.store(p->id, std::memory_order_relaxed);
         last_ = Completed{static_cast<int64_t>(p->id), path, NowMillis(), took.count(), bytes};
-        spdlog::debug("{} {} complete in {} ms: {}", p->savepoint ? "savepoint" : "checkpoint",
-                      p->id, took.count(), path);
+        spdlog::debug("{} {} complete in {} ms ({} bytes of state; longest task pause {} us): {}",
+                      p->savepoint ? "savepoint" : "checkpoint", p->id, took.count(), bytes,
+                      p->max_pause_ns / 1000, path);
       } else {
         ++failed_;
         spdlog::warn("{} {} failed, the job goes on: {}", p->savepoint ? "savepoint" : "checkpoint",
@@ -212,15 +255,8 @@ void CheckpointCoordinator::Loop() {
       pending_.reset();
       continue;
     }
-    if (task_failed_ && !pending_) {
-      // The job is going down: nothing consistent can be taken any more.
-      for (SavepointRequest* r : savepoints_) {
-        r->result = Status::RuntimeError("the job is stopping");
-        r->done = true;
-      }
-      if (!savepoints_.empty()) cv_.notify_all();
-      savepoints_.clear();
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (task_failed_) {
+      cv_.wait(lock);  // the job is going down: no more checkpoints
       continue;
     }
     if (!pending_ && !savepoints_.empty()) {
@@ -265,6 +301,10 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
       w.Key("fingerprint");
       w.String(node.fingerprint.c_str());
     }
+    if (!node.schema_json.empty()) {
+      w.Key("schema");
+      w.RawValue(node.schema_json.data(), node.schema_json.size(), rapidjson::kObjectType);
+    }
     w.Key("subtasks");
     w.StartArray();
     for (int s = 0; s < node.parallelism; ++s) {
@@ -283,7 +323,7 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
           w.Null();
         }
       }
-      if (part != nullptr && !part->snapshot.state.empty()) {
+      if (part != nullptr && part->snapshot.has_state()) {
         w.Key("state");
         std::string file = node.name + "/" + std::to_string(s) + ".state";
         w.String(file.c_str());
@@ -313,10 +353,22 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
                                                                   static_cast<int64_t>(p.id)));
   }
   for (const auto& part : p.parts) {
-    if (part.snapshot.state.empty()) continue;
+    if (!part.snapshot.has_state()) continue;
     std::string file = nodes_[part.node].name + "/" + std::to_string(part.subtask) + ".state";
-    *bytes += part.snapshot.state.size();
-    Status st = writer->AddFile(file, part.snapshot.state);
+    Status st = [&]() -> Status {
+      SR_ASSIGN_OR_RETURN(auto out, writer->CreateFile(file));
+      if (part.snapshot.deferred_state) {
+        // Encoded here, beside the job: the operator only captured a view at its barrier.
+        SR_RETURN_IF_ERROR(part.snapshot.deferred_state->WriteTo([&](std::string_view piece) {
+          *bytes += piece.size();
+          return out->Append(piece);
+        }));
+      } else {
+        *bytes += part.snapshot.state.size();
+        SR_RETURN_IF_ERROR(out->Append(part.snapshot.state));
+      }
+      return out->Close();
+    }();
     if (!st.ok()) {
       writer->Abort();
       return st;
@@ -326,6 +378,9 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
   for (const auto& part : p.parts) {
     for (const std::string& sync : part.snapshot.sync_paths) {
       int fd = ::open(sync.c_str(), O_RDONLY | O_CLOEXEC);
+      // A sink whose input ended meanwhile has committed its staged files into its output,
+      // synced it and removed them (LineSink::Finish): that output is on disk already.
+      if (fd < 0 && errno == ENOENT) continue;
       if (fd < 0 || ::fsync(fd) != 0) {
         Status st = ErrnoStatus("cannot sync '" + sync + "'", errno);
         if (fd >= 0) ::close(fd);

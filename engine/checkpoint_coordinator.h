@@ -10,10 +10,13 @@
 //  3. A task with several input queues aligns (exactly_once: it stops reading a queue whose
 //     barrier came until every queue's came) or not (at_least_once: it snapshots at the first),
 //     snapshots its operators, forwards the barrier, and calls Ack with the snapshots. The
-//     snapshot is taken in memory on the task's thread; writing it to disk is left to the
-//     coordinator's thread, so processing goes on at once.
+//     task only captures its state (a stateful operator hands over a DeferredState: a view of
+//     its state, engine/operator.h); encoding and writing it is left to the coordinator's
+//     thread, so processing goes on at once. The time a task spends here is its pause
+//     (BarrierTiming), kept for `status` (pause_stats) and logged at debug level.
 //  4. When every task that was running has acked (or finished), the coordinator's thread writes
-//     the state files, fsyncs the sinks' staged files, writes MANIFEST.json last
+//     the state files (calling each DeferredState::WriteTo, concurrently with the tasks), fsyncs
+//     the sinks' staged files, writes MANIFEST.json last
 //     (engine/checkpoint_writer.h), applies `retain`, and tells every committing operator
 //     (NotifyCheckpointComplete): sinks make the covered output visible.
 //  A checkpoint whose acks do not all arrive within `timeout`, or whose writing fails (a full
@@ -22,7 +25,8 @@
 // Manifest metadata (docs/state-format.md "Checkpoint metadata"):
 //   {"job": NAME, "max_parallelism": 128,
 //    "nodes": {NAME: {"role": "source"|"step"|"sink", "type": TYPE, "parallelism": P,
-//                     "fingerprint": STR (stateful steps),
+//                     "fingerprint": STR (stateful steps), "schema": OBJECT (stateful steps:
+//                     names for `state dump`, NodeConfig::StateSchemaJson),
 //                     "subtasks": [{"position": JSON (sources), "state": PATH (keyed state),
 //                                   "meta": JSON (sinks)}, ...]}}}
 //
@@ -63,6 +67,21 @@ struct CheckpointNode {
   std::string type;
   int parallelism = 1;
   std::string fingerprint;
+  std::string schema_json;  // NodeConfig::StateSchemaJson, or empty
+};
+
+// How long a task stopped processing for one barrier (measured on the task's thread).
+struct BarrierTiming {
+  int64_t pause_ns = 0;     // PassBarrier: flush, the operators' Snapshot calls, barrier out, ack
+  int64_t snapshot_ns = 0;  // of which in Operator::Snapshot
+  int64_t align_ns = 0;     // exactly_once with several inputs: from the first barrier to the last
+};
+
+// Percentiles of the last pauses (BarrierTiming::pause_ns, one sample per task and barrier).
+struct PauseStats {
+  uint64_t count = 0;  // samples ever taken
+  int64_t p50_ns = 0, p99_ns = 0, max_ns = 0;  // over the last kPauseWindow samples
+  int64_t last_max_ns = 0;                     // the longest pause of the newest checkpoint
 };
 
 // One operator subtask's part of a task's ack.
@@ -90,16 +109,18 @@ class CheckpointCoordinator {
   // The newest checkpoint completed (written, and its committers told); 0: none
   // (BarrierHook::completed).
   uint64_t completed() const { return completed_id_.load(std::memory_order_relaxed); }
-  // Task `task` passed barrier `id` with these snapshots.
-  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts);
-  // Task `task` ended (all its input ended, or failed): checkpoints no longer wait for it. A
+  // Task `task` passed barrier `id` with these snapshots, pausing as `timing` says.
+  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts, BarrierTiming timing = {});
+  // Task `task` ended because all its input ended: checkpoints no longer wait for it. A
   // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
   // (what its operators hold after finishing: a sink's committed length) are part of every
   // later checkpoint.
-  // A task that failed or was cancelled (`ok` false) aborts the checkpoint in flight, and no
-  // checkpoint is taken after it: its state is lost with it.
-  void TaskFinished(int task, bool ok, const std::vector<std::pair<int, int>>& source_subtasks,
+  void TaskFinished(int task, const std::vector<std::pair<int, int>>& source_subtasks,
                     std::vector<SnapshotPart> final_parts = {});
+  // Task `task` failed or was cancelled before its input ended: its state at later barriers is
+  // unknown, so the checkpoint in flight is aborted and no other one is taken (a checkpoint
+  // completed without the task's part would resume without its state or source position).
+  void TaskFailed(int task);
 
   // Takes a savepoint into `parent_dir` (STATE_DIR/savepoints or --target) and returns its path
   // once complete. Blocks the caller.
@@ -116,6 +137,9 @@ class CheckpointCoordinator {
   std::optional<Completed> last_completed() const;
   uint64_t completed_count() const;
   uint64_t failed_count() const;
+  PauseStats pause_stats() const;
+  // Samples pause_stats() keeps.
+  static constexpr size_t kPauseWindow = 4096;
 
  private:
   struct Pending;
@@ -135,7 +159,7 @@ class CheckpointCoordinator {
   std::condition_variable cv_;
   std::thread thread_;
   bool stop_ = false;                              // guarded by mu_
-  bool task_failed_ = false;                       // guarded by mu_
+  bool task_failed_ = false;                       // guarded by mu_: no more checkpoints
   int64_t next_id_;                                // guarded by mu_
   std::unique_ptr<Pending> pending_;               // in flight; guarded by mu_
   std::vector<bool> finished_;                     // per task; guarded by mu_
@@ -145,6 +169,9 @@ class CheckpointCoordinator {
   std::vector<Operator*> committers_;              // set before Start
   std::optional<Completed> last_;                  // guarded by mu_
   uint64_t completed_ = 0, failed_ = 0;            // guarded by mu_
+  std::vector<int64_t> pauses_;                    // ring of kPauseWindow; guarded by mu_
+  uint64_t pause_count_ = 0;                       // guarded by mu_
+  int64_t last_max_pause_ = 0;                     // guarded by mu_
 };
 
 }  // namespace streamrun

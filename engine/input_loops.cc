@@ -66,6 +66,7 @@ Status Job::Impl::RunInputLoop(Task& t) {
       std::fill(blocked.begin(), blocked.end(), false);
       blocked_count = 0;
       aligning = id;
+      t.align_started_ns = SteadyNowNs();
     }
     blocked[slot] = true;
     ++blocked_count;
@@ -219,6 +220,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
       if (id > aligning) {
         for (auto& c : cur) c.barrier = 0;
         aligning = id;
+        t.align_started_ns = SteadyNowNs();
       }
       cur[s].barrier = id;
       return Status::Ok();

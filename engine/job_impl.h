@@ -94,10 +94,16 @@ class Job::Impl {
     std::unique_ptr<BarrierHook> barrier_hook;
     std::deque<RestoreContext> restore_ctx;
     uint64_t last_barrier = 0;  // the newest barrier this task passed on
+    int64_t align_started_ns = 0;  // exactly_once alignment: when its first barrier came; 0: none
   };
 
   Impl(const PipelineSpec& spec, Plan plan, RunOptions options)
       : spec_(spec), plan_(std::move(plan)), options_(std::move(options)) {}
+  // The coordinator stops (dropping a checkpoint in flight, whose deferred state may refer to
+  // operators' stores) before the tasks and their operators go.
+  ~Impl() {
+    if (coordinator_) coordinator_->Stop();
+  }
 
   Status Build();
   Status Run();

@@ -111,6 +111,21 @@ std::string Job::StatusJson() const {
     } else {
       w.Null();
     }
+    // How long tasks stopped processing at barriers (engine/checkpoint_coordinator.h).
+    PauseStats ps = c.pause_stats();
+    w.Key("pause_ms");
+    w.StartObject();
+    w.Key("samples");
+    w.Uint64(ps.count);
+    w.Key("p50");
+    w.Double(static_cast<double>(ps.p50_ns) / 1e6);
+    w.Key("p99");
+    w.Double(static_cast<double>(ps.p99_ns) / 1e6);
+    w.Key("max");
+    w.Double(static_cast<double>(ps.max_ns) / 1e6);
+    w.Key("last");
+    w.Double(static_cast<double>(ps.last_max_ns) / 1e6);
+    w.EndObject();
     w.EndObject();
   }
   w.EndObject();

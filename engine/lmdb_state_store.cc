@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <system_error>
 #include <utility>
 
@@ -26,34 +27,49 @@ Status CheckKeyGroup(int key_group) {
   return Status::Ok();
 }
 
+// Visits the entries through a cursor of `txn`, in order from the first at or after the encoded
+// key `start`, until `visit` sets *stop.
+using CursorVisitor = std::function<Status(int key_group, std::string_view key, std::string_view ns,
+                                           std::string_view value, bool* stop)>;
+Status CursorScan(MDB_txn* txn, MDB_dbi dbi, std::string_view start, std::string_view where,
+                  const CursorVisitor& visit) {
+  LmdbCursor cursor;
+  int rc = cursor.Open(txn, dbi);
+  if (rc != 0) return LmdbError(std::string(where) + ": opening a cursor", rc);
+  MDB_val k = ToVal(start);
+  MDB_val v;
+  rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
+  std::string key;
+  bool stop = false;
+  while (rc == 0) {
+    int key_group;
+    std::string_view ns;
+    if (!DecodeStateKey(FromVal(k), &key_group, &key, &ns)) {
+      return Status::DataError(std::string(where) + ": damaged key of " +
+                               std::to_string(k.mv_size) + " bytes");
+    }
+    SR_RETURN_IF_ERROR(visit(key_group, key, ns, FromVal(v), &stop));
+    if (stop) return Status::Ok();
+    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
+  }
+  if (rc != MDB_NOTFOUND) return LmdbError(std::string(where) + ": reading with a cursor", rc);
+  return Status::Ok();
+}
+
 // Visits the entries of key groups [first, last] through a cursor of `txn`.
 Status ScanRange(MDB_txn* txn, MDB_dbi dbi, int first_key_group, int last_key_group,
                  const KeyedStateStore::Visitor& visit) {
   if (first_key_group > last_key_group || last_key_group < 0) return Status::Ok();
   if (first_key_group < 0) first_key_group = 0;
-  LmdbCursor cursor;
-  int rc = cursor.Open(txn, dbi);
-  if (rc != 0) return LmdbError("state store: opening a cursor", rc);
   std::string start;
   start.push_back(static_cast<char>((first_key_group >> 8) & 0xFF));
   start.push_back(static_cast<char>(first_key_group & 0xFF));
-  MDB_val k = ToVal(start);
-  MDB_val v;
-  rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_SET_RANGE);
-  std::string key;
-  while (rc == 0) {
-    int key_group;
-    std::string_view ns;
-    if (!DecodeStateKey(FromVal(k), &key_group, &key, &ns)) {
-      return Status::DataError("state store: damaged key of " + std::to_string(k.mv_size) +
-                               " bytes");
-    }
-    if (key_group > last_key_group) return Status::Ok();
-    SR_RETURN_IF_ERROR(visit(key_group, key, ns, FromVal(v)));
-    rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT);
-  }
-  if (rc != MDB_NOTFOUND) return LmdbError("state store: reading with a cursor", rc);
-  return Status::Ok();
+  return CursorScan(txn, dbi, start, "state store",
+                    [&](int key_group, std::string_view key, std::string_view ns,
+                        std::string_view value, bool* stop) -> Status {
+                      *stop = key_group > last_key_group;
+                      return *stop ? Status::Ok() : visit(key_group, key, ns, value);
+                    });
 }
 
 }  // namespace
@@ -125,7 +141,7 @@ Result<std::unique_ptr<LmdbStateStore>> LmdbStateStore::Open(const std::string& 
   // MDB_NORDAHEAD: state is read at random; read-ahead would fill the page cache with
   // neighbouring pages nobody asked for once the state is larger than memory.
   constexpr unsigned kFlags = MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD;
-  rc = mdb_env_open(raw, dir.c_str(), kFlags, 0644);
+  rc = mdb_env_open(raw, dir.c_str(), kFlags | (options.write_map ? MDB_WRITEMAP : 0), 0644);
   if (rc != 0) return LmdbError(where + ": mdb_env_open", rc);
 
   int dead = 0;
@@ -186,6 +202,12 @@ int LmdbStateStore::ApplyOne(const PendingOp& op) const {
 Status LmdbStateStore::Apply(PendingOp op) {
   SR_RETURN_IF_ERROR(EnsureTxn());
   int rc = ApplyOne(op);
+  return Applied(std::move(op), rc);
+}
+
+// `op` was applied to the open transaction with result `rc`: keep it for a replay, grow the map
+// if it did not fit, commit when the batch is full.
+Status LmdbStateStore::Applied(PendingOp op, int rc) {
   if (rc != 0 && rc != MDB_MAP_FULL) {
     // The transaction may be unusable after a failed operation: start it over without this one.
     Status error = LmdbError("state store " + dir_ + ": writing", rc);
@@ -297,6 +319,31 @@ Status LmdbStateStore::Get(int key_group, std::string_view key, std::string_view
   return Status::Ok();
 }
 
+Status LmdbStateStore::Take(int key_group, std::string_view key, std::string_view ns,
+                            std::string* value, bool* found) {
+  *found = false;
+  SR_RETURN_IF_ERROR(CheckKeyGroup(key_group));
+  std::string k = EncodeStateKey(key_group, key, ns);
+  if (k.size() > max_key_size_) return Status::Ok();  // cannot have been stored
+  SR_RETURN_IF_ERROR(EnsureTxn());
+  int rc;
+  {
+    // One descent for both: the cursor stays on the entry it read.
+    LmdbCursor cursor;
+    rc = cursor.Open(txn_.get(), dbi_);
+    if (rc != 0) return LmdbError("state store " + dir_ + ": opening a cursor", rc);
+    MDB_val kv = ToVal(k);
+    MDB_val v;
+    rc = mdb_cursor_get(cursor.get(), &kv, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return Status::Ok();
+    if (rc != 0) return LmdbError("state store " + dir_ + ": reading", rc);
+    value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    *found = true;
+    rc = mdb_cursor_del(cursor.get(), 0);
+  }
+  return Applied(PendingOp{OpType::kDelete, std::move(k), std::string()}, rc);
+}
+
 Status LmdbStateStore::Delete(int key_group, std::string_view key, std::string_view ns) {
   SR_RETURN_IF_ERROR(CheckKeyGroup(key_group));
   std::string k = EncodeStateKey(key_group, key, ns);
@@ -308,6 +355,22 @@ Status LmdbStateStore::ForEach(int first_key_group, int last_key_group,
                                const Visitor& visit) const {
   SR_RETURN_IF_ERROR(EnsureTxn());
   return ScanRange(txn_.get(), dbi_, first_key_group, last_key_group, visit);
+}
+
+Status LmdbStateStore::Scan(int key_group, std::string_view from_key,
+                            const ScanVisitor& visit) const {
+  SR_RETURN_IF_ERROR(CheckKeyGroup(key_group));
+  SR_RETURN_IF_ERROR(EnsureTxn());
+  // The escaped key without its terminator: every entry of from_key or later keys sorts at or
+  // after it.
+  std::string start = EncodeStateKey(key_group, from_key, "");
+  start.resize(start.size() - 2);
+  return CursorScan(txn_.get(), dbi_, start, "state store " + dir_,
+                    [&](int kg, std::string_view key, std::string_view ns,
+                        std::string_view value, bool* stop) -> Status {
+                      *stop = kg != key_group;
+                      return *stop ? Status::Ok() : visit(key, ns, value, stop);
+                    });
 }
 
 Status LmdbStateStore::Clear() { return Apply(PendingOp{OpType::kClear, {}, {}}); }

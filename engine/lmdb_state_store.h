@@ -52,6 +52,12 @@ struct LmdbStateStoreOptions {
   // for a replay after growth stays bounded.
   size_t ops_per_commit = 10000;
   size_t bytes_per_commit = size_t{16} << 20;
+  // MDB_WRITEMAP: write transactions change the map in place instead of copying every page
+  // they change into the file at commit (measured: most of the time of a write-heavy store
+  // was the kernel's copy of those pages). LMDB then extends the file to the map size (sparse)
+  // and a stray write through the map could damage it: for working stores that are rebuilt
+  // after a crash anyway.
+  bool write_map = false;
 };
 
 class LmdbStateSnapshot;
@@ -74,8 +80,19 @@ class LmdbStateStore : public KeyedStateStore {
   Status Get(int key_group, std::string_view key, std::string_view ns, std::string* value,
              bool* found) const override;
   Status Delete(int key_group, std::string_view key, std::string_view ns) override;
+  // Get and Delete in one look-up: removes (key_group, key, ns) and reads what it held.
+  Status Take(int key_group, std::string_view key, std::string_view ns, std::string* value,
+              bool* found);
   // REQUIRES: `visit` does not modify this store.
   Status ForEach(int first_key_group, int last_key_group, const Visitor& visit) const override;
+
+  // Visits the entries of `key_group` in order (key bytes, then namespace), from the first whose
+  // key is at or after `from_key` (bytewise), until `visit` sets *stop. So the entries of one
+  // key are a scan from that key that stops at the first other key.
+  // REQUIRES: `visit` does not modify this store.
+  using ScanVisitor = std::function<Status(std::string_view key, std::string_view ns,
+                                           std::string_view value, bool* stop)>;
+  Status Scan(int key_group, std::string_view from_key, const ScanVisitor& visit) const;
   Status Clear() override;
 
   // Commits the pending writes (still without fsync; see the header comment).
@@ -105,6 +122,7 @@ class LmdbStateStore : public KeyedStateStore {
   Status EnsureTxn() const;
   int ApplyOne(const PendingOp& op) const;
   Status Apply(PendingOp op);
+  Status Applied(PendingOp op, int rc);
   Status DoubleMapSize();
   Status GrowAndReplay();
   Status CommitLocked();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,16 +49,39 @@ class ErrorReporter {
   virtual Status Flush() = 0;
 };
 
+// Keyed state captured at a barrier whose bytes are produced later, on the checkpoint
+// coordinator's thread, while the operator goes on processing (so that a large state does not
+// stall processing for the time it takes to encode it). The operator captures a consistent view
+// cheaply in Snapshot (e.g. copy-on-write references, a read transaction) and hands it over in
+// one of these; from then on it belongs to the coordinator.
+//
+// Thread safety: created on the operator's thread; WriteTo runs on the coordinator's thread,
+// concurrently with the operator, so it may only read what the operator no longer changes. It
+// must stay valid even if the operator is destroyed first.
+class DeferredState {
+ public:
+  virtual ~DeferredState() = default;
+  // Writes the state file (engine/state_file.h) by passing its bytes, in order and in pieces,
+  // to `write`. Called at most once; an aborted checkpoint destroys it without a call.
+  virtual Status WriteTo(const std::function<Status(std::string_view)>& write) = 0;
+};
+
 // What one operator subtask hands over at a checkpoint barrier (engine/checkpoint_coordinator.h).
 struct OperatorSnapshot {
   // Keyed state as a state file (engine/state_file.h); empty: no keyed state.
   std::string state;
+  // Or the keyed state, to be written later (see DeferredState). Shared only so that snapshot
+  // parts stay copyable; the coordinator calls it once.
+  std::shared_ptr<DeferredState> deferred_state;
   // Small per-subtask state as one JSON value, stored in the manifest's metadata (a sink's
   // commit state); empty: none.
   std::string meta;
   // Files outside the checkpoint directory that must be fsynced before the checkpoint counts as
   // complete (a sink's staged output).
   std::vector<std::string> sync_paths;
+
+  bool has_state() const { return !state.empty() || deferred_state != nullptr; }
+  bool empty() const { return !has_state() && meta.empty() && sync_paths.empty(); }
 };
 
 // What a restored operator starts from (OperatorContext::restore).
@@ -90,6 +114,13 @@ struct OperatorContext {
   // checkpoint completes. `state_dir` is the job's state directory.
   bool checkpointing = false;
   std::string state_dir;
+  // Keyed state: the memory this subtask may keep it in (its share of `state.cache`; 0: no
+  // limit), and the directory of its LMDB working store for what does not fit
+  // (STATE_DIR/working/<step>-<subtask>, docs/state-format.md; empty: none, keep all in memory).
+  // The runtime empties STATE_DIR/working when the job starts: the store is rebuilt, never
+  // trusted (durability comes from checkpoints).
+  uint64_t state_cache_bytes = 0;
+  std::string working_dir;
   // Non-null when the job resumes from a checkpoint or savepoint: Open restores from it.
   const RestoreContext* restore = nullptr;
 };
@@ -111,7 +142,9 @@ class Operator {
 
   // A checkpoint barrier reached the operator: every record before it has been processed.
   // Emit what is buffered (so it precedes the barrier downstream), then describe the state
-  // into *out. Called on the operator's thread, between Process calls.
+  // into *out. Called on the operator's thread, between Process calls. The job processes
+  // nothing until it returns: keep it short (capture, and hand the encoding over in a
+  // DeferredState).
   virtual Status Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* /*out*/) {
     return Status::Ok();
   }
@@ -248,6 +281,10 @@ class NodeConfig {
   // aggregates), so that `savepoint check` can tell a changed step ("incompatible"). Empty for
   // stateless nodes.
   virtual std::string StateFingerprint() const { return ""; }
+  // Steps with keyed state: the names that make the state readable to a person (a JSON object,
+  // e.g. {"key_by": [...], "aggregates": [...]}), stored in checkpoints beside the fingerprint
+  // for `streamrun state dump`. Not compared on restore: names may change. Empty: none.
+  virtual std::string StateSchemaJson() const { return ""; }
 };
 
 }  // namespace streamrun

@@ -64,10 +64,12 @@ class Loader {
     spec->state_dir = ctx_.ResolvePath(".streamrun/" + spec->name);
     if (top.Has("state")) {
       SR_ASSIGN_OR_RETURN(ConfigReader state, top.Child("state"));
-      SR_RETURN_IF_ERROR(state.CheckKeys({"dir"}));
+      SR_RETURN_IF_ERROR(state.CheckKeys({"dir", "cache"}));
       if (state.Has("dir")) {
         SR_ASSIGN_OR_RETURN(spec->state_dir, state.Path("dir"));
       }
+      SR_ASSIGN_OR_RETURN(spec->state_cache_bytes,
+                          state.SizeBytes("cache", spec->state_cache_bytes));
     }
     if (top.Has("checkpoints")) {
       SR_ASSIGN_OR_RETURN(ConfigReader c, top.Child("checkpoints"));

@@ -110,6 +110,8 @@ struct NodeSpec {
   std::shared_ptr<const NodeConfig> config;
 };
 
+inline constexpr uint64_t kDefaultStateCacheBytes = uint64_t{1} << 30;  // state.cache: 1GiB
+
 struct CheckpointSpec {
   int64_t interval_ms = 0;  // 0: no periodic checkpoints
   bool exactly_once = true;
@@ -130,6 +132,9 @@ struct PipelineSpec {
   int parallelism = 1;
   int max_parallelism = 128;
   std::string state_dir;  // absolute
+  // Memory for keyed state, shared by all stateful subtasks: beyond it, windows are evicted to
+  // the LMDB working stores (operators/window_spill.h).
+  uint64_t state_cache_bytes = kDefaultStateCacheBytes;
   CheckpointSpec checkpoints;
   RestartSpec restart;
   // In file order.

@@ -244,6 +244,23 @@ void Definitions(Writer& w) {
   w.EndArray();
   KeyStr(w, "description", "A duration: 250ms, 10s, 5m, 1h, 1d, or 0.");
   w.EndObject();
+  Key(w, "size");
+  w.StartObject();
+  Key(w, "anyOf");
+  w.StartArray();
+  w.StartObject();
+  KeyStr(w, "type", "string");
+  KeyStr(w, "pattern", "^[0-9]+(B|KiB|MiB|GiB)?$");
+  w.EndObject();
+  w.StartObject();
+  KeyStr(w, "type", "integer");
+  Key(w, "minimum");
+  w.Int(0);
+  w.EndObject();
+  Ref(w, "env");
+  w.EndArray();
+  KeyStr(w, "description", "A size in bytes: 65536, 64KiB, 8MiB, 2GiB.");
+  w.EndObject();
   Key(w, "expression");
   w.StartObject();
   Key(w, "type");
@@ -340,6 +357,10 @@ std::string PipelineJsonSchema() {
          "The state directory, relative to the pipeline file (default "
          ".streamrun/<name>).");
   w.EndObject();
+  Key(w, "cache");
+  DescribedRef(w, "size",
+               "Memory for keyed state, shared by the stateful subtasks (default 1GiB); "
+               "windows beyond it are evicted to LMDB under the state directory.");
   w.EndObject();
   w.EndObject();
   Key(w, "checkpoints");

@@ -20,14 +20,6 @@ std::string ToJson(const rapidjson::Value& v) {
   return sb.GetString();
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 NodeRole RoleOf(std::string_view s) {
   if (s == "source") return NodeRole::kSource;
   if (s == "sink") return NodeRole::kSink;
@@ -39,6 +31,14 @@ const NodeSpec* FindNode(const PipelineSpec& spec, const std::string& name) {
 }
 
 }  // namespace
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 bool SnapshotNode::has_state() const {
   if (!state_files.empty()) return true;
@@ -98,6 +98,7 @@ Result<SnapshotInfo> ReadSnapshotInfo(const std::string& path) {
     if (v.HasMember("fingerprint") && v["fingerprint"].IsString()) {
       n.fingerprint = v["fingerprint"].GetString();
     }
+    if (v.HasMember("schema") && v["schema"].IsObject()) n.schema_json = ToJson(v["schema"]);
     n.parallelism = static_cast<int>(v["subtasks"].Size());
     for (auto& s : v["subtasks"].GetArray()) {
       if (!s.IsObject()) return bad("node '" + n.name + "': a subtask is not an object");

@@ -32,6 +32,7 @@ struct SnapshotNode {
   std::string type;
   int parallelism = 1;
   std::string fingerprint;
+  std::string schema_json;               // names for `state dump` ("" when none)
   std::vector<std::string> positions;    // per subtask, JSON ("null" when none)
   std::vector<std::string> metas;        // per subtask, JSON or ""
   std::vector<std::string> state_files;  // relative paths, for subtasks that had keyed state
@@ -47,6 +48,9 @@ struct SnapshotInfo {
   std::vector<SnapshotNode> nodes;
   const SnapshotNode* Find(const std::string& name) const;
 };
+
+// The bytes of a file of a snapshot (a state file, the manifest).
+Result<std::string> ReadWholeFile(const std::string& path);
 
 // Reads the manifest's metadata of a verified checkpoint or savepoint directory.
 Result<SnapshotInfo> ReadSnapshotInfo(const std::string& path);

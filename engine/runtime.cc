@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -75,7 +76,14 @@ class TaskBarrierHook : public BarrierHook {
 
 Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
   if (id <= t.last_barrier) return Status::Ok();
+  // Tests of the restart strategy: a task fails (=error) or crashes as it passes a barrier.
+  SR_FAILPOINT("task.fail");
   t.last_barrier = id;
+  // The task processes nothing from here to the ack: that is the pause a checkpoint causes.
+  BarrierTiming timing;
+  const int64_t started = SteadyNowNs();
+  if (t.align_started_ns != 0) timing.align_ns = started - t.align_started_ns;
+  t.align_started_ns = 0;
   std::vector<SnapshotPart> parts;
   if (t.source) {
     SnapshotPart part;
@@ -90,18 +98,21 @@ Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
     SnapshotPart part;
     part.node = t.chain[first_op + i];
     part.subtask = t.subtask;
+    const int64_t snap_start = SteadyNowNs();
     SR_RETURN_IF_ERROR(t.ops[i]->Snapshot(static_cast<int64_t>(id), &part.snapshot));
-    if (!part.snapshot.state.empty() || !part.snapshot.meta.empty() ||
-        !part.snapshot.sync_paths.empty()) {
-      parts.push_back(std::move(part));
-    }
+    timing.snapshot_ns += SteadyNowNs() - snap_start;
+    if (!part.snapshot.empty()) parts.push_back(std::move(part));
   }
   SR_RETURN_IF_ERROR(t.errors->Flush());
   for (OutputEmitter* out : t.outputs) SR_RETURN_IF_ERROR(out->Barrier(id));
   for (auto& e : t.errors->emitters_) {
     if (e) SR_RETURN_IF_ERROR(e->Barrier(id));
   }
-  coordinator_->Ack(id, t.index, std::move(parts));
+  timing.pause_ns = SteadyNowNs() - started;
+  spdlog::debug("checkpoint {}: {} #{} paused {} us at the barrier (snapshots {} us, alignment {} us)",
+                id, plan_.nodes[t.head].spec->name, t.subtask, timing.pause_ns / 1000,
+                timing.snapshot_ns / 1000, timing.align_ns / 1000);
+  coordinator_->Ack(id, t.index, std::move(parts), timing);
   return Status::Ok();
 }
 
@@ -197,6 +208,7 @@ Status Job::Impl::Build() {
       cn.type = pn.spec->type;
       cn.parallelism = pn.parallelism;
       cn.fingerprint = pn.spec->config->StateFingerprint();
+      cn.schema_json = pn.spec->config->StateSchemaJson();
       nodes.push_back(std::move(cn));
     }
     // Tasks are counted below; the coordinator is created once they are known.
@@ -214,6 +226,22 @@ Status Job::Impl::Build() {
   }
   node_tasks_.resize(plan_.nodes.size());
   const RestoreData* restore = options_.restore;
+
+  // Keyed state: every stateful subtask gets an equal share of state.cache, and a working store
+  // under STATE_DIR/working, rebuilt from scratch (from the checkpoint restored, if any).
+  int stateful_subtasks = 0;
+  for (const PlanNode& pn : plan_.nodes) {
+    if (!pn.spec->config->StateFingerprint().empty()) stateful_subtasks += pn.parallelism;
+  }
+  const uint64_t cache_share =
+      stateful_subtasks > 0 ? spec_.state_cache_bytes / static_cast<uint64_t>(stateful_subtasks) : 0;
+  if (!options_.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(options_.state_dir + "/working", ec);
+    if (ec) {
+      return Status::IoError("cannot empty " + options_.state_dir + "/working: " + ec.message());
+    }
+  }
 
   // Tasks: one per subtask of every node that is not chained.
   for (size_t n = 0; n < plan_.nodes.size(); ++n) {
@@ -367,6 +395,13 @@ Status Job::Impl::Build() {
       oc.last_key_group = ((t.subtask + 1) * maxp + p - 1) / p - 1;
       oc.checkpointing = !options_.state_dir.empty() && spec_.checkpoints.interval_ms > 0;
       oc.state_dir = options_.state_dir;
+      if (!pn.spec->config->StateFingerprint().empty()) {
+        oc.state_cache_bytes = std::max<uint64_t>(cache_share, 1);
+        if (!options_.state_dir.empty()) {
+          oc.working_dir = options_.state_dir + "/working/" + pn.spec->name + "-" +
+                           std::to_string(t.subtask);
+        }
+      }
       if (restore != nullptr) {
         t.restore_ctx.push_back(restore->Context(pn.spec->name, t.subtask, p));
         oc.restore = &t.restore_ctx.back();
@@ -413,12 +448,14 @@ Status Job::Impl::RunTask(Task& t) {
         if (plan_.nodes[part.node].role != NodeRole::kSink) continue;
         if (!t.ops[i]->Snapshot(0, &part.snapshot).ok()) continue;
         part.snapshot.sync_paths.clear();
-        if (!part.snapshot.state.empty() || !part.snapshot.meta.empty()) {
-          final_parts.push_back(std::move(part));
-        }
+        if (!part.snapshot.empty()) final_parts.push_back(std::move(part));
       }
     }
-    coordinator_->TaskFinished(t.index, st.ok(), sources, std::move(final_parts));
+    if (st.ok()) {
+      coordinator_->TaskFinished(t.index, sources, std::move(final_parts));
+    } else {
+      coordinator_->TaskFailed(t.index);
+    }
   }
   return st;
 }

@@ -42,6 +42,41 @@ Status RemoveTree(const std::string& path) {
   return Status::Ok();
 }
 
+constexpr const char* kDeletingSuffix = ".deleting";
+
+// Removes a checkpoint directory (or all of them) so that a crash in the middle never leaves a
+// directory that looks like a damaged checkpoint: it is renamed to PATH.deleting first, a name
+// ListCheckpoints ignores, and the rename is made durable before the files go. A leftover
+// .deleting of a crash is removed by RetainCheckpoints and ForgetCheckpoints.
+Status RemoveSnapshotDir(const std::string& path) {
+  const std::string doomed = path + kDeletingSuffix;
+  SR_RETURN_IF_ERROR(RemoveTree(doomed));
+  if (::rename(path.c_str(), doomed.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("renaming " + path + " to " + doomed, errno);
+  }
+  fs::path parent = fs::path(path).parent_path();
+  SR_RETURN_IF_ERROR(FsyncDir(parent.empty() ? std::string(".") : parent.string()));
+  return RemoveTree(doomed);
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Removes the .deleting leftovers of a crash in `dir`.
+Status RemoveDeletingLeftovers(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::string> leftovers;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (EndsWith(it->path().filename().string(), kDeletingSuffix)) {
+      leftovers.push_back(it->path().string());
+    }
+  }
+  for (const std::string& p : leftovers) SR_RETURN_IF_ERROR(RemoveTree(p));
+  return Status::Ok();
+}
+
 }  // namespace
 
 // --- lock ---
@@ -86,9 +121,13 @@ StateDirLock::~StateDirLock() {
 
 // --- listing ---
 
-Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_dir) {
+namespace {
+
+// The subdirectories of `dir` that `parse` accepts (it fills id and in_progress from the name),
+// with their paths and whether they have a manifest. No such directory: an empty list.
+template <typename Parse>
+Result<std::vector<CheckpointEntry>> ListSnapshotDirs(const std::string& dir, Parse parse) {
   std::vector<CheckpointEntry> out;
-  std::string dir = CheckpointsDir(state_dir);
   std::error_code ec;
   if (!fs::exists(dir, ec)) return out;
   fs::directory_iterator it(dir, ec);
@@ -96,15 +135,37 @@ Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_di
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
     CheckpointEntry entry;
-    std::string name = it->path().filename().string();
-    if (!ParseCheckpointName(name, &entry.id, &entry.in_progress)) continue;
-    if (!it->is_directory(ec)) continue;
+    if (!parse(it->path().filename().string(), &entry) || !it->is_directory(ec)) continue;
     entry.path = it->path().string();
     entry.has_manifest = fs::exists(entry.path + "/" + kManifestName, ec);
     out.push_back(std::move(entry));
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_dir) {
+  SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(CheckpointsDir(state_dir),
+                                                 [](const std::string& name, CheckpointEntry* e) {
+                                                   return ParseCheckpointName(name, &e->id,
+                                                                              &e->in_progress);
+                                                 }));
   std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
     return a.id != b.id ? a.id < b.id : a.in_progress < b.in_progress;
+  });
+  return out;
+}
+
+Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir) {
+  SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(SavepointsDir(state_dir),
+                                                 [](const std::string& name, CheckpointEntry* e) {
+                                                   if (name.rfind("sp-", 0) != 0) return false;
+                                                   e->in_progress = EndsWith(name, ".tmp");
+                                                   return true;
+                                                 }));
+  std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
+    return a.path < b.path;
   });
   return out;
 }
@@ -116,7 +177,7 @@ Result<int64_t> NextCheckpointId(const std::string& state_dir) {
 
 // --- verification ---
 
-VerifyResult VerifyCheckpoint(const std::string& path) {
+VerifyResult VerifyCheckpoint(const std::string& path, bool checksums) {
   VerifyResult result;
   auto fail = [&](std::string file, std::string why) {
     result.damaged_file = std::move(file);
@@ -142,6 +203,7 @@ VerifyResult VerifyCheckpoint(const std::string& path) {
       return fail(f.path, "size " + std::to_string(size) + " bytes, the manifest says " +
                               std::to_string(f.size) + " (truncated or overwritten)");
     }
+    if (!checksums) continue;
     std::string hash;
     Status st = HashFile(full, &hash, &size);
     if (!st.ok()) return fail(f.path, st.message());
@@ -183,9 +245,10 @@ Status RetainCheckpoints(const std::string& state_dir, int retain) {
       ++kept;
       oldest_kept = it->id;
     } else {
-      SR_RETURN_IF_ERROR(RemoveTree(it->path));
+      SR_RETURN_IF_ERROR(RemoveSnapshotDir(it->path));
     }
   }
+  SR_RETURN_IF_ERROR(RemoveDeletingLeftovers(CheckpointsDir(state_dir)));
   if (oldest_kept < 0) return Status::Ok();  // nothing complete: keep everything for inspection
   int64_t newest_kept = -1;
   for (const CheckpointEntry& e : entries) {
@@ -196,9 +259,14 @@ Status RetainCheckpoints(const std::string& state_dir, int retain) {
     // (ids only grow); a final name without a manifest cannot be produced by the writer.
     bool stale_tmp = e.in_progress && e.id < newest_kept;
     bool no_manifest = !e.in_progress && !e.has_manifest && e.id < oldest_kept;
-    if (stale_tmp || no_manifest) SR_RETURN_IF_ERROR(RemoveTree(e.path));
+    if (stale_tmp || no_manifest) SR_RETURN_IF_ERROR(RemoveSnapshotDir(e.path));
   }
   return Status::Ok();
+}
+
+Status ForgetCheckpoints(const std::string& state_dir) {
+  SR_RETURN_IF_ERROR(RemoveDeletingLeftovers(state_dir));
+  return RemoveSnapshotDir(CheckpointsDir(state_dir));
 }
 
 Result<std::string> MoveStateAside(const std::string& state_dir) {

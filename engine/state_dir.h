@@ -71,9 +71,16 @@ struct VerifyResult {
   bool ok() const { return status.ok(); }
 };
 
+// Every sp-* directory of STATE_DIR/savepoints (sp-*.tmp: in_progress), oldest first (the names
+// sort by time). `id` is 0: a savepoint's id is in its manifest. No savepoints directory: an
+// empty list.
+Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir);
+
 // Checks a checkpoint or savepoint directory: MANIFEST.json exists and parses, every file it
-// lists exists with its size and XXH3-128 checksum. Reads every file once.
-VerifyResult VerifyCheckpoint(const std::string& path);
+// lists exists with its size and XXH3-128 checksum. Reads every file once. With `checksums`
+// false only the sizes are compared (cheap: nothing but the manifest is read), which finds
+// missing and truncated files but not changed bytes.
+VerifyResult VerifyCheckpoint(const std::string& path, bool checksums = true);
 
 struct SkippedCheckpoint {
   std::string path;
@@ -91,8 +98,16 @@ Result<LatestCheckpoint> LatestCompleteCheckpoint(const std::string& state_dir);
 
 // Deletes all but the newest `retain` (>= 1) checkpoints that have a manifest, every .tmp
 // older than the newest of those, and any chk-N without a manifest older than the newest kept.
-// Checksums are not verified here (that would read every file each time).
+// Checksums are not verified here (that would read every file each time). A directory is
+// renamed to NAME.deleting before its files are removed, so a crash in the middle leaves
+// nothing that looks like a damaged checkpoint; such leftovers are removed here.
 Status RetainCheckpoints(const std::string& state_dir, int retain);
+
+// For a job that finished its input ("nothing to resume"): removes STATE_DIR/checkpoints, by
+// renaming it to checkpoints.deleting first, so that a crash in the middle leaves either every
+// checkpoint or none.
+// REQUIRES: the caller holds the StateDirLock of `state_dir`.
+Status ForgetCheckpoints(const std::string& state_dir);
 
 // For `run --fresh`: moves everything in STATE_DIR except LOCK, control.sock and savepoints/
 // into a new sibling directory STATE_DIR.old-<UTC time> (e.g. clickstream.old-20250102T030405.678Z,

@@ -31,6 +31,12 @@ void StateFileBuilder::Add(int key_group, std::string_view key, std::string_view
   ++entries_;
 }
 
+std::string StateFileBuilder::TakeSome() {
+  std::string some = std::move(out_);
+  out_.clear();
+  return some;
+}
+
 std::string StateFileBuilder::Finish() {
   PutU16(out_, kEndMark);
   std::string done = std::move(out_);

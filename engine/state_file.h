@@ -37,7 +37,12 @@ class StateFileBuilder {
   explicit StateFileBuilder(int max_parallelism);
   void Add(int key_group, std::string_view key, std::string_view ns, std::string_view value);
   size_t entries() const { return entries_; }
-  // The finished file's bytes. The builder is empty afterwards.
+  // Bytes built and not yet taken.
+  size_t pending_bytes() const { return out_.size(); }
+  // Takes the bytes built so far, to write a large file in pieces: the file is everything
+  // TakeSome returned, then what Finish returns.
+  std::string TakeSome();
+  // The finished file's bytes (or their rest, after TakeSome). The builder is empty afterwards.
   std::string Finish();
 
  private:

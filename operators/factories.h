@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "engine/operator.h"
 #include "engine/pipeline.h"
@@ -19,6 +21,9 @@ NodeConfigResult MakeKafkaSource(const ConfigReader& config);
 NodeConfigResult MakeFilter(const ConfigReader& config);
 NodeConfigResult MakeMap(const ConfigReader& config);
 NodeConfigResult MakeWindow(const ConfigReader& config);
+// State decoders (OperatorType::describe_state), in the file of the operator that writes it.
+Status DescribeWindowState(std::string_view ns, std::string_view value,
+                           std::string_view schema_json, std::string* out);
 // Sinks.
 NodeConfigResult MakeStdoutSink(const ConfigReader& config);
 NodeConfigResult MakeFileSink(const ConfigReader& config);

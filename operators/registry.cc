@@ -97,7 +97,7 @@ std::vector<OperatorType> BuildTable() {
          "How long after a window fired late records still update it (default 0s)."},
         {"trigger", "object", false,
          "`fire_on`: an expression; a record for which it is true fires and closes its window."}},
-       MakeWindow},
+       MakeWindow, DescribeWindowState},
       {"stdout", NodeRole::kSink, "Writes records as JSON lines to standard output.", {},
        MakeStdoutSink},
       {"file", NodeRole::kSink, "Writes records as JSON lines to a file.",

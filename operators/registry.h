@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,12 +23,20 @@ struct SettingDoc {
 
 using NodeFactory = Result<std::shared_ptr<const NodeConfig>> (*)(const ConfigReader& config);
 
+// Decodes one keyed-state entry of a step of this type (engine/state_file.h: namespace and
+// value) for `streamrun state dump`, appending JSON members to *out (a window appends
+// "window":{...},"value":{...}). `schema_json` is the step's NodeConfig::StateSchemaJson as the
+// snapshot stored it, maybe empty. Damage is an error saying what is wrong.
+using StateDescriber = Status (*)(std::string_view ns, std::string_view value,
+                                  std::string_view schema_json, std::string* out);
+
 struct OperatorType {
   std::string_view name;  // the `type:` value
   NodeRole role;
   std::string_view description;
   std::vector<SettingDoc> settings;  // besides `type` (and `from` for steps and sinks)
   NodeFactory factory;
+  StateDescriber describe_state = nullptr;  // steps with keyed state
 };
 
 // Every registered type, sources first, then steps, then sinks.

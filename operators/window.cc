@@ -80,6 +80,20 @@ class WindowConfig : public NodeConfig {
     return s;
   }
 
+  std::string StateSchemaJson() const override {
+    std::string s = "{\"key_by\":[";
+    for (size_t i = 0; i < options.key_names.size(); ++i) {
+      if (i) s += ',';
+      AppendJsonString(s, options.key_names[i]);
+    }
+    s += "],\"aggregates\":[";
+    for (size_t i = 0; i < options.aggregates.size(); ++i) {
+      if (i) s += ',';
+      AppendJsonString(s, options.aggregates[i].name);
+    }
+    return s + "]}";
+  }
+
   std::string Describe() const override {
     std::string s = "key_by: ";
     for (size_t i = 0; i < options.key_names.size(); ++i) {

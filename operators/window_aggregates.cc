@@ -152,6 +152,22 @@ void Accumulator::Reset() {
   if (distinct) distinct->clear();
 }
 
+void Accumulator::CopyFrom(const Accumulator& other) {
+  count = other.count;
+  isum = other.isum;
+  dsum = other.dsum;
+  is_double = other.is_double;
+  kind = other.kind;
+  scalar = other.scalar;
+  text = other.text;
+  seq = other.seq;
+  if (other.distinct && !other.distinct->empty()) {
+    distinct = std::make_unique<std::unordered_set<std::string>>(*other.distinct);
+  } else if (distinct) {
+    distinct->clear();
+  }
+}
+
 Value Accumulator::Kept() const {
   if (kind == Value::Kind::kString) return Value::String(text);
   if (kind == Value::Kind::kJson) return Value::Json(text);
@@ -377,6 +393,48 @@ bool DecodeAccumulator(AggKind kind, ByteReader& in, Accumulator* acc) {
     default:
       return true;
   }
+}
+
+void AppendAccumulatorJson(AggKind kind, const Accumulator& acc, std::string* out) {
+  *out += '{';
+  if (kind != AggKind::kCountDistinct) *out += "\"count\":" + std::to_string(acc.count) + ",";
+  switch (kind) {
+    case AggKind::kSum:
+    case AggKind::kAvg:
+      *out += "\"sum\":";
+      AppendJson(*out, acc.is_double ? Value::Double(acc.dsum) : Value::Int(acc.isum));
+      break;
+    case AggKind::kMin:
+    case AggKind::kMax:
+    case AggKind::kFirst:
+    case AggKind::kLast:
+      *out += "\"value\":";
+      AppendJson(*out, acc.kind == Value::Kind::kMissing ? Value::Null() : acc.Kept());
+      if (kind == AggKind::kFirst || kind == AggKind::kLast) {
+        *out += ",\"seq\":" + std::to_string(acc.seq);
+      }
+      break;
+    case AggKind::kCountDistinct: {
+      *out += "\"distinct\":[";
+      if (acc.distinct) {
+        std::vector<std::string_view> items(acc.distinct->begin(), acc.distinct->end());
+        std::sort(items.begin(), items.end());
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (i) *out += ',';
+          size_t pos = 0;
+          Value v;
+          if (DecodeKeyValue(items[i], &pos, &v)) AppendJson(*out, v);
+          else *out += "null";
+        }
+      }
+      *out += ']';
+      break;
+    }
+    default:
+      out->pop_back();  // the comma after "count"
+      break;
+  }
+  *out += '}';
 }
 
 }  // namespace streamrun

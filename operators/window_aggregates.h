@@ -64,6 +64,8 @@ struct Accumulator {
 
   // Empties the accumulator, keeping its memory.
   void Reset();
+  // Makes this accumulator a copy of `other` (a window table's copy-on-write).
+  void CopyFrom(const Accumulator& other);
   // The kept value (min, max, first, last); points into this accumulator.
   Value Kept() const;
 };
@@ -88,5 +90,12 @@ Value AggregateResult(AggKind kind, const Accumulator& acc);
 // State encoding of an accumulator (part of the window step's state value; see window_operator.h).
 void EncodeAccumulator(AggKind kind, const Accumulator& acc, std::string* out);
 bool DecodeAccumulator(AggKind kind, ByteReader& in, Accumulator* acc);
+
+// The accumulator as a JSON object, for `streamrun state dump`: {"count":N} for the counts
+// (for the others: the values taken); sum and avg add "sum" (an integer unless a double was
+// seen); min, max, first and last add "value" (the kept value) and, for first and last, "seq"
+// (its arrival number); count_distinct is {"distinct":[the values seen, in the order of their
+// encodings]}.
+void AppendAccumulatorJson(AggKind kind, const Accumulator& acc, std::string* out);
 
 }  // namespace streamrun

@@ -1,16 +1,22 @@
 // The window step's operator (see window_operator.h for the semantics and the state format).
 #include "operators/window_operator.h"
 
-#include "engine/state_file.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 #include <unordered_map>
+
+#include <rapidjson/document.h>
 
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
+#include "engine/state_file.h"
+#include "operators/factories.h"
+#include "operators/window_spill.h"
 #include "operators/window_table.h"
 
 namespace streamrun {
@@ -22,6 +28,107 @@ constexpr uint8_t kFlagFired = 1;     // do not change: on disk
 
 // What a slot of the output layout holds.
 enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
+
+// What encoding a window's state needs, copied out of the operator so that a snapshot can be
+// encoded on another thread while the operator moves on (or after it is gone).
+struct StateEncoding {
+  std::vector<AggKind> kinds;
+  size_t inline_agg = kNone;     // the aggregate kept in the entry's counter
+  std::vector<size_t> general;   // aggregate j's index among the entry's accumulators
+  int max_parallelism = 128;
+
+  // The state value of entry `win` with accumulators `a` (format in window_operator.h).
+  void Value(const WindowEntry& win, const Accumulator* a, uint64_t arrival,
+             std::string* value) const {
+    value->clear();
+    PutU8(*value, kStateVersion);
+    PutU8(*value, win.fired() ? kFlagFired : 0);
+    PutU8(*value, static_cast<uint8_t>(win.origin >> 8));
+    PutU8(*value, static_cast<uint8_t>(win.origin & 0xFF));
+    PutU64(*value, arrival);
+    PutU8(*value, static_cast<uint8_t>(kinds.size()));
+    Accumulator counter;
+    for (size_t j = 0; j < kinds.size(); ++j) {
+      PutU8(*value, static_cast<uint8_t>(kinds[j]));
+      if (j == inline_agg) {
+        counter.count = win.counter;
+        EncodeAccumulator(kinds[j], counter, value);
+      } else {
+        EncodeAccumulator(kinds[j], a[general[j]], value);
+      }
+    }
+  }
+  // Namespace: the window's bounds.
+  static void Namespace(const WindowEntry& win, std::string* ns) {
+    ns->clear();
+    PutI64(*ns, win.start);
+    PutI64(*ns, win.end);
+  }
+  // Visits every live entry of `view` as (key group, key, namespace, value).
+  Status ForEach(const WindowTableView& view, uint64_t arrival,
+                 const KeyedStateStore::Visitor& visit) const {
+    std::string ns, value;
+    for (size_t i = 0; i < view.capacity(); ++i) {
+      auto e = static_cast<uint32_t>(i);
+      if (!view.IsLive(e)) continue;
+      const WindowEntry& win = view.At(e);
+      std::string_view key = view.Key(e);
+      Namespace(win, &ns);
+      Value(win, view.Accs(e), arrival, &value);
+      SR_RETURN_IF_ERROR(visit(KeyGroupOf(HashKey(key), max_parallelism), key, ns, value));
+    }
+    return Status::Ok();
+  }
+};
+
+// A window subtask's state at one moment: a view of its table and of its evicted windows.
+// Visit may run on another thread while the operator goes on.
+struct StateView {
+  WindowTableView table;
+  std::optional<WindowSpillView> spilled;  // none: nothing was ever evicted
+  StateEncoding encoding;
+  uint64_t arrival = 0;
+
+  // Every window, as (key group, key, namespace, state value).
+  Status Visit(const KeyedStateStore::Visitor& visit) const {
+    SR_RETURN_IF_ERROR(encoding.ForEach(table, arrival, visit));
+    if (!spilled) return Status::Ok();
+    // Evicted windows are stored as state values already; only the operator's record count
+    // (bytes 4..11, see window_operator.h) is the one of their eviction: make it today's.
+    std::string value;
+    return spilled->ForEach([&](int kg, std::string_view key, std::string_view ns,
+                                std::string_view stored) -> Status {
+                              if (stored.size() < 12) return Status::DataError("window cache: a damaged value");
+                              value.assign(stored);
+                              std::string count;
+                              PutU64(count, arrival);
+                              value.replace(4, 8, count);
+                              return visit(kg, key, ns, value);
+                            });
+  }
+};
+
+// A window subtask's state at a barrier, encoded into a state file on the checkpoint
+// coordinator's thread (engine/operator.h DeferredState).
+class WindowDeferredState : public DeferredState {
+ public:
+  explicit WindowDeferredState(StateView view) : view_(std::move(view)) {}
+
+  Status WriteTo(const std::function<Status(std::string_view)>& write) override {
+    constexpr size_t kPiece = size_t{1} << 20;  // bytes handed to `write` at a time
+    StateFileBuilder builder(view_.encoding.max_parallelism);
+    SR_RETURN_IF_ERROR(view_.Visit(
+        [&](int key_group, std::string_view key, std::string_view ns, std::string_view value) {
+          builder.Add(key_group, key, ns, value);
+          if (builder.pending_bytes() < kPiece) return Status::Ok();
+          return write(builder.TakeSome());
+        }));
+    return write(builder.Finish());
+  }
+
+ private:
+  StateView view_;
+};
 
 }  // namespace
 
@@ -48,14 +155,28 @@ struct WindowOperator::Impl {
   // aggregates in general accumulators, aggregate j at general[j].
   size_t inline_agg = kNone;
   std::vector<size_t> general;
+  size_t general_count = 0;  // aggregates in general accumulators
+  uint64_t reported_copies = 0;  // table.copies() at the last barrier
+  int64_t reported_copy_ns = 0;
+  StateEncoding encoding;
 
   WindowTable table;
+  // The write-back cache (operators/window_spill.h): at most `cache_limit` windows stay in
+  // `table` (0: no limit); colder ones go to `spill`, opened at the first eviction. The clock
+  // hand sweeps the table's entries: a window touched since the hand last passed
+  // (WindowEntry::kReferenced) gets another round, the others are evicted.
+  size_t cache_limit = 0;
+  std::unique_ptr<WindowSpill> spill;
+  uint32_t clock_hand = 0;
+  uint64_t evicted = 0, reloaded = 0;
+  std::string spill_ns, spill_value;
   // Sessions only: the key's open session windows (the table does not index them).
   std::unordered_map<std::string, std::vector<uint32_t>> sessions;
   std::map<int64_t, std::vector<TimerRef>> buckets;
   std::vector<std::vector<TimerRef>> spare_buckets;  // emptied, with their capacity
   std::vector<TimerRef>* last_bucket = nullptr;     // the bucket of `last_bucket_time`
   int64_t last_bucket_time = 0;
+  size_t timer_refs = 0;  // in all buckets, stale ones included
 
   int64_t wm = kMinTimestamp;
   int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
@@ -119,13 +240,118 @@ struct WindowOperator::Impl {
 
   void DropWindow(uint32_t e) {
     if (session) {
-      auto it = sessions.find(std::string(table.Key(table[e])));
+      auto it = sessions.find(std::string(table.Key(e)));
       std::vector<uint32_t>& list = it->second;
       *std::find(list.begin(), list.end(), e) = list.back();
       list.pop_back();
       if (list.empty()) sessions.erase(it);
     }
     table.Erase(e);
+  }
+
+  // --- the cache ---
+
+  bool Spilled() const { return spill != nullptr && spill->size() > 0; }
+
+  // A window read back from a state store (a checkpoint being restored, or the cache's store).
+  Status AddStoredWindow(std::string_view key_bytes, std::string_view ns, std::string_view value) {
+    auto corrupt = [&](std::string_view why) {
+      return Status::RuntimeError("state of window step '" + ctx->name + "': " + std::string(why));
+    };
+    Status decoded = DecodeWindowState(ns, value, &stored);
+    if (!decoded.ok()) return corrupt(decoded.message());
+    if (stored.kinds.size() != naggs) return corrupt("its aggregates changed since the state was written");
+    for (size_t j = 0; j < naggs; ++j) {
+      if (stored.kinds[j] != opt.aggregates[j].kind) {
+        return corrupt("its aggregates changed since the state was written");
+      }
+    }
+    uint64_t hash = HashKey(key_bytes);
+    if (!session) hash = WindowHash(hash, stored.window.start);
+    uint32_t e = NewWindow(hash, key_bytes, stored.window);
+    WindowEntry& win = table.Mut(e);
+    win.origin = stored.origin;
+    if (stored.fired) win.flags |= WindowEntry::kFired;
+    Accumulator* a = general_count > 0 ? table.MutAccs(e) : nullptr;
+    for (size_t j = 0; j < naggs; ++j) {
+      // Swapped, not copied: the scratch entry takes the table's spare accumulator.
+      if (j == inline_agg) {
+        win.counter = stored.accumulators[j].count;
+      } else {
+        std::swap(a[general[j]], stored.accumulators[j]);
+      }
+    }
+    arrival = std::max(arrival, stored.arrival);
+    Schedule(e);
+    return Status::Ok();
+  }
+  WindowStateEntry stored;  // AddStoredWindow's scratch
+
+  Status Reloaded(int, std::string_view key, std::string_view ns, std::string_view value) {
+    ++reloaded;
+    return AddStoredWindow(key, ns, value);
+  }
+  // Sessions: reads every evicted window of `key` back into the table.
+  Status ReloadKey(std::string_view key, uint64_t key_hash) {
+    return spill->TakeKey(KeyGroupOf(key_hash, ctx->max_parallelism), key,
+                          [&](int kg, std::string_view k, std::string_view ns,
+                              std::string_view v) { return Reloaded(kg, k, ns, v); });
+  }
+  // Tumbling and sliding: reads window `w` of `key` back into the table if it was evicted.
+  Status ReloadWindow(std::string_view key, uint64_t key_hash, const TimeWindow& w) {
+    TimeWindow bounds = w;
+    spill_ns.clear();
+    PutI64(spill_ns, bounds.start);
+    PutI64(spill_ns, bounds.end);
+    // Its timer: its firing, or, once fired, its clean-up (see NextTime).
+    const int64_t fire = bounds.max_timestamp();
+    const int64_t clean = SaturatingAdd(fire, opt.allowed_lateness_ms);
+    auto taker = [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+      return Reloaded(kg, k, ns, v);
+    };
+    const int kg = KeyGroupOf(key_hash, ctx->max_parallelism);
+    if (clean == fire) return spill->TakeWindow(kg, key, spill_ns, {fire}, taker);
+    return spill->TakeWindow(kg, key, spill_ns, {fire, clean}, taker);
+  }
+
+  // Writes window `e` to the cache's store and drops it from the table.
+  Status Evict(uint32_t e) {
+    const WindowEntry& w = table.At(e);
+    std::string_view key = table.Key(e);
+    StateEncoding::Namespace(w, &spill_ns);
+    encoding.Value(w, table.Accs(e), arrival, &spill_value);
+    SR_RETURN_IF_ERROR(spill->Put(KeyGroupOf(HashKey(key), ctx->max_parallelism), key, spill_ns,
+                                  NextTime(w), spill_value));
+    DropWindow(e);
+    ++evicted;
+    return Status::Ok();
+  }
+
+  // Over the limit: evicts cold windows until the table holds 7/8 of it.
+  Status EnforceCache() {
+    if (cache_limit == 0 || table.live() <= cache_limit) return Status::Ok();
+    if (!spill) {
+      SR_ASSIGN_OR_RETURN(spill, WindowSpill::Open(ctx->working_dir, /*by_time=*/!session));
+      spdlog::info("window '{}' #{}: more than {} windows (its share of state.cache, {} MiB); "
+                   "evicting the coldest to {}",
+                   ctx->name, ctx->subtask, cache_limit, ctx->state_cache_bytes >> 20,
+                   ctx->working_dir);
+    }
+    const size_t target = cache_limit - cache_limit / 8;
+    const size_t cap = table.capacity();
+    // Two rounds clear every mark; a third finds windows only kept for long keys.
+    for (size_t scanned = 0; table.live() > target && scanned < 3 * cap; ++scanned) {
+      uint32_t e = clock_hand;
+      clock_hand = clock_hand + 1 < cap ? clock_hand + 1 : 0;
+      if (!table.IsLive(e)) continue;
+      if (table.At(e).flags & WindowEntry::kReferenced) {
+        table.Mut(e).flags &= ~WindowEntry::kReferenced;
+        continue;
+      }
+      if (!spill->Fits(table.Key(e))) continue;
+      SR_RETURN_IF_ERROR(Evict(e));
+    }
+    return Status::Ok();
   }
 
   // When the window next needs attention: its firing at end - 1, then its clean-up at
@@ -148,13 +374,29 @@ struct WindowOperator::Impl {
   }
 
   void Schedule(uint32_t e) {
-    WindowEntry& w = table[e];
-    int64_t t = NextTime(w);
-    if ((w.flags & WindowEntry::kHasTimer) && w.timer <= t) return;  // it re-arms when it fires
+    const WindowEntry& r = table.At(e);
+    int64_t t = NextTime(r);
+    if ((r.flags & WindowEntry::kHasTimer) && r.timer <= t) return;  // it re-arms when it fires
+    WindowEntry& w = table.Mut(e);
     ++w.gen;
     w.flags |= WindowEntry::kHasTimer;
     w.timer = t;
     Bucket(t).push_back({e, w.gen});
+    if (++timer_refs > 2 * table.live() + 65536) CompactTimers();
+  }
+
+  // Drops the stale timers of windows that are gone (evicted windows leave theirs behind; so
+  // do re-timed sessions): without this, buckets would grow with every eviction.
+  void CompactTimers() {
+    timer_refs = 0;
+    for (auto it = buckets.begin(); it != buckets.end();) {
+      std::erase_if(it->second, [&](const TimerRef& ref) {
+        return !table.IsLive(ref.entry) || table.At(ref.entry).gen != ref.gen;
+      });
+      timer_refs += it->second.size();
+      it = it->second.empty() ? buckets.erase(it) : std::next(it);
+    }
+    last_bucket = nullptr;
   }
 
   // --- output ---
@@ -173,9 +415,9 @@ struct WindowOperator::Impl {
 
   // Emits the result of window `w`, stamped with watermark `stamp`.
   Status Fire(uint32_t e, int64_t stamp) {
-    const WindowEntry& win = table[e];
+    const WindowEntry& win = table.At(e);
     const TimeWindow bounds{win.start, win.end};
-    std::string_view key = table.Key(win);
+    std::string_view key = table.Key(e);
     const Accumulator* a = table.Accs(e);
     size_t pos = 0;
     for (size_t i = 0; i < key_vals.size(); ++i) {
@@ -236,29 +478,41 @@ struct WindowOperator::Impl {
     wm = to;
     emit_wm = stamp;
     wm_sent = false;
-    while (!buckets.empty() && buckets.begin()->first <= to) {
+    for (;;) {
+      const int64_t next = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
+      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next) {
+        // Evicted windows come due: back into the table, a chunk at a time, to fire there
+        // (those of the same time as a bucket in memory after it: memory stays bounded).
+        constexpr size_t kChunk = 4096;
+        SR_RETURN_IF_ERROR(spill->TakeDue(
+            to, kChunk, [&](int kg, std::string_view k, std::string_view ns,
+                            std::string_view v) { return Reloaded(kg, k, ns, v); }));
+        continue;
+      }
+      if (buckets.empty() || next > to) break;
       auto it = buckets.begin();
       const int64_t t = it->first;
       std::vector<TimerRef> due = std::move(it->second);
       buckets.erase(it);
       last_bucket = nullptr;
       const size_t n = due.size();
+      timer_refs -= n;
       for (size_t i = 0; i < n; ++i) {
         // Entries of a bucket are scattered: fetch a few ahead, then their slots.
-        if (i + 8 < n) Prefetch(&table[due[i + 8].entry]);
+        if (i + 8 < n) Prefetch(&table.At(due[i + 8].entry));
         if (i + 4 < n && table.IsLive(due[i + 4].entry)) table.PrefetchSlotOf(due[i + 4].entry);
         const TimerRef ref = due[i];
-        if (!table.IsLive(ref.entry) || table[ref.entry].gen != ref.gen) continue;
-        table[ref.entry].flags &= ~WindowEntry::kHasTimer;
+        if (!table.IsLive(ref.entry) || table.At(ref.entry).gen != ref.gen) continue;
+        table.Mut(ref.entry).flags &= ~WindowEntry::kHasTimer;
         while (true) {
-          int64_t next = NextTime(table[ref.entry]);
+          int64_t next = NextTime(table.At(ref.entry));
           if (next > t) {
             Schedule(ref.entry);
             break;
           }
-          if (!table[ref.entry].fired()) {
+          if (!table.At(ref.entry).fired()) {
             SR_RETURN_IF_ERROR(Fire(ref.entry, stamp));
-            table[ref.entry].flags |= WindowEntry::kFired;
+            table.Mut(ref.entry).flags |= WindowEntry::kFired;
             continue;
           }
           DropWindow(ref.entry);
@@ -267,6 +521,7 @@ struct WindowOperator::Impl {
       }
       due.clear();
       spare_buckets.push_back(std::move(due));
+      SR_RETURN_IF_ERROR(EnforceCache());
     }
     emit_wm = wm;
     return Status::Ok();
@@ -340,15 +595,22 @@ struct WindowOperator::Impl {
         if (IsLate(tw)) continue;
         uint64_t h = tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
         uint32_t e = table.Find(h, ahead.key, tw.start);
+        if (e == kNoEntry && Spilled()) {
+          // Maybe evicted: read it back (off the hot path: only after a miss, and only once
+          // something was evicted).
+          SR_RETURN_IF_ERROR(ReloadWindow(ahead.key, ahead.key_hash, tw));
+          e = table.Find(h, ahead.key, tw.start);
+        }
         if (e == kNoEntry) e = NewWindow(h, ahead.key, tw);
         targets.push_back(e);
       }
     } else {
       TimeWindow fresh{row.ts, SaturatingAdd(row.ts, opt.window.gap)};
+      if (Spilled()) SR_RETURN_IF_ERROR(ReloadKey(ahead.key, ahead.key_hash));
       auto it = sessions.find(ahead.key);
       open.clear();
       if (it != sessions.end()) {
-        for (uint32_t c : it->second) open.push_back({table[c].start, table[c].end});
+        for (uint32_t c : it->second) open.push_back({table.At(c).start, table.At(c).end});
       }
       TimeWindow cover = MergeSessions(open, fresh, &merged);
       // Windows that are not late never merge into a late one, so only a lone window is late.
@@ -360,19 +622,20 @@ struct WindowOperator::Impl {
           for (size_t m : merged) merged_ids.push_back(it->second[m]);
           uint32_t into = merged_ids[0];
           for (size_t m = 1; m < merged_ids.size(); ++m) {
-            Accumulator* dst = table.Accs(into);
-            Accumulator* src = table.Accs(merged_ids[m]);
-            table[into].counter += table[merged_ids[m]].counter;
+            Accumulator* dst = table.MutAccs(into);
+            const Accumulator* src = table.Accs(merged_ids[m]);
+            table.Mut(into).counter += table.At(merged_ids[m]).counter;
             for (size_t j = 0; j < naggs; ++j) {
               if (j == inline_agg) continue;
               MergeAccumulators(opt.aggregates[j].kind, dst[general[j]], src[general[j]]);
             }
             DropWindow(merged_ids[m]);  // `into` keeps the key's list alive
           }
-          table[into].start = cover.start;
-          table[into].end = cover.end;
+          WindowEntry& w = table.Mut(into);
+          w.start = cover.start;
+          w.end = cover.end;
           // The merged window fires at its own end (or at once).
-          table[into].flags &= ~WindowEntry::kFired;
+          w.flags &= ~WindowEntry::kFired;
           targets.push_back(into);
         }
       }
@@ -381,9 +644,10 @@ struct WindowOperator::Impl {
 
     uint64_t seq = arrival++;
     for (uint32_t e : targets) {
-      WindowEntry& w = table[e];
+      WindowEntry& w = table.Mut(e);
       w.origin = row.origin;
-      Accumulator* a = table.Accs(e);
+      w.flags |= WindowEntry::kReferenced;  // for the cache's clock
+      Accumulator* a = general_count > 0 ? table.MutAccs(e) : nullptr;
       for (size_t j = 0; j < naggs; ++j) {
         AggKind kind = opt.aggregates[j].kind;
         if (kind == AggKind::kCount) {
@@ -407,13 +671,26 @@ struct WindowOperator::Impl {
         // Late but within allowed_lateness, or a session merged behind the watermark: fire
         // now with everything the window holds (Flink's EventTimeTrigger.onElement).
         SR_RETURN_IF_ERROR(Fire(e, wm));
-        table[e].flags |= WindowEntry::kFired;
+        table.Mut(e).flags |= WindowEntry::kFired;
         Schedule(e);
       } else {
         Schedule(e);
       }
     }
     return Status::Ok();
+  }
+
+  // The state as it is now, for another thread (see StateView).
+  Result<StateView> View() {
+    StateView view;
+    view.table = table.Capture();
+    if (spill) {
+      SR_ASSIGN_OR_RETURN(WindowSpillView spilled, spill->Snapshot());
+      view.spilled = std::move(spilled);
+    }
+    view.encoding = encoding;
+    view.arrival = arrival;
+    return view;
   }
 
   Status Flush() {
@@ -486,7 +763,18 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
       m.general[j] = general++;
     }
   }
-  m.table.Init(general);
+  m.general_count = general;
+  // Checkpoints capture the table: keep spare segments for its copy-on-write copies.
+  m.table.Init(general, ctx.checkpointing);
+  m.encoding = StateEncoding();
+  for (const auto& a : m.opt.aggregates) m.encoding.kinds.push_back(a.kind);
+  m.encoding.inline_agg = m.inline_agg;
+  m.encoding.general = m.general;
+  m.encoding.max_parallelism = ctx.max_parallelism;
+  m.cache_limit = 0;
+  if (!ctx.working_dir.empty() && ctx.state_cache_bytes > 0) {
+    m.cache_limit = std::max<size_t>(ctx.state_cache_bytes / m.table.bytes_per_entry(), 8);
+  }
   m.vals.assign(m.naggs, Value());
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
@@ -497,40 +785,22 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   return Status::Ok();
 }
 
-namespace {
-// Puts go into a state file (engine/state_file.h).
-class StateFileSink : public KeyedStateStore {
- public:
-  explicit StateFileSink(StateFileBuilder* out) : out_(out) {}
-  Status Put(int key_group, std::string_view key, std::string_view ns,
-             std::string_view value) override {
-    out_->Add(key_group, key, ns, value);
-    return Status::Ok();
-  }
-  Status Get(int, std::string_view, std::string_view, std::string*, bool*) const override {
-    return Status::RuntimeError("write-only");
-  }
-  Status Delete(int, std::string_view, std::string_view) override {
-    return Status::RuntimeError("write-only");
-  }
-  Status ForEach(int, int, const Visitor&) const override {
-    return Status::RuntimeError("write-only");
-  }
-  Status Clear() override { return Status::RuntimeError("write-only"); }
-
- private:
-  StateFileBuilder* out_;
-};
-}  // namespace
-
 Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out) {
   Impl& m = *impl_;
   SR_RETURN_IF_ERROR(m.Flush());
-  if (m.table.live() == 0) return Status::Ok();
-  StateFileBuilder builder(m.ctx->max_parallelism);
-  StateFileSink sink(&builder);
-  SR_RETURN_IF_ERROR(SnapshotTo(sink));
-  out->state = builder.Finish();
+  // What the previous checkpoint cost this thread after its barrier: the segments it copied.
+  if (m.table.copies() > m.reported_copies) {
+    spdlog::debug("window {} #{}: {} state segment(s) copied in {} us since the last barrier",
+                  m.ctx->name, m.ctx->subtask, m.table.copies() - m.reported_copies,
+                  (m.table.copy_ns() - m.reported_copy_ns) / 1000);
+    m.reported_copies = m.table.copies();
+    m.reported_copy_ns = m.table.copy_ns();
+  }
+  if (m.table.live() == 0 && !m.spill) return Status::Ok();
+  // Only views are taken here (copy-on-write segments, an LMDB read transaction); the
+  // coordinator encodes them.
+  SR_ASSIGN_OR_RETURN(StateView view, m.View());
+  out->deferred_state = std::make_shared<WindowDeferredState>(std::move(view));
   return Status::Ok();
 }
 
@@ -547,108 +817,124 @@ Status WindowOperator::Process(BatchPtr batch) {
     SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));
   }
   SR_RETURN_IF_ERROR(m.Advance(batch->watermark));
+  SR_RETURN_IF_ERROR(m.EnforceCache());
   return m.Flush();
 }
 
 Status WindowOperator::Finish() {
   SR_RETURN_IF_ERROR(impl_->Advance(kMaxTimestamp));
+  if (impl_->evicted > 0) {
+    spdlog::debug("window '{}' #{}: {} windows evicted to the cache's store, {} read back",
+                  impl_->ctx->name, impl_->ctx->subtask, impl_->evicted, impl_->reloaded);
+  }
   return impl_->Flush();
 }
 
 uint64_t WindowOperator::records_out() const { return impl_->results; }
 uint64_t WindowOperator::late_dropped() const { return impl_->late_dropped; }
 int64_t WindowOperator::watermark() const { return impl_->wm; }
-size_t WindowOperator::open_windows() const { return impl_->table.live(); }
+size_t WindowOperator::open_windows() const {
+  return impl_->table.live() + (impl_->spill ? impl_->spill->size() : 0);
+}
+size_t WindowOperator::cached_windows() const { return impl_->table.live(); }
+uint64_t WindowOperator::evictions() const { return impl_->evicted; }
+uint64_t WindowOperator::reloads() const { return impl_->reloaded; }
 
-Status WindowOperator::SnapshotTo(KeyedStateStore& store) const {
-  const Impl& m = *impl_;
-  std::string ns, value;
-  Accumulator counter;
-  for (size_t i = 0; i < m.table.capacity(); ++i) {
-    auto e = static_cast<uint32_t>(i);
-    if (!m.table.IsLive(e)) continue;
-    const WindowEntry& win = m.table[e];
-    std::string_view key = m.table.Key(win);
-    ns.clear();
-    PutI64(ns, win.start);
-    PutI64(ns, win.end);
-    value.clear();
-    PutU8(value, kStateVersion);
-    PutU8(value, win.fired() ? kFlagFired : 0);
-    PutU8(value, static_cast<uint8_t>(win.origin >> 8));
-    PutU8(value, static_cast<uint8_t>(win.origin & 0xFF));
-    PutU64(value, m.arrival);
-    PutU8(value, static_cast<uint8_t>(m.naggs));
-    const Accumulator* a = m.table.Accs(e);
-    for (size_t j = 0; j < m.naggs; ++j) {
-      AggKind kind = m.opt.aggregates[j].kind;
-      PutU8(value, static_cast<uint8_t>(kind));
-      if (j == m.inline_agg) {
-        counter.count = win.counter;
-        EncodeAccumulator(kind, counter, &value);
-      } else {
-        EncodeAccumulator(kind, a[m.general[j]], &value);
+Status WindowOperator::SnapshotTo(KeyedStateStore& store) {
+  SR_ASSIGN_OR_RETURN(StateView view, impl_->View());
+  return view.Visit([&](int key_group, std::string_view key, std::string_view ns,
+                        std::string_view value) { return store.Put(key_group, key, ns, value); });
+}
+
+Status DecodeWindowState(std::string_view ns, std::string_view value, WindowStateEntry* out) {
+  ByteReader nsr(ns);
+  if (!nsr.GetI64(&out->window.start) || !nsr.GetI64(&out->window.end) || !nsr.done()) {
+    return Status::RuntimeError("a window entry has a damaged namespace");
+  }
+  ByteReader in(value);
+  uint8_t version, flags, o1, o2, n;
+  if (!in.GetU8(&version)) return Status::RuntimeError("an empty window entry");
+  if (version != kStateVersion) {
+    return Status::RuntimeError("window state version " + std::to_string(version) +
+                                " is not supported (this build reads version 1)");
+  }
+  if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&out->arrival) ||
+      !in.GetU8(&n)) {
+    return Status::RuntimeError("a truncated window entry");
+  }
+  out->fired = (flags & kFlagFired) != 0;
+  out->origin = static_cast<uint16_t>((o1 << 8) | o2);
+  out->kinds.resize(n);
+  if (out->accumulators.size() < n) out->accumulators.resize(n);
+  for (size_t j = 0; j < n; ++j) {
+    uint8_t kind;
+    if (!in.GetU8(&kind)) return Status::RuntimeError("a truncated window entry");
+    if (kind > static_cast<uint8_t>(AggKind::kCountDistinct)) {
+      return Status::RuntimeError("unknown aggregate kind " + std::to_string(kind));
+    }
+    out->kinds[j] = static_cast<AggKind>(kind);
+    if (!DecodeAccumulator(out->kinds[j], in, &out->accumulators[j])) {
+      return Status::RuntimeError("a damaged accumulator");
+    }
+  }
+  if (!in.done()) return Status::RuntimeError("trailing bytes in a window entry");
+  return Status::Ok();
+}
+
+void AppendWindowStateJson(const WindowStateEntry& entry,
+                           const std::vector<std::string>& aggregate_names, std::string* out) {
+  *out += "\"window\":{\"start\":" + std::to_string(entry.window.start) +
+          ",\"end\":" + std::to_string(entry.window.end) + "},\"value\":{\"fired\":";
+  *out += entry.fired ? "true" : "false";
+  *out += ",\"aggregates\":[";
+  for (size_t j = 0; j < entry.kinds.size(); ++j) {
+    if (j) *out += ',';
+    *out += '{';
+    if (j < aggregate_names.size()) {
+      *out += "\"name\":";
+      AppendJsonString(*out, aggregate_names[j]);
+      *out += ',';
+    }
+    *out += "\"kind\":\"";
+    *out += AggName(entry.kinds[j]);
+    *out += "\",\"result\":";
+    AppendJson(*out, AggregateResult(entry.kinds[j], entry.accumulators[j]));
+    *out += ",\"accumulator\":";
+    AppendAccumulatorJson(entry.kinds[j], entry.accumulators[j], out);
+    *out += '}';
+  }
+  *out += "]}";
+}
+
+Status DescribeWindowState(std::string_view ns, std::string_view value,
+                           std::string_view schema_json, std::string* out) {
+  WindowStateEntry entry;
+  SR_RETURN_IF_ERROR(DecodeWindowState(ns, value, &entry));
+  std::vector<std::string> names;
+  if (!schema_json.empty()) {
+    rapidjson::Document doc;
+    doc.Parse(schema_json.data(), schema_json.size());
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("aggregates") &&
+        doc["aggregates"].IsArray()) {
+      for (const auto& a : doc["aggregates"].GetArray()) {
+        names.push_back(a.IsString() ? a.GetString() : "");
       }
     }
-    SR_RETURN_IF_ERROR(
-        store.Put(KeyGroupOf(HashKey(key), m.ctx->max_parallelism), key, ns, value));
   }
+  AppendWindowStateJson(entry, names, out);
   return Status::Ok();
 }
 
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
-  const std::string& name = m.ctx->name;
-  auto corrupt = [&](std::string_view why) {
-    return Status::RuntimeError("state of window step '" + name + "': " + std::string(why));
-  };
-  return store.ForEach(first_key_group, last_key_group, [&](int, std::string_view key_bytes,
-                                                            std::string_view ns,
-                                                            std::string_view value) -> Status {
-    ByteReader nsr(ns);
-    TimeWindow bounds;
-    if (!nsr.GetI64(&bounds.start) || !nsr.GetI64(&bounds.end) || !nsr.done()) {
-      return corrupt("a window entry has a damaged namespace");
-    }
-    ByteReader in(value);
-    uint8_t version, flags, o1, o2, n;
-    uint64_t arrival;
-    if (!in.GetU8(&version)) return corrupt("an empty window entry");
-    if (version != kStateVersion) {
-      return corrupt("window state version " + std::to_string(version) +
-                     " is not supported (this build reads version 1)");
-    }
-    if (!in.GetU8(&flags) || !in.GetU8(&o1) || !in.GetU8(&o2) || !in.GetU64(&arrival) ||
-        !in.GetU8(&n)) {
-      return corrupt("a truncated window entry");
-    }
-    if (n != m.naggs) return corrupt("its aggregates changed since the state was written");
-    uint64_t hash = HashKey(key_bytes);
-    if (!m.session) hash = WindowHash(hash, bounds.start);
-    uint32_t e = m.NewWindow(hash, key_bytes, bounds);
-    WindowEntry& win = m.table[e];
-    win.origin = static_cast<uint16_t>((o1 << 8) | o2);
-    if (flags & kFlagFired) win.flags |= WindowEntry::kFired;
-    Accumulator* a = m.table.Accs(e);
-    Accumulator counter;
-    for (size_t j = 0; j < m.naggs; ++j) {
-      uint8_t kind;
-      if (!in.GetU8(&kind)) return corrupt("a truncated window entry");
-      if (kind != static_cast<uint8_t>(m.opt.aggregates[j].kind)) {
-        return corrupt("its aggregates changed since the state was written");
-      }
-      Accumulator* into = j == m.inline_agg ? &counter : &a[m.general[j]];
-      if (!DecodeAccumulator(m.opt.aggregates[j].kind, in, into)) {
-        return corrupt("a damaged accumulator");
-      }
-      if (j == m.inline_agg) win.counter = counter.count;
-    }
-    if (!in.done()) return corrupt("trailing bytes in a window entry");
-    m.arrival = std::max(m.arrival, arrival);
-    m.Schedule(e);
-    return Status::Ok();
-  });
+  return store.ForEach(first_key_group, last_key_group,
+                       [&](int, std::string_view key, std::string_view ns,
+                           std::string_view value) -> Status {
+                         SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
+                         // State larger than the cache goes on to the cache's store.
+                         return m.EnforceCache();
+                       });
 }
 
 }  // namespace streamrun

@@ -1,20 +1,64 @@
 // The window step's table of open windows (see window_table.h).
 #include "operators/window_table.h"
 
+#include <atomic>
+#include <memory>
+
+#include "engine/metrics.h"
+
 namespace streamrun {
+
+WindowSegment::WindowSegment(size_t per_entry_count) : per_entry(per_entry_count) {
+  entries = HugePageAllocator<WindowEntry>().allocate(kSegmentEntries);
+  std::uninitialized_value_construct_n(entries, kSegmentEntries);
+  accs = nullptr;
+  if (per_entry > 0) {
+    size_t n = static_cast<size_t>(kSegmentEntries) * per_entry;
+    accs = HugePageAllocator<Accumulator>().allocate(n);
+    std::uninitialized_default_construct_n(accs, n);
+  }
+}
+
+WindowSegment::~WindowSegment() {
+  HugePageAllocator<WindowEntry>().deallocate(entries, kSegmentEntries);
+  if (accs != nullptr) {
+    size_t n = static_cast<size_t>(kSegmentEntries) * per_entry;
+    std::destroy_n(accs, n);
+    HugePageAllocator<Accumulator>().deallocate(accs, n);
+  }
+}
+
+void WindowSegment::CopyFrom(const WindowSegment& other) {
+  std::memcpy(static_cast<void*>(entries), other.entries, sizeof(WindowEntry) * kSegmentEntries);
+  if (per_entry > 0) {
+    size_t n = static_cast<size_t>(kSegmentEntries) * per_entry;
+    for (size_t i = 0; i < n; ++i) accs[i].CopyFrom(other.accs[i]);
+  }
+  if (other.long_keys) {
+    if (!long_keys) long_keys = std::make_unique<std::string[]>(kSegmentEntries);
+    for (uint32_t i = 0; i < kSegmentEntries; ++i) {
+      // Only live long keys matter; the others are stale.
+      if (other.entries[i].flags & WindowEntry::kLongKey) long_keys[i] = other.long_keys[i];
+    }
+  }
+}
+
+void WindowTable::AddSegment() {
+  segs_.push_back(std::make_shared<WindowSegment>(per_entry_));
+  if (reserve_copies_) retired_.push_back(std::make_shared<WindowSegment>(per_entry_));
+  base_.push_back(segs_.back()->entries);
+  shared_.push_back(0);
+  // Free entries are taken from the back: hand out the new segment's in order.
+  auto first = static_cast<uint32_t>((segs_.size() - 1) * kSegmentEntries);
+  for (uint32_t i = kSegmentEntries; i-- > 0;) free_entries_.push_back(first + i);
+}
 
 uint32_t WindowTable::Insert(uint64_t hash, std::string_view key, int64_t start, int64_t end,
                              bool indexed) {
-  uint32_t e;
-  if (!free_entries_.empty()) {
-    e = free_entries_.back();
-    free_entries_.pop_back();
-  } else {
-    e = static_cast<uint32_t>(entries_.size());
-    entries_.emplace_back();
-    accs_.resize(accs_.size() + per_entry_);
-  }
-  WindowEntry& w = entries_[e];
+  if (free_entries_.empty()) AddSegment();
+  uint32_t e = free_entries_.back();
+  free_entries_.pop_back();
+  WindowEntry& w = Mut(e);
   w.start = start;
   w.end = end;
   w.timer = 0;
@@ -27,14 +71,10 @@ uint32_t WindowTable::Insert(uint64_t hash, std::string_view key, int64_t start,
     std::memcpy(w.key, key.data(), key.size());
   } else {
     w.flags |= WindowEntry::kLongKey;
-    if (!free_long_keys_.empty()) {
-      w.long_key = free_long_keys_.back();
-      free_long_keys_.pop_back();
-      long_keys_[w.long_key].assign(key);
-    } else {
-      w.long_key = static_cast<uint32_t>(long_keys_.size());
-      long_keys_.emplace_back(key);
-    }
+    w.key_len = 0;
+    WindowSegment& seg = *segs_[e >> kSegmentShift];
+    if (!seg.long_keys) seg.long_keys = std::make_unique<std::string[]>(kSegmentEntries);
+    seg.long_keys[e & kSegmentMask].assign(key);
   }
   if (indexed) {
     w.flags |= WindowEntry::kIndexed;
@@ -47,7 +87,7 @@ uint32_t WindowTable::Insert(uint64_t hash, std::string_view key, int64_t start,
 }
 
 void WindowTable::Erase(uint32_t e) {
-  WindowEntry& w = entries_[e];
+  WindowEntry& w = Mut(e);
   if (w.flags & WindowEntry::kIndexed) {
     // Backward-shift deletion: keeps every probe chain unbroken without tombstones.
     size_t mask = slots_.size() - 1;
@@ -68,13 +108,61 @@ void WindowTable::Erase(uint32_t e) {
     slots_[i] = Slot();
     --indexed_;
   }
-  if (w.flags & WindowEntry::kLongKey) free_long_keys_.push_back(w.long_key);
-  Accumulator* a = Accs(e);
-  for (size_t j = 0; j < per_entry_; ++j) a[j].Reset();
+  if (per_entry_ > 0) {
+    Accumulator* a = MutAccs(e);
+    for (size_t j = 0; j < per_entry_; ++j) a[j].Reset();
+  }
   w.flags = 0;
   ++w.gen;
   free_entries_.push_back(e);
   --live_;
+}
+
+WindowTableView WindowTable::Capture() {
+  WindowTableView view;
+  view.segs_.assign(segs_.begin(), segs_.end());
+  view.live_ = live_;
+  for (auto& s : shared_) s = 1;
+  return view;
+}
+
+std::shared_ptr<WindowSegment> WindowTable::SpareSegment() {
+  for (size_t i = 0; i < retired_.size(); ++i) {
+    if (retired_[i].use_count() == 1) {
+      // The view released it (a release decrement); what it read happens before our writes.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      std::shared_ptr<WindowSegment> s = std::move(retired_[i]);
+      retired_[i] = std::move(retired_.back());
+      retired_.pop_back();
+      return s;
+    }
+  }
+  return std::make_shared<WindowSegment>(per_entry_);
+}
+
+void WindowTable::Unshare(uint32_t s) {
+  shared_[s] = 0;
+  if (segs_[s].use_count() == 1) {
+    // No view holds it any more: write in place (see SpareSegment for the fence).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return;
+  }
+  const int64_t started = SteadyNowNs();
+  std::shared_ptr<WindowSegment> copy = SpareSegment();
+  copy->CopyFrom(*segs_[s]);
+  retired_.push_back(std::move(segs_[s]));
+  segs_[s] = std::move(copy);
+  base_[s] = segs_[s]->entries;
+  ++copies_;
+  copy_ns_ += SteadyNowNs() - started;
+  // Keep no more spare segments than the table has: the state may have shrunk.
+  for (size_t i = retired_.size(); i-- > 0 && retired_.size() > segs_.size();) {
+    if (retired_[i].use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      retired_[i] = std::move(retired_.back());
+      retired_.pop_back();
+    }
+  }
 }
 
 void WindowTable::Grow() {

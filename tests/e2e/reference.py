@@ -212,10 +212,15 @@ class _Win:
         self.accs = [_Acc(k) for k in kinds]
 
 
-def run_window(rows, key_by, window, aggregates, allowed_lateness=0, fire_on=None):
+def run_window(rows, key_by, window, aggregates, allowed_lateness=0, fire_on=None,
+               end_watermark=POS_INF, open_windows=None):
     """rows: [(ts, record, wm)]; key_by: field names; window: Tumbling | Sliding | Session;
     aggregates: [(name, kind, fn)] with fn(record) -> value or None (None for count());
     fire_on: fn(record) -> True to fire and purge the record's windows.
+    end_watermark: where the watermark goes after the last row (+inf: the end of the input;
+    the watermark after the rows, for the state at a checkpoint taken after them).
+    open_windows: a list that receives, after that, every window still held, as the result
+    record it would give now.
     Returns (results, late)."""
     kinds = [k for _, k, _ in aggregates]
     fns = [f for _, _, f in aggregates]
@@ -231,7 +236,7 @@ def run_window(rows, key_by, window, aggregates, allowed_lateness=0, fire_on=Non
     def alive(w):
         return windows.get(w.key, {}).get((w.start, w.end)) is w
 
-    def emit(w):
+    def record(w):
         out = {}
         for name, kv in zip(key_by, w.key):
             out[name] = kv
@@ -239,7 +244,10 @@ def run_window(rows, key_by, window, aggregates, allowed_lateness=0, fire_on=Non
         out["window_end"] = w.end
         for name, acc in zip(names, w.accs):
             out[name] = acc.result()
-        results.append(out)
+        return out
+
+    def emit(w):
+        results.append(record(w))
 
     def remove(w):
         del windows[w.key][(w.start, w.end)]
@@ -309,8 +317,19 @@ def run_window(rows, key_by, window, aggregates, allowed_lateness=0, fire_on=Non
                 remove(w)
             elif w.end - 1 <= wm:
                 emit(w)  # a late record in a fired window (allowed_lateness > 0) fires it again
-    advance(POS_INF)  # end of input
+    advance(end_watermark)  # POS_INF: the end of the input
+    if open_windows is not None:
+        for kw in windows.values():
+            open_windows.extend(record(w) for w in kw.values())
     return results, late
+
+
+def watermark_after(items, max_out_of_orderness_ms):
+    """The watermark after all of items [(ts, record)]: as with_watermarks gives it to a record
+    that would come next."""
+    if not items:
+        return NEG_INF
+    return max(ts for ts, _ in items) - max_out_of_orderness_ms - 1
 
 
 def field(name):

@@ -335,3 +335,64 @@ TEST_CASE("failpoint: a comma-separated list arms each name") {
 }
 
 }  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("checkpoint: without checksums a truncated file is found, a flipped byte is not") {
+  TempDir dir;
+  REQUIRE(WriteCheckpoint(dir.path(), 1).ok());
+  RewriteFile(Chk(dir, 1) + "/window/kg-0-127.bin", [](std::string& s) { s[2] ^= 0x01; });
+  CHECK(VerifyCheckpoint(Chk(dir, 1), false).ok());
+  CHECK_FALSE(VerifyCheckpoint(Chk(dir, 1), true).ok());
+  fs::resize_file(Chk(dir, 1) + "/sources.json", 3);
+  VerifyResult quick = VerifyCheckpoint(Chk(dir, 1), false);
+  CHECK(quick.damaged_file == "sources.json");
+}
+
+TEST_CASE("checkpoint: savepoints are listed oldest first, a .tmp as in progress") {
+  TempDir dir;
+  CHECK(ListSavepoints(dir.path())->empty());
+  for (std::string name : {"sp-20250102T030405.678Z", "sp-20250101T000000.000Z",
+                           "sp-20250103T000000.000Z.tmp", "other"}) {
+    fs::create_directories(dir.path() + "/savepoints/" + name);
+  }
+  std::ofstream(dir.path() + "/savepoints/sp-20250101T000000.000Z/MANIFEST.json") << "{}";
+  auto list = ListSavepoints(dir.path());
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 3);
+  CHECK(fs::path((*list)[0].path).filename() == "sp-20250101T000000.000Z");
+  CHECK((*list)[0].has_manifest);
+  CHECK_FALSE((*list)[1].has_manifest);
+  CHECK((*list)[2].in_progress);
+  CHECK_FALSE((*list)[0].in_progress);
+}
+
+}  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("checkpoint: a deletion cut short by a crash leaves nothing that looks damaged") {
+  TempDir dir;
+  for (int id = 1; id <= 3; ++id) REQUIRE(WriteCheckpoint(dir.path(), id).ok());
+  // What a crash in the middle of removing chk-1 leaves: renamed, some files gone.
+  fs::rename(Chk(dir, 1), Chk(dir, 1) + ".deleting");
+  fs::remove(Chk(dir, 1) + ".deleting/sources.json");
+  auto list = ListCheckpoints(dir.path());
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0].id == 2);
+  REQUIRE(WriteCheckpoint(dir.path(), 4).ok());
+  REQUIRE(RetainCheckpoints(dir.path(), 2).ok());
+  CHECK_FALSE(fs::exists(Chk(dir, 1) + ".deleting"));
+  CHECK_FALSE(fs::exists(Chk(dir, 2)));
+  CHECK_FALSE(fs::exists(Chk(dir, 2) + ".deleting"));
+  CHECK(fs::exists(Chk(dir, 3)));
+
+  REQUIRE(ForgetCheckpoints(dir.path()).ok());
+  CHECK_FALSE(fs::exists(dir.path() + "/checkpoints"));
+  CHECK_FALSE(fs::exists(dir.path() + "/checkpoints.deleting"));
+  CHECK(ForgetCheckpoints(dir.path()).ok());  // nothing to forget
+  CHECK(*NextCheckpointId(dir.path()) == 1);
+}
+
+}  // namespace streamrun

@@ -167,3 +167,55 @@ TEST_CASE("lmdb state store: key encoding round trips and keeps tuple order") {
 }
 
 }  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("lmdb state store: take reads and removes in one step, also while the map grows") {
+  TempDir dir;
+  LmdbStateStoreOptions options;
+  options.initial_map_size = 64 << 10;
+  options.write_map = true;
+  auto store = OpenStore(dir / "env", options);
+  for (int i = 0; i < 2000; ++i) REQUIRE(store->Put(i % 7, "k" + std::to_string(i), "n", ValueFor(i)).ok());
+  std::string value;
+  bool found = false;
+  for (int i = 0; i < 2000; i += 3) {
+    REQUIRE(store->Take(i % 7, "k" + std::to_string(i), "n", &value, &found).ok());
+    CHECK(found);
+    CHECK(value == ValueFor(i));
+    REQUIRE(store->Take(i % 7, "k" + std::to_string(i), "n", &value, &found).ok());
+    CHECK(!found);
+  }
+  REQUIRE(store->Get(1, "k1", "n", &value, &found).ok());
+  CHECK(found);
+}
+
+TEST_CASE("lmdb state store: a scan from a key sees that key's entries first, and stops when told") {
+  TempDir dir;
+  auto store = OpenStore(dir / "env");
+  for (std::string key : {"a", "ab", "abc", "b"}) {
+    for (std::string ns : {"1", "2"}) REQUIRE(store->Put(3, key, ns, key + ns).ok());
+  }
+  REQUIRE(store->Put(4, "ab", "1", "other group").ok());
+  std::vector<std::string> seen;
+  REQUIRE(store
+              ->Scan(3, "ab",
+                     [&](std::string_view k, std::string_view, std::string_view v, bool* stop) {
+                       *stop = k != "ab";
+                       if (!*stop) seen.emplace_back(v);
+                       return Status::Ok();
+                     })
+              .ok());
+  CHECK(seen == std::vector<std::string>{"ab1", "ab2"});
+  seen.clear();
+  REQUIRE(store
+              ->Scan(3, "abc",
+                     [&](std::string_view, std::string_view, std::string_view v, bool*) {
+                       seen.emplace_back(v);
+                       return Status::Ok();
+                     })
+              .ok());
+  CHECK(seen == std::vector<std::string>{"abc1", "abc2", "b1", "b2"});  // not group 4
+}
+
+}  // namespace streamrun

@@ -10,7 +10,9 @@
 
 #include "engine/key.h"
 #include "engine/memory_state_store.h"
+#include "engine/state_file.h"
 #include "engine/watermark.h"
+#include "tests/engine/temp_dir.h"
 
 namespace streamrun {
 namespace {
@@ -122,9 +124,11 @@ struct AggDef {
 };
 
 struct Harness {
+  // `cache_bytes` > 0: the operator keeps only that much state in memory (at least 8 windows)
+  // and evicts the rest to an LMDB store in a temporary directory.
   Harness(WindowSpec spec, std::vector<AggDef> aggs, int64_t lateness = 0,
           std::optional<std::string> fire_on = std::nullopt, bool with_late = true,
-          Layout output = {}) {
+          Layout output = {}, uint64_t cache_bytes = 0) {
     WindowOptions opt;
     opt.key_paths = {{"user"}};
     opt.key_names = {"user"};
@@ -144,6 +148,11 @@ struct Harness {
     ctx.main = &main;
     ctx.late = with_late ? &late : nullptr;
     ctx.errors = &errors;
+    if (cache_bytes > 0) {
+      working = std::make_unique<TempDir>();
+      ctx.working_dir = *working / "w-0";
+      ctx.state_cache_bytes = cache_bytes;
+    }
     REQUIRE(op->Open(ctx).ok());
   }
   void Feed(std::vector<BatchPtr> batches, bool finish = true) {
@@ -156,6 +165,7 @@ struct Harness {
   OperatorContext ctx;
   CaptureEmitter main, late;
   CaptureErrors errors;
+  std::unique_ptr<TempDir> working;  // outlives the operator
   std::unique_ptr<WindowOperator> op;
 };
 
@@ -438,17 +448,26 @@ struct Reference {
   bool Late(int64_t end) const { return SaturatingAdd(end - 1, lateness) <= wm; }
   void Process(const Rec& r, int64_t row_wm) {
     Advance(row_wm);
-    if (spec.type == WindowType::kTumbling) {
-      int64_t start = r.ts - ((r.ts % spec.size) + spec.size) % spec.size;
-      if (Late(start + spec.size)) {
-        late.push_back(RawOf(r));
-        return;
+    if (spec.type != WindowType::kSession) {
+      // Tumbling: sliding with slide = size. Every window [start, start + size) holding ts.
+      int64_t slide = spec.type == WindowType::kTumbling ? spec.size : spec.slide;
+      bool any = false;
+      for (int64_t start = r.ts - ((r.ts % slide) + slide) % slide; start > r.ts - spec.size;
+           start -= slide) {
+        if (Late(start + spec.size)) continue;
+        any = true;
+        Win* found = nullptr;
+        for (auto& w : wins) {
+          if (w.user == r.user && w.start == start) found = &w;
+        }
+        if (found == nullptr) {
+          wins.push_back({r.user, start, start + spec.size});
+          found = &wins.back();
+        }
+        Add(*found, r);
       }
-      for (auto& w : wins) {
-        if (w.user == r.user && w.start == start) return Add(w, r);
-      }
-      wins.push_back({r.user, start, start + spec.size});
-      return Add(wins.back(), r);
+      if (!any) late.push_back(RawOf(r));
+      return;
     }
     Win fresh{r.user, r.ts, r.ts + spec.gap};
     bool merged = true, any = false;
@@ -474,7 +493,8 @@ struct Reference {
   }
 };
 
-void CheckAgainstReference(WindowSpec spec, uint64_t seed) {
+// Returns the windows the operator evicted.
+uint64_t CheckAgainstReference(WindowSpec spec, uint64_t seed, uint64_t cache_bytes = 0) {
   std::mt19937_64 rng(seed);
   int64_t lateness = (rng() % 2) ? 0 : static_cast<int64_t>(rng() % 30);
   int64_t delay = static_cast<int64_t>(rng() % 20);
@@ -491,11 +511,14 @@ void CheckAgainstReference(WindowSpec spec, uint64_t seed) {
   }
   ref.Advance(kMaxTimestamp);
 
-  Harness h(spec, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, lateness);
+  Harness h(spec, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, lateness, std::nullopt, true, {},
+            cache_bytes);
   h.Feed(RandomBatches(rng, recs, delay));
   CHECK(Sorted(h.Results()) == Sorted(ref.results));
   CHECK(Sorted(h.Late()) == Sorted(ref.late));
   CHECK(h.op->open_windows() == 0);
+  CHECK(h.op->reloads() == h.op->evictions());
+  return h.op->evictions();
 }
 
 }  // namespace
@@ -515,8 +538,9 @@ TEST_CASE("window: results are the same however the input is cut into batches") 
   }
 }
 
-TEST_CASE("window: tumbling windows match a brute-force model on random out-of-order input") {
+TEST_CASE("window: tumbling and sliding windows match a brute-force model on random out-of-order input") {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
+    CheckAgainstReference({WindowType::kSliding, static_cast<int64_t>(6 + seed * 2), 3, 0}, seed + 50);
     CheckAgainstReference({WindowType::kTumbling, static_cast<int64_t>(5 + seed * 3), 0, 0}, seed);
   }
 }
@@ -524,6 +548,26 @@ TEST_CASE("window: tumbling windows match a brute-force model on random out-of-o
 TEST_CASE("window: session windows match a brute-force model on random out-of-order input") {
   for (uint64_t seed = 100; seed <= 120; ++seed) {
     CheckAgainstReference({WindowType::kSession, 0, 0, static_cast<int64_t>(1 + seed % 9)}, seed);
+  }
+}
+
+TEST_CASE("window: with a cache smaller than the state, evicted windows come back and match the model") {
+  // 1 byte: the smallest cache (8 windows); 5000 bytes: a few dozen.
+  for (uint64_t cache : {uint64_t{1}, uint64_t{5000}}) {
+    CAPTURE(cache);
+    uint64_t tumbling = 0, sliding = 0, session = 0;
+    for (uint64_t seed = 1; seed <= 10; ++seed) {
+      tumbling += CheckAgainstReference(
+          {WindowType::kTumbling, static_cast<int64_t>(5 + seed * 3), 0, 0}, seed, cache);
+      sliding += CheckAgainstReference(
+          {WindowType::kSliding, static_cast<int64_t>(6 + seed * 2), 3, 0}, seed + 50, cache);
+      session += CheckAgainstReference(
+          {WindowType::kSession, 0, 0, static_cast<int64_t>(1 + seed % 9)}, seed + 100, cache);
+    }
+    const uint64_t at_least = cache == 1 ? 1000 : 10;
+    CHECK(tumbling > at_least);
+    CHECK(sliding > at_least);
+    CHECK(session > at_least);
   }
 }
 
@@ -548,23 +592,69 @@ BatchPtr FilterKeyGroups(const Batch& b, int first, int last) {
 
 }  // namespace
 
+namespace {
+
+// One random input (seeded) run whole, and run up to half of its batches (`before`): the test
+// takes the state there and continues from it elsewhere.
+struct CutRun {
+  CutRun(WindowSpec spec, const std::vector<AggDef>& aggs, uint64_t seed, uint64_t cache_bytes = 0)
+      : whole(spec, aggs, 12), before(spec, aggs, 12, std::nullopt, true, {}, cache_bytes) {
+    std::mt19937_64 rng(seed);
+    recs = RandomRecs(rng, 1500, 9, 30);
+    whole.Feed(MakeBatches(recs, 64, 4));
+    batches = MakeBatches(recs, 64, 4);
+    cut = batches.size() / 2;
+    for (size_t i = 0; i < cut; ++i) REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    results_at_cut = before.Results();
+  }
+  // Takes a checkpoint's snapshot at the cut, lets `before` go on to the end of the input, and
+  // only then encodes the snapshot (as the coordinator does, late): the state file's bytes.
+  std::string SnapshotThenGoOn() {
+    OperatorSnapshot snap;
+    REQUIRE(before.op->Snapshot(1, &snap).ok());
+    REQUIRE(snap.deferred_state != nullptr);
+    for (size_t i = cut; i < batches.size(); ++i) {
+      REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    }
+    std::string file;
+    REQUIRE(snap.deferred_state
+                ->WriteTo([&](std::string_view piece) {
+                  file.append(piece);
+                  return Status::Ok();
+                })
+                .ok());
+    return file;
+  }
+  // Feeds `after` (restored from the state at the cut) the input after the cut: what the run
+  // emitted before the cut and what `after` emitted.
+  std::vector<std::string> Resume(Harness& after) {
+    auto rest = MakeBatches(recs, 64, 4);
+    for (size_t i = cut; i < rest.size(); ++i) REQUIRE(after.op->Process(std::move(rest[i])).ok());
+    REQUIRE(after.op->Finish().ok());
+    std::vector<std::string> out = results_at_cut;
+    for (auto& r : after.Results()) out.push_back(r);
+    return out;
+  }
+
+  std::vector<Rec> recs;
+  Harness whole, before;
+  std::vector<BatchPtr> batches;  // those after the cut are left
+  size_t cut = 0;
+  std::vector<std::string> results_at_cut;
+};
+
+}  // namespace
+
 TEST_CASE("window: a snapshot restored into fresh operators continues with identical results") {
   std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum},   {"mn", AggKind::kMin},
                               {"f", AggKind::kFirst}, {"l", AggKind::kLast},  {"a", AggKind::kAvg},
                               {"d", AggKind::kCountDistinct}};
   for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
-    std::mt19937_64 rng(7);
-    auto recs = RandomRecs(rng, 1500, 9, 30);
-    Harness whole(spec, aggs, 12);
-    whole.Feed(MakeBatches(recs, 64, 4));
-
-    auto batches = MakeBatches(recs, 64, 4);
-    size_t cut = batches.size() / 2;
-    Harness before(spec, aggs, 12);
-    for (size_t i = 0; i < cut; ++i) REQUIRE(before.op->Process(std::move(batches[i])).ok());
+    CutRun run(spec, aggs, 7);
+    auto& batches = run.batches;
     MemoryStateStore store;
-    REQUIRE(before.op->SnapshotTo(store).ok());
-    CHECK(store.size() == before.op->open_windows());
+    REQUIRE(run.before.op->SnapshotTo(store).ok());
+    CHECK(store.size() == run.before.op->open_windows());
 
     // At the same parallelism.
     Harness after(spec, aggs, 12);
@@ -574,7 +664,7 @@ TEST_CASE("window: a snapshot restored into fresh operators continues with ident
     REQUIRE(low.op->RestoreFrom(store, 0, 63).ok());
     REQUIRE(high.op->RestoreFrom(store, 64, 127).ok());
     CHECK(low.op->open_windows() + high.op->open_windows() == store.size());
-    for (size_t i = cut; i < batches.size(); ++i) {
+    for (size_t i = run.cut; i < batches.size(); ++i) {
       REQUIRE(low.op->Process(FilterKeyGroups(*batches[i], 0, 63)).ok());
       REQUIRE(high.op->Process(FilterKeyGroups(*batches[i], 64, 127)).ok());
       REQUIRE(after.op->Process(std::move(batches[i])).ok());
@@ -583,13 +673,79 @@ TEST_CASE("window: a snapshot restored into fresh operators continues with ident
     REQUIRE(low.op->Finish().ok());
     REQUIRE(high.op->Finish().ok());
 
-    std::vector<std::string> resumed = before.Results();
+    std::vector<std::string> resumed = run.results_at_cut;
     for (auto& s : after.Results()) resumed.push_back(s);
-    CHECK(Sorted(resumed) == Sorted(whole.Results()));
-    std::vector<std::string> split = before.Results();
+    CHECK(Sorted(resumed) == Sorted(run.whole.Results()));
+    std::vector<std::string> split = run.results_at_cut;
     for (auto& s : low.Results()) split.push_back(s);
     for (auto& s : high.Results()) split.push_back(s);
-    CHECK(Sorted(split) == Sorted(whole.Results()));
+    CHECK(Sorted(split) == Sorted(run.whole.Results()));
+  }
+}
+
+namespace {
+
+// Every entry of `store`, as text, sorted.
+std::vector<std::string> Dump(const KeyedStateStore& store) {
+  std::vector<std::string> out;
+  REQUIRE(store
+              .ForEach(0, 127,
+                       [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+                         out.push_back(std::to_string(kg) + "|" + std::string(k) + "|" +
+                                       std::string(ns) + "|" + std::string(v));
+                         return Status::Ok();
+                       })
+              .ok());
+  return Sorted(out);
+}
+
+}  // namespace
+
+TEST_CASE("window: a checkpoint's state is what the barrier saw, however late it is encoded") {
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"l", AggKind::kLast},
+                              {"d", AggKind::kCountDistinct}};
+  for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
+    CutRun run(spec, aggs, 11);
+    MemoryStateStore at_barrier;
+    REQUIRE(run.before.op->SnapshotTo(at_barrier).ok());
+    // The operator goes on (and changes, fires and drops windows) before the state is encoded.
+    StateFileReader encoded({{"chk", run.SnapshotThenGoOn()}}, 128);
+    CHECK(!Dump(at_barrier).empty());
+    CHECK(Dump(at_barrier) == Dump(encoded));
+
+    // Restored, it continues as if nothing happened.
+    Harness after(spec, aggs, 12);
+    REQUIRE(after.op->RestoreFrom(encoded, 0, 127).ok());
+    CHECK(Sorted(run.Resume(after)) == Sorted(run.whole.Results()));
+  }
+}
+
+TEST_CASE("window: a snapshot holds the evicted windows too and restores identically") {
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"f", AggKind::kFirst},
+                              {"d", AggKind::kCountDistinct}};
+  for (WindowSpec spec : {WindowSpec{WindowType::kTumbling, 40, 0, 0},
+                          WindowSpec{WindowType::kSession, 0, 0, 8}}) {
+    CutRun cached(spec, aggs, 13, /*cache_bytes=*/1);
+    CutRun plain(spec, aggs, 13);
+    REQUIRE(cached.before.op->evictions() > 0);
+    CHECK(cached.before.op->cached_windows() < cached.before.op->open_windows());
+    CHECK(cached.before.op->open_windows() == plain.before.op->open_windows());
+    CHECK(cached.results_at_cut.size() == plain.results_at_cut.size());
+
+    // The same state as without a cache, whether written at once or encoded later.
+    MemoryStateStore with_cache, without;
+    REQUIRE(cached.before.op->SnapshotTo(with_cache).ok());
+    REQUIRE(plain.before.op->SnapshotTo(without).ok());
+    CHECK(Dump(with_cache) == Dump(without));
+    StateFileReader encoded({{"chk", cached.SnapshotThenGoOn()}}, 128);
+    CHECK(Dump(encoded) == Dump(without));
+
+    // Restored into an operator with a small cache too, it ends as the whole run did.
+    Harness after(spec, aggs, 12, std::nullopt, true, {}, /*cache_bytes=*/1);
+    REQUIRE(after.op->RestoreFrom(encoded, 0, 127).ok());
+    CHECK(after.op->open_windows() == plain.before.op->open_windows());
+    CHECK(after.op->cached_windows() <= 8);
+    CHECK(Sorted(cached.Resume(after)) == Sorted(plain.whole.Results()));
   }
 }
 
@@ -609,6 +765,51 @@ TEST_CASE("window: restoring state of another version or other aggregates fails 
   REQUIRE(two.op->SnapshotTo(snap).ok());
   Harness other(kTumbling10, {{"s", AggKind::kSum}});
   CHECK(other.op->RestoreFrom(snap, 0, 127).message().find("aggregates changed") != std::string::npos);
+}
+
+}  // namespace streamrun
+
+namespace streamrun {
+
+TEST_CASE("window: state entries decode to what the window holds, with names for state dump") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"f", AggKind::kFirst},
+                          {"d", AggKind::kCountDistinct}});
+  h.Feed(MakeBatches({{"a", 1, Value::Int(5)}, {"a", 2, Value::Int(7)}, {"a", 3, Value::Int(5)}}, 8),
+         false);
+  MemoryStateStore store;
+  REQUIRE(h.op->SnapshotTo(store).ok());
+  int entries = 0;
+  REQUIRE(store.ForEach(0, 127, [&](int, std::string_view, std::string_view ns,
+                                    std::string_view value) -> Status {
+    ++entries;
+    WindowStateEntry e;
+    REQUIRE(DecodeWindowState(ns, value, &e).ok());
+    CHECK(e.window.start == 0);
+    CHECK(e.window.end == 10);
+    CHECK_FALSE(e.fired);
+    REQUIRE(e.kinds.size() == 4);
+    CHECK(e.accumulators[0].count == 3);
+    std::string json;
+    AppendWindowStateJson(e, {"n", "s", "f", "d"}, &json);
+    CHECK(json ==
+          "\"window\":{\"start\":0,\"end\":10},\"value\":{\"fired\":false,\"aggregates\":["
+          "{\"name\":\"n\",\"kind\":\"count\",\"result\":3,\"accumulator\":{\"count\":3}},"
+          "{\"name\":\"s\",\"kind\":\"sum\",\"result\":17,\"accumulator\":{\"count\":3,\"sum\":17}},"
+          "{\"name\":\"f\",\"kind\":\"first\",\"result\":5,\"accumulator\":{\"count\":3,\"value\":5,\"seq\":0}},"
+          "{\"name\":\"d\",\"kind\":\"count_distinct\",\"result\":2,\"accumulator\":{\"distinct\":[5,7]}}]}");
+    // Without names (an old snapshot), the kinds still say what each aggregate is.
+    json.clear();
+    AppendWindowStateJson(e, {}, &json);
+    CHECK(json.find("{\"kind\":\"count\",\"result\":3") != std::string::npos);
+    // Damage is reported, never read as garbage.
+    CHECK_FALSE(DecodeWindowState(ns.substr(0, 8), value, &e).ok());
+    CHECK(DecodeWindowState(ns, value.substr(0, value.size() - 1), &e).message() ==
+          "a damaged accumulator");
+    CHECK(DecodeWindowState(ns, std::string(value) + "x", &e).message() ==
+          "trailing bytes in a window entry");
+    return Status::Ok();
+  }).ok());
+  CHECK(entries == 1);
 }
 
 }  // namespace streamrun
