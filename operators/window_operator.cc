@@ -839,6 +839,8 @@ Status WindowOperator::Finish() {
     spdlog::debug("window '{}' #{}: {} windows evicted to the cache's store, {} read back",
                   impl_->ctx->name, impl_->ctx->subtask, impl_->evicted, impl_->reloaded);
   }
+  // Nothing left pending for the store's destructor, which may run on another thread.
+  if (impl_->spill) SR_RETURN_IF_ERROR(impl_->spill->Flush());
   return impl_->Flush();
 }
 
@@ -861,13 +863,17 @@ Status WindowOperator::SnapshotTo(KeyedStateStore& store) {
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
-  return store.ForEach(first_key_group, last_key_group,
-                       [&](int, std::string_view key, std::string_view ns,
-                           std::string_view value) -> Status {
-                         SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
-                         // State larger than the cache goes on to the cache's store.
-                         return m.EnforceCache();
-                       });
+  SR_RETURN_IF_ERROR(store.ForEach(first_key_group, last_key_group,
+                                   [&](int, std::string_view key, std::string_view ns,
+                                       std::string_view value) -> Status {
+                                     SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
+                                     // State larger than the cache goes on to its store.
+                                     return m.EnforceCache();
+                                   }));
+  // Restoring runs on the job's thread (Open), processing on the task's: a write transaction
+  // of the cache's store must not cross over (LMDB binds it to its thread).
+  if (m.spill) SR_RETURN_IF_ERROR(m.spill->Flush());
+  return Status::Ok();
 }
 
 }  // namespace streamrun
