@@ -111,6 +111,9 @@ class WindowDeferredState : public DeferredState {
  public:
   explicit WindowDeferredState(StateView view) : view_(std::move(view)) {}
 
+  // Copies ahead what the operator is about to copy for its writes (WindowTableView::CopyAhead).
+  void Prepare() override { view_.table.CopyAhead(); }
+
   Status WriteTo(const std::function<Status(std::string_view)>& write) override {
     constexpr size_t kPiece = size_t{1} << 20;  // bytes handed to `write` at a time
     StateFileBuilder builder(view_.encoding.max_parallelism);
@@ -153,7 +156,8 @@ struct WindowOperator::Impl {
   size_t inline_agg = kNone;
   std::vector<size_t> general;
   size_t general_count = 0;  // aggregates in general accumulators
-  uint64_t reported_copies = 0;  // table.copies() at the last barrier
+  uint64_t reported_copies = 0;  // table.copies() + taken_copies() at the last barrier
+  uint64_t reported_taken = 0;
   int64_t reported_copy_ns = 0;
   StateEncoding encoding;
 
@@ -491,8 +495,8 @@ struct WindowOperator::Impl {
     emit_wm = stamp;
     wm_sent = false;
     for (;;) {
-      const int64_t next = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
-      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next) {
+      const int64_t next_bucket = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
+      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next_bucket) {
         // Evicted windows come due: back into the table, a chunk at a time, to fire there
         // (those of the same time as a bucket in memory after it: memory stays bounded).
         constexpr size_t kChunk = 4096;
@@ -501,7 +505,7 @@ struct WindowOperator::Impl {
                             std::string_view v) { return Reloaded(kg, k, ns, v); }));
         continue;
       }
-      if (buckets.empty() || next > to) break;
+      if (buckets.empty() || next_bucket > to) break;
       auto it = buckets.begin();
       const int64_t t = it->first;
       std::vector<TimerRef> due = std::move(it->second);
@@ -801,11 +805,15 @@ Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out
   Impl& m = *impl_;
   SR_RETURN_IF_ERROR(m.Flush());
   // What the previous checkpoint cost this thread after its barrier: the segments it copied.
-  if (m.table.copies() > m.reported_copies) {
-    spdlog::debug("window {} #{}: {} state segment(s) copied in {} us since the last barrier",
-                  m.ctx->name, m.ctx->subtask, m.table.copies() - m.reported_copies,
+  const uint64_t copies = m.table.copies() + m.table.taken_copies();
+  if (copies > m.reported_copies) {
+    spdlog::debug("window {} #{}: {} state segment(s) copied ({} of them ahead, by the checkpoint's "
+                  "thread) in {} us since the last barrier",
+                  m.ctx->name, m.ctx->subtask, copies - m.reported_copies,
+                  m.table.taken_copies() - m.reported_taken,
                   (m.table.copy_ns() - m.reported_copy_ns) / 1000);
-    m.reported_copies = m.table.copies();
+    m.reported_copies = copies;
+    m.reported_taken = m.table.taken_copies();
     m.reported_copy_ns = m.table.copy_ns();
   }
   if (m.table.live() == 0 && !m.spill) return Status::Ok();
