@@ -414,7 +414,8 @@ def bench_state(r, lines, runs):
         gaps_chk += poller.gaps(lines)
         barrier = [int(m) / 1000.0 for m in re.findall(r"paused (\d+) us at the barrier", err)]
         # The copy-on-write copies a checkpoint causes after its barrier, reported at the next.
-        cow = [int(m) / 1000.0 for m in re.findall(r"segment\(s\) copied in (\d+) us", err)]
+        cow = [int(m) / 1000.0 for m in
+               re.findall(r"segment\(s\) copied \(\d+ of them ahead[^)]*\) in (\d+) us", err)]
         pauses += barrier
         copies += cow
         effective += [b + c for b, c in zip(barrier, cow)]

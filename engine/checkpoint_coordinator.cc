@@ -32,6 +32,7 @@ struct CheckpointCoordinator::Pending {
   std::chrono::steady_clock::time_point started;
   bool complete = false;  // every ack is in; the thread writes it
   int64_t max_pause_ns = 0;  // the longest task pause at its barrier
+  size_t prepared = 0;       // parts[0, prepared) had their DeferredState::Prepare
 };
 
 CheckpointCoordinator::CheckpointCoordinator(CheckpointOptions options,
@@ -107,10 +108,8 @@ void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart>
   pending_->max_pause_ns = std::max(pending_->max_pause_ns, timing.pause_ns);
   pending_->waiting[task] = false;
   for (auto& part : parts) pending_->parts.push_back(std::move(part));
-  if (--pending_->waiting_count == 0) {
-    pending_->complete = true;
-    cv_.notify_all();
-  }
+  if (--pending_->waiting_count == 0) pending_->complete = true;
+  cv_.notify_all();  // the thread prepares the parts at once (DeferredState::Prepare)
 }
 
 void CheckpointCoordinator::TaskFinished(int task,
@@ -204,6 +203,19 @@ void CheckpointCoordinator::Loop() {
   auto next_trigger = Clock::now() + interval;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
+    if (pending_ && pending_->prepared < pending_->parts.size()) {
+      // As soon as a task acked: its operators' deferred state may spare them work now
+      // (a window's copy-on-write copies), while other tasks still go to their barriers.
+      std::vector<std::shared_ptr<DeferredState>> todo;
+      for (; pending_->prepared < pending_->parts.size(); ++pending_->prepared) {
+        const auto& d = pending_->parts[pending_->prepared].snapshot.deferred_state;
+        if (d) todo.push_back(d);
+      }
+      lock.unlock();
+      for (const auto& d : todo) d->Prepare();
+      lock.lock();
+      continue;
+    }
     if (pending_ && pending_->complete) {
       std::unique_ptr<Pending> p = std::move(pending_);
       lock.unlock();

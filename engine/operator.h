@@ -61,8 +61,13 @@ class ErrorReporter {
 class DeferredState {
  public:
   virtual ~DeferredState() = default;
+  // Called once, as soon as the coordinator's thread gets it (before the other tasks of the
+  // checkpoint may have acked): work that spares the operator some (e.g. copying ahead what its
+  // next writes would copy). Optional.
+  virtual void Prepare() {}
   // Writes the state file (engine/state_file.h) by passing its bytes, in order and in pieces,
-  // to `write`. Called at most once; an aborted checkpoint destroys it without a call.
+  // to `write`. Called at most once, after Prepare; an aborted checkpoint destroys it without a
+  // call.
   virtual Status WriteTo(const std::function<Status(std::string_view)>& write) = 0;
 };
 

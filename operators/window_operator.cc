@@ -114,6 +114,9 @@ class WindowDeferredState : public DeferredState {
  public:
   explicit WindowDeferredState(StateView view) : view_(std::move(view)) {}
 
+  // Copies ahead what the operator is about to copy for its writes (WindowTableView::CopyAhead).
+  void Prepare() override { view_.table.CopyAhead(); }
+
   Status WriteTo(const std::function<Status(std::string_view)>& write) override {
     constexpr size_t kPiece = size_t{1} << 20;  // bytes handed to `write` at a time
     StateFileBuilder builder(view_.encoding.max_parallelism);
@@ -156,7 +159,8 @@ struct WindowOperator::Impl {
   size_t inline_agg = kNone;
   std::vector<size_t> general;
   size_t general_count = 0;  // aggregates in general accumulators
-  uint64_t reported_copies = 0;  // table.copies() at the last barrier
+  uint64_t reported_copies = 0;  // table.copies() + taken_copies() at the last barrier
+  uint64_t reported_taken = 0;
   int64_t reported_copy_ns = 0;
   StateEncoding encoding;
 
@@ -479,8 +483,8 @@ struct WindowOperator::Impl {
     emit_wm = stamp;
     wm_sent = false;
     for (;;) {
-      const int64_t next = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
-      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next) {
+      const int64_t next_bucket = buckets.empty() ? kMaxTimestamp : buckets.begin()->first;
+      if (Spilled() && spill->min_timer() <= to && spill->min_timer() < next_bucket) {
         // Evicted windows come due: back into the table, a chunk at a time, to fire there
         // (those of the same time as a bucket in memory after it: memory stays bounded).
         constexpr size_t kChunk = 4096;
@@ -489,7 +493,7 @@ struct WindowOperator::Impl {
                             std::string_view v) { return Reloaded(kg, k, ns, v); }));
         continue;
       }
-      if (buckets.empty() || next > to) break;
+      if (buckets.empty() || next_bucket > to) break;
       auto it = buckets.begin();
       const int64_t t = it->first;
       std::vector<TimerRef> due = std::move(it->second);
@@ -789,11 +793,15 @@ Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out
   Impl& m = *impl_;
   SR_RETURN_IF_ERROR(m.Flush());
   // What the previous checkpoint cost this thread after its barrier: the segments it copied.
-  if (m.table.copies() > m.reported_copies) {
-    spdlog::debug("window {} #{}: {} state segment(s) copied in {} us since the last barrier",
-                  m.ctx->name, m.ctx->subtask, m.table.copies() - m.reported_copies,
+  const uint64_t copies = m.table.copies() + m.table.taken_copies();
+  if (copies > m.reported_copies) {
+    spdlog::debug("window {} #{}: {} state segment(s) copied ({} of them ahead, by the checkpoint's "
+                  "thread) in {} us since the last barrier",
+                  m.ctx->name, m.ctx->subtask, copies - m.reported_copies,
+                  m.table.taken_copies() - m.reported_taken,
                   (m.table.copy_ns() - m.reported_copy_ns) / 1000);
-    m.reported_copies = m.table.copies();
+    m.reported_copies = copies;
+    m.reported_taken = m.table.taken_copies();
     m.reported_copy_ns = m.table.copy_ns();
   }
   if (m.table.live() == 0 && !m.spill) return Status::Ok();
@@ -827,6 +835,8 @@ Status WindowOperator::Finish() {
     spdlog::debug("window '{}' #{}: {} windows evicted to the cache's store, {} read back",
                   impl_->ctx->name, impl_->ctx->subtask, impl_->evicted, impl_->reloaded);
   }
+  // Nothing left pending for the store's destructor, which may run on another thread.
+  if (impl_->spill) SR_RETURN_IF_ERROR(impl_->spill->Flush());
   return impl_->Flush();
 }
 
@@ -928,13 +938,17 @@ Status DescribeWindowState(std::string_view ns, std::string_view value,
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
-  return store.ForEach(first_key_group, last_key_group,
-                       [&](int, std::string_view key, std::string_view ns,
-                           std::string_view value) -> Status {
-                         SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
-                         // State larger than the cache goes on to the cache's store.
-                         return m.EnforceCache();
-                       });
+  SR_RETURN_IF_ERROR(store.ForEach(first_key_group, last_key_group,
+                                   [&](int, std::string_view key, std::string_view ns,
+                                       std::string_view value) -> Status {
+                                     SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
+                                     // State larger than the cache goes on to its store.
+                                     return m.EnforceCache();
+                                   }));
+  // Restoring runs on the job's thread (Open), processing on the task's: a write transaction
+  // of the cache's store must not cross over (LMDB binds it to its thread).
+  if (m.spill) SR_RETURN_IF_ERROR(m.spill->Flush());
+  return Status::Ok();
 }
 
 }  // namespace streamrun

@@ -23,8 +23,13 @@
 // bit flipped (so byte order is time order), the key group 2 bytes big-endian. Keys whose
 // entries would exceed LMDB's key limit are never evicted (Fits).
 //
-// Thread safety: belongs to its operator's thread. Snapshot() returns a view that another
-// thread may read while the operator goes on; the view keeps the store open.
+// Thread safety: belongs to its operator's thread, and so does its LMDB write transaction
+// (LMDB binds it to the thread that began it): Flush() before the store changes threads (the
+// operator restores on the job's thread and runs on its task's). Snapshot() returns a view that
+// another thread may read while the operator goes on; the view keeps the store open. (A job
+// cancelled mid-way destroys its operators on the job's thread with a transaction open: it is
+// committed there, which leaves LMDB's writer mutex of this store locked; nothing uses it again,
+// since every run starts from an empty STATE_DIR/working.)
 #pragma once
 
 #include <cstdint>
@@ -87,6 +92,10 @@ class WindowSpill {
   uint64_t size() const { return size_; }
   // No stored window has a timer before this; kMaxTimestamp when none is stored.
   int64_t min_timer() const { return min_timer_; }
+
+  // Commits what is pending. A write transaction belongs to the thread that began it: call this
+  // before the store moves to another thread (after restoring, which runs on the job's thread).
+  Status Flush() { return store_->Flush(); }
 
   // Commits what is pending and returns a consistent view of the stored windows, unaffected by
   // later changes. While a view lives, growing the store's map waits for it to end (LMDB cannot

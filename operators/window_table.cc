@@ -43,9 +43,46 @@ void WindowSegment::CopyFrom(const WindowSegment& other) {
   }
 }
 
+std::shared_ptr<WindowSegment> SegmentPool::Take() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      std::shared_ptr<WindowSegment> s = std::move(free_.back());
+      free_.pop_back();
+      return s;
+    }
+  }
+  return std::make_shared<WindowSegment>(per_entry_);
+}
+
+void SegmentPool::Give(std::shared_ptr<WindowSegment> segment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.push_back(std::move(segment));
+}
+
+size_t SegmentPool::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_.size();
+}
+
+void WindowTableView::CopyAhead() {
+  if (!copies_) return;
+  for (size_t s = segs_.size(); s-- > 0;) {
+    uint8_t expected = CaptureCopies::kShared;
+    if (!copies_->state[s].compare_exchange_strong(expected, CaptureCopies::kCopying,
+                                                   std::memory_order_acq_rel)) {
+      continue;  // the table copied it already
+    }
+    std::shared_ptr<WindowSegment> copy = pool_->Take();
+    copy->CopyFrom(*segs_[s]);
+    copies_->copies[s] = std::move(copy);
+    copies_->state[s].store(CaptureCopies::kCopied, std::memory_order_release);
+  }
+}
+
 void WindowTable::AddSegment() {
   segs_.push_back(std::make_shared<WindowSegment>(per_entry_));
-  if (reserve_copies_) retired_.push_back(std::make_shared<WindowSegment>(per_entry_));
+  if (reserve_copies_) pool_->Give(std::make_shared<WindowSegment>(per_entry_));
   base_.push_back(segs_.back()->entries);
   shared_.push_back(0);
   // Free entries are taken from the back: hand out the new segment's in order.
@@ -119,50 +156,78 @@ void WindowTable::Erase(uint32_t e) {
 }
 
 WindowTableView WindowTable::Capture() {
+  Reclaim();
+  capture_ = std::make_shared<CaptureCopies>(segs_.size());
   WindowTableView view;
   view.segs_.assign(segs_.begin(), segs_.end());
+  view.copies_ = capture_;
+  view.pool_ = pool_;
   view.live_ = live_;
   for (auto& s : shared_) s = 1;
   return view;
 }
 
-std::shared_ptr<WindowSegment> WindowTable::SpareSegment() {
-  for (size_t i = 0; i < retired_.size(); ++i) {
+void WindowTable::ReclaimRetired() {
+  for (size_t i = retired_.size(); i-- > 0;) {
     if (retired_[i].use_count() == 1) {
       // The view released it (a release decrement); what it read happens before our writes.
       std::atomic_thread_fence(std::memory_order_acquire);
-      std::shared_ptr<WindowSegment> s = std::move(retired_[i]);
+      pool_->Give(std::move(retired_[i]));
       retired_[i] = std::move(retired_.back());
       retired_.pop_back();
-      return s;
     }
   }
-  return std::make_shared<WindowSegment>(per_entry_);
+}
+
+void WindowTable::Reclaim() {
+  ReclaimRetired();
+  if (!capture_) return;
+  for (size_t s = 0; s < capture_->state.size(); ++s) {
+    // Copies made ahead for segments the table never wrote. One still being made stays with
+    // the capture (freed with it).
+    if (capture_->state[s].load(std::memory_order_acquire) == CaptureCopies::kCopied) {
+      capture_->state[s].store(CaptureCopies::kTaken, std::memory_order_relaxed);
+      pool_->Give(std::move(capture_->copies[s]));
+    }
+  }
+  capture_.reset();
 }
 
 void WindowTable::Unshare(uint32_t s) {
   shared_[s] = 0;
   if (segs_[s].use_count() == 1) {
-    // No view holds it any more: write in place (see SpareSegment for the fence).
+    // No view holds it any more: write in place (see ReclaimRetired for the fence).
     std::atomic_thread_fence(std::memory_order_acquire);
     return;
   }
   const int64_t started = SteadyNowNs();
-  std::shared_ptr<WindowSegment> copy = SpareSegment();
-  copy->CopyFrom(*segs_[s]);
+  std::shared_ptr<WindowSegment> copy;
+  if (capture_ && s < capture_->state.size()) {
+    std::atomic<uint8_t>& state = capture_->state[s];
+    uint8_t expected = CaptureCopies::kShared;
+    if (!state.compare_exchange_strong(expected, CaptureCopies::kTaken,
+                                       std::memory_order_acq_rel)) {
+      // The view's thread claimed it: wait for its copy (one segment's copy at most).
+      while (state.load(std::memory_order_acquire) == CaptureCopies::kCopying) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      }
+      copy = std::move(capture_->copies[s]);
+      state.store(CaptureCopies::kTaken, std::memory_order_relaxed);
+      ++taken_copies_;
+    }
+  }
+  if (!copy) {
+    if (pool_->size() == 0) ReclaimRetired();
+    copy = pool_->Take();
+    copy->CopyFrom(*segs_[s]);
+    ++copies_;
+  }
   retired_.push_back(std::move(segs_[s]));
   segs_[s] = std::move(copy);
   base_[s] = segs_[s]->entries;
-  ++copies_;
   copy_ns_ += SteadyNowNs() - started;
-  // Keep no more spare segments than the table has: the state may have shrunk.
-  for (size_t i = retired_.size(); i-- > 0 && retired_.size() > segs_.size();) {
-    if (retired_[i].use_count() == 1) {
-      std::atomic_thread_fence(std::memory_order_acquire);
-      retired_[i] = std::move(retired_.back());
-      retired_.pop_back();
-    }
-  }
 }
 
 void WindowTable::Grow() {

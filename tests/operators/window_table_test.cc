@@ -116,4 +116,39 @@ TEST_CASE("window table: a view is read on another thread while the table is wri
   CHECK(sum == static_cast<int64_t>(n) * (n - 1) / 2);
 }
 
+TEST_CASE("window table: copies made ahead on another thread are taken, each segment copied once") {
+  WindowTable t;
+  t.Init(1, /*reserve_copies=*/true);
+  const uint32_t n = kSegmentEntries * 6;
+  auto ids = Fill(t, n);
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    const uint64_t before = t.copies() + t.taken_copies();
+    WindowTableView view = t.Capture();
+    std::thread copier([&] { view.CopyAhead(); });
+    // Write every segment, from the first: the copier goes from the last.
+    for (uint32_t i = 0; i < n; i += kSegmentEntries / 4) {
+      t.Mut(ids[i]).counter += 1000;
+      t.MutAccs(ids[i])[0].count += 1000;
+    }
+    copier.join();
+    CHECK(t.copies() + t.taken_copies() - before == 6);
+    // The view is as captured; the table has every write.
+    for (uint32_t i = 0; i < n; i += kSegmentEntries / 4) {
+      CHECK(view.At(ids[i]).counter == static_cast<int64_t>(i) + 1000 * round);
+      CHECK(view.Accs(ids[i])[0].count == static_cast<int64_t>(2 * i) + 1000 * round);
+      CHECK(t.At(ids[i]).counter == static_cast<int64_t>(i) + 1000 * (round + 1));
+      CHECK(t.Key(ids[i]) == KeyOf(i));
+    }
+  }
+  // Copied ahead before any write: the table takes them all and copies nothing itself.
+  const uint64_t own = t.copies(), taken = t.taken_copies();
+  WindowTableView view = t.Capture();
+  view.CopyAhead();
+  for (uint32_t i = 0; i < n; i += kSegmentEntries) t.Mut(ids[i]).counter = -1;
+  CHECK(t.copies() == own);
+  CHECK(t.taken_copies() == taken + 6);
+  CHECK(view.At(ids[0]).counter == 3000);
+}
+
 }  // namespace streamrun
