@@ -1,6 +1,8 @@
 // The window step's table of open windows (see window_table.h).
 #include "operators/window_table.h"
 
+#include <thread>
+
 #include <atomic>
 #include <memory>
 
@@ -208,10 +210,15 @@ void WindowTable::Unshare(uint32_t s) {
     if (!state.compare_exchange_strong(expected, CaptureCopies::kTaken,
                                        std::memory_order_acq_rel)) {
       // The view's thread claimed it: wait for its copy (one segment's copy at most).
-      while (state.load(std::memory_order_acquire) == CaptureCopies::kCopying) {
+      // Spinning first, then yielding: on a busy machine the copying thread may be off its core.
+      for (int spins = 0; state.load(std::memory_order_acquire) == CaptureCopies::kCopying; ++spins) {
+        if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+          __builtin_ia32_pause();
 #endif
+        } else {
+          std::this_thread::yield();
+        }
       }
       copy = std::move(capture_->copies[s]);
       state.store(CaptureCopies::kTaken, std::memory_order_relaxed);
