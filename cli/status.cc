@@ -78,6 +78,12 @@ CommandRunner AddStatusCommand(CLI::App& app) {
                   100 * n["queue_fill"].GetDouble(), 100 * n["busy"].GetDouble(),
                   100 * n["backpressured"].GetDouble(), Watermark(n["watermark"]).c_str());
     }
+    for (const auto& n : nodes_b.GetArray()) {
+      if (n.HasMember("pauses") && n["pauses"].IsUint64() && n["pauses"].GetUint64() > 0) {
+        std::printf("source %s: partitions paused %llu times under backpressure\n", n["name"].GetString(),
+                    static_cast<unsigned long long>(n["pauses"].GetUint64()));
+      }
+    }
     if (b.HasMember("checkpoints") && b["checkpoints"].IsObject()) {
       const auto& c = b["checkpoints"];
       if (c["last"].IsObject()) {

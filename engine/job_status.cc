@@ -51,6 +51,10 @@ std::string Job::StatusJson() const {
     w.Uint64(in);
     w.Key("records_out");
     w.Uint64(out);
+    if (pn.role == NodeRole::kSource) {
+      w.Key("pauses");
+      w.Uint64(impl_->progress_[n]->pauses.load());
+    }
     w.Key("watermark");
     int64_t wm = pn.role == NodeRole::kSource ? kMinTimestamp : m.watermark.load();
     if (wm == kMinTimestamp) w.Null();

@@ -167,6 +167,7 @@ struct SourceProgress {
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> total_bytes{0};  // 0 when unknown (unbounded or follow)
+  std::atomic<uint64_t> pauses{0};       // Kafka: times a subtask's partitions were paused
 };
 
 // How a source takes part in checkpoints (engine/checkpoint_coordinator.h). A source checks

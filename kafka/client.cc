@@ -42,6 +42,7 @@ Result<KafkaHandle> NewKafkaClient(const KafkaClientOptions& options) {
     rd_kafka_conf_set_dr_msg_cb(conf.get(), options.delivery_report);
   }
   if (options.error != nullptr) rd_kafka_conf_set_error_cb(conf.get(), options.error);
+  if (options.rebalance != nullptr) rd_kafka_conf_set_rebalance_cb(conf.get(), options.rebalance);
   rd_kafka_conf_set_opaque(conf.get(), options.opaque);
   // On success rd_kafka_new owns the configuration; on failure it is still ours.
   rd_kafka_t* rk = rd_kafka_new(options.type, conf.get(), errstr, sizeof errstr);

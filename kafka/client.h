@@ -51,6 +51,8 @@ struct KafkaClientOptions {
   // Optional callbacks; `opaque` is passed to them.
   void (*delivery_report)(rd_kafka_t*, const rd_kafka_message_t*, void*) = nullptr;
   void (*error)(rd_kafka_t*, int, const char*, void*) = nullptr;
+  // Consumers that subscribe: called from the poll of the consumer's queue.
+  void (*rebalance)(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*, void*) = nullptr;
   void* opaque = nullptr;
 };
 

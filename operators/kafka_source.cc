@@ -1,4 +1,4 @@
-// The `kafka` source. See kafka_source.h for how it assigns, resumes, pauses and makes
+// The `kafka` source. See kafka_source.h for how it joins its group, resumes, pauses and makes
 // watermarks.
 #include "operators/kafka_source.h"
 
@@ -6,14 +6,19 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "engine/civil_time.h"
 #include "engine/json_extract.h"
+#include "engine/metrics.h"
 #include "operators/factories.h"
 
 namespace streamrun {
@@ -24,6 +29,10 @@ using SteadyClock = std::chrono::steady_clock;
 // How long one poll waits for records: the longest a requested barrier, a cancel or an idle
 // partition waits to be noticed.
 constexpr int kPollMs = 100;
+// The group thread's poll: how soon it sees a rebalance, a held-back subtask, the end.
+constexpr int kGroupPollMs = 50;
+// How long a subtask may leave records in its queue untaken before its partitions are paused.
+constexpr int64_t kPauseAfterMs = 500;
 
 struct QueueDeleter {
   void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
@@ -60,6 +69,8 @@ struct MetaSlot {
   std::string header;  // kHeader
 };
 
+struct GroupPartition;
+
 // One partition this subtask reads.
 struct Partition {
   std::string topic;
@@ -70,7 +81,11 @@ struct Partition {
   bool done = false;       // stop_at end: reached its end
   bool caught_up = false;  // nothing to read at the last look (partition EOF)
   SteadyClock::time_point caught_up_since;
-  bool idle = false;       // caught up for longer than idle_timeout
+  bool idle = false;       // quiet (caught up, or read elsewhere) for longer than idle_timeout
+  GroupPartition* shared = nullptr;  // the group's side: published position, assigned
+  bool assigned = false;   // this member has it now
+  bool elsewhere = false;  // another member has it (since the group's first assignment)
+  SteadyClock::time_point elsewhere_since;
 };
 
 // A restored position: per (topic, partition) the next offset and the max event time.
@@ -114,6 +129,461 @@ Result<Restored> ParseRestored(const std::string& positions) {
   return r;
 }
 
+// Errors that end the job: retrying cannot help. `hint` gets what to add to the message.
+bool FailsTheJob(rd_kafka_resp_err_t err, std::string* hint) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+      return true;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+      *hint = " (was the topic deleted?)";
+      return true;
+    default:
+      return false;
+  }
+}
+
+// One partition of the source as the group sees it: where it starts when it is assigned to
+// this member, and whether it is assigned now.
+struct GroupPartition {
+  std::string topic;
+  int32_t partition = 0;
+  int owner = 0;                    // the subtask that reads it (KafkaPartitionOwner)
+  int64_t max_ts = kMinTimestamp;   // restored from the checkpoint
+  int64_t end = -1;                 // stop_at end: the end when the job started
+  // The owner's position, published as it reads (the start before it read anything). Never
+  // ahead of what the owner read; behind it only re-reads records the owner skips.
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> assigned{false};  // this member has it now (set by the group thread)
+};
+
+// A subtask's side of the group: the queue its partitions' queues are forwarded to.
+struct SubtaskSlot {
+  KafkaQueue queue;
+  std::vector<GroupPartition*> parts;
+  // When the subtask last looked at its queue (SteadyNowNs); 0 while it does not read.
+  std::atomic<int64_t> looked_ns{0};
+  bool paused = false;    // group thread only
+  int64_t paused_ns = 0;  // group thread only
+};
+
+// The one group member of a source in one run, shared by its subtasks (NodeConfig::
+// CreateShared): the consumer, each subtask's queue, the partitions' published positions, and
+// the group thread that polls the consumer's own queue (rebalances, errors, the poll deadline
+// max.poll.interval.ms) and pauses the partitions of a subtask held back downstream.
+class KafkaGroup {
+ public:
+  explicit KafkaGroup(int parallelism) : slots_(static_cast<size_t>(std::max(parallelism, 1))) {}
+  KafkaGroup(const KafkaGroup&) = delete;
+  KafkaGroup& operator=(const KafkaGroup&) = delete;
+  ~KafkaGroup() { Stop(); }
+
+  // Every subtask calls Join first. The first one creates the consumer, decides where every
+  // partition starts, forwards the partitions' queues to their subtasks' queues, subscribes
+  // and starts the group thread; the others wait for it. Every subtask that called Join
+  // calls Leave when it ends; the last one closes the consumer (it leaves the group).
+  Status Join(const KafkaSourceOptions& o, const SourceContext& ctx) {
+    std::unique_lock lock(mu_);
+    if (state_ == State::kNew) {
+      state_ = State::kSettingUp;
+      lock.unlock();
+      Status st = Setup(o, ctx);
+      lock.lock();
+      setup_ = st;
+      state_ = State::kReady;
+      cv_.notify_all();
+      return st;
+    }
+    while (state_ == State::kSettingUp) {
+      if (IsCancelled(ctx)) return Status::Cancelled();
+      cv_.wait_for(lock, std::chrono::milliseconds(kPollMs));
+    }
+    return setup_;
+  }
+
+  void Leave(int subtask) {
+    slots_[static_cast<size_t>(subtask)].looked_ns.store(0, std::memory_order_relaxed);
+    bool last = false;
+    {
+      std::lock_guard lock(mu_);
+      last = ++left_ == static_cast<int>(slots_.size());
+    }
+    if (last) Stop();
+  }
+
+  rd_kafka_t* rk() const { return rk_.get(); }
+  SubtaskSlot& slot(int subtask) { return slots_[static_cast<size_t>(subtask)]; }
+  // Bumped at every change of the assignment.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  // True once this member had its first assignment: from then on a partition it does not
+  // have is read by another member.
+  bool member() const { return member_.load(std::memory_order_acquire); }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  std::string failure() const {
+    std::lock_guard lock(failure_mu_);
+    return failure_;
+  }
+
+ private:
+  enum class State : uint8_t { kNew, kSettingUp, kReady };
+
+  std::string Where() const { return "source '" + name_ + "': "; }
+
+  Status Setup(const KafkaSourceOptions& o, const SourceContext& ctx) {
+    o_ = o;
+    name_ = ctx.name;
+    progress_ = ctx.progress;
+    group_ = o.group.empty() ? "streamrun-" + ctx.name : o.group;
+    KafkaClientOptions co;
+    co.error = &KafkaGroup::OnError;
+    co.rebalance = &KafkaGroup::OnRebalance;
+    co.opaque = this;
+    SR_ASSIGN_OR_RETURN(rk_, NewKafkaClientFor(o.kafka, RD_KAFKA_CONSUMER,
+                                               ConsumerDefaults(group_, "streamrun-" + ctx.name), co));
+    // Errors and rebalances come through the consumer's queue, which the group thread polls.
+    rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(rk_.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "set up the consumer", err));
+    }
+    consumer_queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+    if (!consumer_queue_) return Status::RuntimeError(Where() + "cannot get the consumer's queue");
+    for (SubtaskSlot& s : slots_) {
+      s.queue.reset(rd_kafka_queue_new(rk_.get()));
+      if (!s.queue) return Status::RuntimeError(Where() + "cannot make a subtask's queue");
+    }
+    Restored restored;
+    if (!ctx.restore_positions.empty()) {
+      SR_ASSIGN_OR_RETURN(restored, ParseRestored(ctx.restore_positions));
+    }
+    const int parallelism = static_cast<int>(slots_.size());
+    for (const std::string& topic : o_.topics) {
+      Result<int32_t> count = KafkaPartitionCount(rk_.get(), topic, o_.metadata_timeout_ms, o_.kafka.brokers);
+      if (!count.ok()) return Status::RuntimeError(Where() + o_.kafka.Redact(count.status().message()));
+      const bool known_topic =
+          std::find(restored.topics.begin(), restored.topics.end(), topic) != restored.topics.end();
+      for (int32_t p = 0; p < *count; ++p) {
+        auto gp = std::make_unique<GroupPartition>();
+        gp->topic = topic;
+        gp->partition = p;
+        gp->owner = KafkaPartitionOwner(topic, p, parallelism);
+        int64_t next = 0;
+        auto it = restored.partitions.find({topic, p});
+        if (it != restored.partitions.end()) {
+          next = it->second.offset;
+          gp->max_ts = it->second.max_ts;
+        } else {
+          // A partition added to a known topic since the checkpoint: all of it is new data.
+          SR_ASSIGN_OR_RETURN(next, StartOffset(*gp, known_topic ? KafkaSourceOptions::Start::kEarliest : o_.start));
+        }
+        gp->next.store(next, std::memory_order_relaxed);
+        if (o_.stop_at_end) {
+          // For a read_committed consumer the end is the last stable offset: an open transaction
+          // at the end is not waited for.
+          SR_ASSIGN_OR_RETURN(gp->end, ListOffset(*gp, RD_KAFKA_OFFSET_END));
+        }
+        // The partition's records go to its subtask's queue, whenever it is assigned: an
+        // application's forwarding stays over assignments.
+        KafkaQueue pq(rd_kafka_queue_get_partition(rk_.get(), topic.c_str(), p));
+        if (!pq) {
+          return Status::RuntimeError(Where() + "cannot get the queue of " + topic + "/" + std::to_string(p));
+        }
+        rd_kafka_queue_forward(pq.get(), slots_[static_cast<size_t>(gp->owner)].queue.get());
+        slots_[static_cast<size_t>(gp->owner)].parts.push_back(gp.get());
+        parts_.push_back(std::move(gp));
+      }
+    }
+    KafkaPartitionList topics(rd_kafka_topic_partition_list_new(static_cast<int>(o_.topics.size())));
+    for (const std::string& topic : o_.topics) {
+      rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    err = rd_kafka_subscribe(rk_.get(), topics.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "subscribe to the topics", err));
+    }
+    spdlog::info("{}joining group '{}' ({} partitions over {} subtasks)", Where(), group_, parts_.size(),
+                 parallelism);
+    thread_ = std::thread([this] { Loop(); });
+    return Status::Ok();
+  }
+
+  // The partition's offset `at` lists (RD_KAFKA_OFFSET_BEGINNING, _END, or a time; -1: none).
+  Result<int64_t> ListOffset(const GroupPartition& p, int64_t at) {
+    Result<int64_t> offset = KafkaListOffset(rk_.get(), p.topic, p.partition, at, o_.metadata_timeout_ms);
+    if (!offset.ok()) {
+      return Status::RuntimeError(Where() + "cannot ask for the offsets of " + p.topic + "/" +
+                                  std::to_string(p.partition) + ": " + o_.kafka.Redact(offset.status().message()));
+    }
+    return offset;
+  }
+
+  Result<int64_t> StartOffset(const GroupPartition& p, KafkaSourceOptions::Start start) {
+    if (start == KafkaSourceOptions::Start::kEarliest) return ListOffset(p, RD_KAFKA_OFFSET_BEGINNING);
+    if (start == KafkaSourceOptions::Start::kLatest) return ListOffset(p, RD_KAFKA_OFFSET_END);
+    SR_ASSIGN_OR_RETURN(int64_t offset, ListOffset(p, o_.start_ms));
+    if (offset >= 0) return offset;
+    return ListOffset(p, RD_KAFKA_OFFSET_END);  // no record at or after that time
+  }
+
+  // The group thread.
+  void Loop() {
+    while (!stop_.load(std::memory_order_acquire)) {
+      // Serves rebalances and errors; tells librdkafka the application polls.
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), kGroupPollMs)) {
+        TakeOwn(m);
+        rd_kafka_message_destroy(m);
+      }
+      WatchBackpressure();
+    }
+    closing_ = true;
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && !failed()) {
+      spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "close the consumer", err));
+    }
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    stop_.store(true, std::memory_order_release);
+    if (thread_.joinable()) {
+      if (consumer_queue_) rd_kafka_queue_yield(consumer_queue_.get());
+      thread_.join();
+    } else if (rk_) {
+      rd_kafka_consumer_close(rk_.get());  // set up only partly: nothing to tell
+    }
+    for (SubtaskSlot& s : slots_) s.queue.reset();
+    consumer_queue_.reset();
+    rk_.reset();
+  }
+
+  // A message of the consumer's own queue: errors of the group or of the client. Records come
+  // here only for a partition whose queue is not forwarded, which cannot be.
+  void TakeOwn(const rd_kafka_message_t* m) {
+    std::string what = rd_kafka_message_errstr(m);
+    if (m->rkt != nullptr) {
+      what = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) + ": " + what;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Fail("a record of " + what + " came to the group's queue, not to its subtask's");
+      return;
+    }
+    what = std::string(rd_kafka_err2name(m->err)) + ": " + o_.kafka.Redact(what);
+    std::string hint;
+    if (FailsTheJob(m->err, &hint)) {
+      Fail(what + hint);
+      return;
+    }
+    Warn(m->err, what);
+  }
+
+  // Brokers down, connections refused: librdkafka retries by itself. Say so, not too often.
+  void Warn(rd_kafka_resp_err_t code, const std::string& what) {
+    auto now = SteadyClock::now();
+    if (now - last_warning_ < std::chrono::seconds(5) && code == last_warning_code_) return;
+    last_warning_ = now;
+    last_warning_code_ = code;
+    spdlog::warn("{}{} (retrying)", Where(), what);
+  }
+
+  void Fail(const std::string& what) {
+    std::lock_guard lock(failure_mu_);
+    if (failure_.empty()) failure_ = what;
+    failed_.store(true, std::memory_order_release);
+  }
+
+  // librdkafka's error callback (on the group thread, from the consumer's poll).
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaGroup*>(opaque);
+    const auto code = static_cast<rd_kafka_resp_err_t>(err);
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+      self->Fail(self->o_.kafka.Redact(std::string("fatal Kafka error: ") + rd_kafka_err2name(orig) + ": " + buf));
+      return;
+    }
+    self->Warn(code, std::string(rd_kafka_err2name(code)) + ": " + self->o_.kafka.Redact(reason));
+  }
+
+  static void OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list,
+                          void* opaque) {
+    static_cast<KafkaGroup*>(opaque)->Rebalance(err, list);
+  }
+
+  GroupPartition* Find(const char* topic, int32_t partition) const {
+    for (const auto& gp : parts_) {
+      if (gp->partition == partition && gp->topic == topic) return gp.get();
+    }
+    return nullptr;
+  }
+
+  std::string MemberId() const {
+    char* id = rd_kafka_memberid(rk_.get());
+    std::string out = id != nullptr ? id : "";
+    if (id != nullptr) rd_kafka_mem_free(rk_.get(), id);
+    return out;
+  }
+
+  // Assigns what the group gives, each partition at its owner's position; takes back what it
+  // revokes. On the group thread (from its poll, or from the close).
+  void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list) {
+    rd_kafka_t* rk = rk_.get();
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    ++rebalances_;
+    std::string what;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      KafkaPartitionList take(rd_kafka_topic_partition_list_new(list->cnt));
+      KafkaPartitionList pause(rd_kafka_topic_partition_list_new(list->cnt));
+      std::string unknown;
+      for (int i = 0; i < list->cnt; ++i) {
+        const rd_kafka_topic_partition_t& e = list->elems[i];
+        GroupPartition* gp = Find(e.topic, e.partition);
+        const std::string name = std::string(e.topic) + "/" + std::to_string(e.partition);
+        if (gp == nullptr) {
+          unknown += (unknown.empty() ? "" : ", ") + name;
+          continue;
+        }
+        // Never the group's committed offset: this run's position, or the checkpoint's.
+        const int64_t next = gp->next.load(std::memory_order_acquire);
+        rd_kafka_topic_partition_list_add(take.get(), e.topic, e.partition)->offset = next;
+        if (slots_[static_cast<size_t>(gp->owner)].paused) {
+          rd_kafka_topic_partition_list_add(pause.get(), e.topic, e.partition);
+        }
+        what += (what.empty() ? "" : ", ") + name + "@" + std::to_string(next);
+      }
+      if (cooperative) {
+        if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, take.get())) {
+          Fail(KafkaCallError(o_.kafka, "assign the partitions", e));
+        }
+      } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, take.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Fail(KafkaCallError(o_.kafka, "assign the partitions", e));
+      }
+      // A subtask held back stays paused with its new partitions.
+      if (pause->cnt > 0) rd_kafka_pause_partitions(rk, pause.get());
+      for (int i = 0; i < take->cnt; ++i) {
+        Find(take->elems[i].topic, take->elems[i].partition)->assigned.store(true, std::memory_order_release);
+      }
+      member_.store(true, std::memory_order_release);
+      version_.fetch_add(1, std::memory_order_acq_rel);
+      spdlog::info("{}group '{}' member {}: assigned {} ({}, rebalance {}){}", Where(), group_, MemberId(),
+                   what.empty() ? "nothing" : what, cooperative ? "cooperative" : "eager", rebalances_,
+                   unknown.empty() ? ""
+                                   : "; not read before the job restarts (added since it started): " + unknown);
+      return;
+    }
+    const bool lost = rd_kafka_assignment_lost(rk) != 0;
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, list)) {
+        Fail(KafkaCallError(o_.kafka, "give back the partitions", e));
+      }
+    } else {
+      rd_kafka_assign(rk, nullptr);  // eager revoke, or an error: nothing is assigned any more
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+      GroupPartition* gp = Find(list->elems[i].topic, list->elems[i].partition);
+      if (gp == nullptr) continue;
+      gp->assigned.store(false, std::memory_order_release);
+      what += std::string(what.empty() ? "" : ", ") + gp->topic + "/" + std::to_string(gp->partition);
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      for (const auto& gp : parts_) gp->assigned.store(false, std::memory_order_release);
+      spdlog::warn("{}group '{}': rebalance failed: {}", Where(), group_, KafkaErrorText(err));
+    }
+    version_.fetch_add(1, std::memory_order_acq_rel);
+    if (closing_) {
+      spdlog::debug("{}group '{}': left (gave back {})", Where(), group_, what);
+    } else {
+      spdlog::info("{}group '{}' member {}: revoked {} ({}{}, rebalance {})", Where(), group_, MemberId(),
+                   what.empty() ? "nothing" : what, cooperative ? "cooperative" : "eager",
+                   lost ? ", the assignment was lost" : "", rebalances_);
+    }
+  }
+
+  // Pauses the partitions of a subtask that left records in its queue untaken for
+  // kPauseAfterMs (held back downstream), and resumes them once it takes records again.
+  void WatchBackpressure() {
+    const int64_t now = SteadyNowNs();
+    for (size_t s = 0; s < slots_.size(); ++s) {
+      SubtaskSlot& slot = slots_[s];
+      const int64_t looked = slot.looked_ns.load(std::memory_order_relaxed);
+      if (!slot.paused) {
+        if (looked == 0 || now - looked < kPauseAfterMs * 1000000LL) continue;
+        if (rd_kafka_queue_length(slot.queue.get()) == 0) continue;
+        SetPaused(slot, static_cast<int>(s), true, (now - looked) / 1000000);
+      } else if (looked == 0 || looked > slot.paused_ns) {
+        SetPaused(slot, static_cast<int>(s), false, 0);
+      }
+    }
+  }
+
+  void SetPaused(SubtaskSlot& slot, int subtask, bool pause, int64_t held_ms) {
+    KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(slot.parts.size())));
+    for (GroupPartition* gp : slot.parts) {
+      if (!gp->assigned.load(std::memory_order_acquire)) continue;
+      rd_kafka_topic_partition_list_add(list.get(), gp->topic.c_str(), gp->partition)->offset =
+          gp->next.load(std::memory_order_acquire);
+    }
+    if (list->cnt > 0) {
+      if (!pause) {
+        // Pausing dropped the records fetched but not taken; librdkafka would go on after the
+        // last record the subtask took, or after the last one fetched if it took none since
+        // the partition was assigned. Go back to the subtask's own position instead.
+        if (rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), list.get(), 0)) {
+          Fail(KafkaCallError(o_.kafka, "seek to the subtask's position", e));
+        }
+      }
+      rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(rk_.get(), list.get())
+                                      : rd_kafka_resume_partitions(rk_.get(), list.get());
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Fail(KafkaCallError(o_.kafka, pause ? "pause the partitions" : "resume the partitions", err));
+      }
+    }
+    slot.paused = pause;
+    slot.paused_ns = SteadyNowNs();
+    if (pause) {
+      if (progress_ != nullptr) progress_->pauses.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("{}subtask {} took no record for {} ms: its {} partitions are paused", Where(), subtask,
+                    held_ms, list->cnt);
+    } else {
+      spdlog::debug("{}subtask {} reads again: its {} partitions are resumed", Where(), subtask, list->cnt);
+    }
+  }
+
+  KafkaSourceOptions o_;  // a copy: the subtask that set up may end first
+  std::string name_;
+  std::string group_;
+  SourceProgress* progress_ = nullptr;
+  KafkaHandle rk_;
+  KafkaQueue consumer_queue_;
+  std::vector<SubtaskSlot> slots_;
+  std::vector<std::unique_ptr<GroupPartition>> parts_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> version_{0};
+  std::atomic<bool> member_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  std::string failure_;
+  // Group thread only.
+  bool closing_ = false;
+  int rebalances_ = 0;
+  SteadyClock::time_point last_warning_{};
+  rd_kafka_resp_err_t last_warning_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  // Join and Leave.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  State state_ = State::kNew;
+  Status setup_;
+  int left_ = 0;
+  bool stopped_ = false;
+};
+
 class KafkaSource : public SourceOperator {
  public:
   explicit KafkaSource(const KafkaSourceOptions& o) : o_(o) {}
@@ -121,57 +591,21 @@ class KafkaSource : public SourceOperator {
   Status Run(SourceContext& ctx) override {
     ctx_ = &ctx;
     maker_ = std::make_unique<RecordMaker>(o_.common, ctx, LineFormat::kText);
-    const std::string client_id = "streamrun-" + ctx.name + "-" + std::to_string(ctx.subtask);
-    const std::string group = o_.group.empty() ? "streamrun-" + ctx.name : o_.group;
-    KafkaClientOptions co;
-    co.error = &KafkaSource::OnError;
-    co.opaque = this;
-    SR_ASSIGN_OR_RETURN(rk_, NewKafkaClientFor(o_.kafka, RD_KAFKA_CONSUMER,
-                                               ConsumerDefaults(group, client_id), co));
-    // Errors and the consumer's records come through one queue.
-    rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(rk_.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "set up the consumer", err));
-    }
-    queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
-    commits_.reset(rd_kafka_queue_new(rk_.get()));
-    if (!queue_ || !commits_) return Status::RuntimeError(Where() + "cannot get the consumer's queues");
-    SR_RETURN_IF_ERROR(Init());
-    Status st = Setup();
+    std::shared_ptr<KafkaGroup> group = std::static_pointer_cast<KafkaGroup>(ctx.shared);
+    if (!group) group = std::make_shared<KafkaGroup>(ctx.parallelism);  // a single subtask
+    group_ = group.get();
+    Status st = Init();
+    if (st.ok()) st = group->Join(o_, ctx);
+    if (st.ok()) st = Setup();
     if (st.ok()) st = Loop();
-    // A clean close: the consumer leaves nothing behind (it never joined its group).
-    rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(rk_.get());
-    if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && st.ok()) {
-      spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "close the consumer", cerr));
-    }
-    queue_.reset();
-    commits_.reset();
-    rk_.reset();
+    commits_.reset();  // before the consumer goes
+    group_->Leave(ctx.subtask);
+    group_ = nullptr;
     return st;
   }
 
  private:
   std::string Where() const { return "source '" + ctx_->name + "': "; }
-
-  // librdkafka's error callback (on the polling thread, from rd_kafka_consume_batch_queue).
-  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
-    auto* self = static_cast<KafkaSource*>(opaque);
-    const auto code = static_cast<rd_kafka_resp_err_t>(err);
-    if (code == RD_KAFKA_RESP_ERR__FATAL) {
-      char buf[512];
-      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
-      self->fatal_ = self->o_.kafka.Redact(std::string("fatal Kafka error: ") + rd_kafka_err2name(orig) +
-                                           ": " + buf);
-      return;
-    }
-    // Brokers down, connections refused: librdkafka retries by itself. Say so, not too often.
-    auto now = SteadyClock::now();
-    if (now - self->last_warning_ < std::chrono::seconds(5) && code == self->last_warning_code_) return;
-    self->last_warning_ = now;
-    self->last_warning_code_ = code;
-    spdlog::warn("{}{}: {} (retrying)", self->Where(), rd_kafka_err2name(code),
-                 self->o_.kafka.Redact(reason));
-  }
 
   // Layout: which slots take metadata, and the JSON fields.
   Status Init() {
@@ -198,84 +632,54 @@ class KafkaSource : public SourceOperator {
     return Status::Ok();
   }
 
-  // Which partitions, from which offsets, to which ends; then assigns them.
+
+  // This subtask's partitions, from the group's start positions and ends.
   Status Setup() {
-    for (const std::string& topic : o_.topics) {
-      Result<int32_t> count = KafkaPartitionCount(rk_.get(), topic, o_.metadata_timeout_ms, o_.kafka.brokers);
-      if (!count.ok()) return Status::RuntimeError(Where() + o_.kafka.Redact(count.status().message()));
-      for (int32_t p = 0; p < *count; ++p) {
-        if (KafkaPartitionOwner(topic, p, ctx_->parallelism) != ctx_->subtask) continue;
-        Partition part;
-        part.topic = topic;
-        part.partition = p;
-        part.gen = WatermarkGenerator(o_.common.max_out_of_orderness_ms);
-        parts_.push_back(std::move(part));
-      }
+    SubtaskSlot& slot = group_->slot(ctx_->subtask);
+    slot_ = &slot;
+    queue_ = slot.queue.get();
+    for (GroupPartition* gp : slot.parts) {
+      Partition p;
+      p.topic = gp->topic;
+      p.partition = gp->partition;
+      p.next = gp->next.load(std::memory_order_relaxed);
+      p.end = gp->end;
+      p.gen = WatermarkGenerator(o_.common.max_out_of_orderness_ms);
+      p.gen.set_max_timestamp(gp->max_ts);
+      p.done = o_.stop_at_end && p.next >= p.end;
+      p.shared = gp;
+      parts_.push_back(std::move(p));
     }
     if (parts_.empty()) {
       spdlog::info("{}subtask {} has no partition to read: it ends", Where(), ctx_->subtask);
       return Status::Ok();
     }
-    Restored restored;
-    if (!ctx_->restore_positions.empty()) {
-      SR_ASSIGN_OR_RETURN(restored, ParseRestored(ctx_->restore_positions));
-    }
-    for (Partition& p : parts_) {
-      auto it = restored.partitions.find({p.topic, p.partition});
-      if (it != restored.partitions.end()) {
-        p.next = it->second.offset;
-        p.gen.set_max_timestamp(it->second.max_ts);
-        continue;
-      }
-      const bool known_topic =
-          std::find(restored.topics.begin(), restored.topics.end(), p.topic) != restored.topics.end();
-      // A partition added to a known topic since the checkpoint: all of it is new data.
-      KafkaSourceOptions::Start start = known_topic ? KafkaSourceOptions::Start::kEarliest : o_.start;
-      SR_ASSIGN_OR_RETURN(p.next, StartOffset(p, start));
-    }
-    if (o_.stop_at_end) {
-      for (Partition& p : parts_) {
-        // For a read_committed consumer the end is the last stable offset: an open transaction
-        // at the end is not waited for.
-        SR_ASSIGN_OR_RETURN(p.end, ListOffset(p, RD_KAFKA_OFFSET_END));
-        p.done = p.next >= p.end;
-      }
-    }
-    KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
-    for (const Partition& p : parts_) {
-      if (p.done) continue;
-      rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = p.next;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), list.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "assign the partitions", err));
-    }
+    commits_.reset(rd_kafka_queue_new(group_->rk()));
+    if (!commits_) return Status::RuntimeError(Where() + "cannot make the queue of offset commits");
     std::string what;
     for (const Partition& p : parts_) {
       what += (what.empty() ? "" : ", ") + p.topic + "/" + std::to_string(p.partition) + "@" +
               std::to_string(p.next);
     }
-    spdlog::info("{}subtask {} reads {}", Where(), ctx_->subtask, what);
+    spdlog::info("{}subtask {} reads {} (the ones the group assigns)", Where(), ctx_->subtask, what);
     RecomputeMin();
     return Status::Ok();
   }
 
-  // The partition's offset `at` lists (RD_KAFKA_OFFSET_BEGINNING, _END, or a time; -1: none).
-  Result<int64_t> ListOffset(const Partition& p, int64_t at) {
-    Result<int64_t> offset = KafkaListOffset(rk_.get(), p.topic, p.partition, at, o_.metadata_timeout_ms);
-    if (!offset.ok()) {
-      return Status::RuntimeError(Where() + "cannot ask for the offsets of " + p.topic + "/" +
-                                  std::to_string(p.partition) + ": " + o_.kafka.Redact(offset.status().message()));
+  // The group changed what this member reads. A partition another member reads counts as
+  // quiet from then on: after watermark.idle_timeout it no longer holds the watermark back.
+  void Reassigned() {
+    const bool member = group_->member();
+    const auto now = SteadyClock::now();
+    for (Partition& p : parts_) {
+      p.assigned = p.shared->assigned.load(std::memory_order_acquire);
+      if (p.assigned) {
+        p.elsewhere = false;
+      } else if (member && !p.elsewhere) {
+        p.elsewhere = true;
+        p.elsewhere_since = now;
+      }
     }
-    return offset;
-  }
-
-  Result<int64_t> StartOffset(const Partition& p, KafkaSourceOptions::Start start) {
-    if (start == KafkaSourceOptions::Start::kEarliest) return ListOffset(p, RD_KAFKA_OFFSET_BEGINNING);
-    if (start == KafkaSourceOptions::Start::kLatest) return ListOffset(p, RD_KAFKA_OFFSET_END);
-    SR_ASSIGN_OR_RETURN(int64_t offset, ListOffset(p, o_.start_ms));
-    if (offset >= 0) return offset;
-    return ListOffset(p, RD_KAFKA_OFFSET_END);  // no record at or after that time
   }
 
   // The watermark: the minimum over the active partitions, never going back.
@@ -294,6 +698,7 @@ class KafkaSource : public SourceOperator {
       any = true;
     }
     active_min_ = any ? m : kMinTimestamp;  // all idle: the watermark stays where it is
+
     if (any) watermark_ = std::max(watermark_, m);
   }
 
@@ -331,18 +736,24 @@ class KafkaSource : public SourceOperator {
     return st;
   }
 
+
   Status Loop() {
     if (parts_.empty()) return Status::Ok();
     batch_ = NewBatch(static_cast<uint32_t>(ctx_->layout.size()));
     std::vector<rd_kafka_message_t*> msgs(kBatchRows);
     uint64_t last_barrier = ctx_->barriers ? ctx_->barriers->requested() : 0;
+    uint64_t seen_version = 0;
     auto all_done = [&] {
       return std::all_of(parts_.begin(), parts_.end(), [](const Partition& p) { return p.done; });
     };
     while (!(o_.stop_at_end && all_done())) {
       if (IsCancelled(*ctx_)) return Status::Cancelled();
-      if (!fatal_.empty()) return Status::RuntimeError(Where() + fatal_);
+      if (group_->failed()) return Status::RuntimeError(Where() + group_->failure());
       if (ctx_->drain != nullptr && ctx_->drain->load(std::memory_order_relaxed)) break;
+      if (const uint64_t v = group_->version(); v != seen_version) {
+        seen_version = v;
+        Reassigned();
+      }
       if (ctx_->barriers != nullptr) {
         uint64_t id = ctx_->barriers->requested();
         if (id > last_barrier) {
@@ -358,14 +769,16 @@ class KafkaSource : public SourceOperator {
         }
         CommitCompleted();
       }
+      // The group thread pauses this subtask's partitions when it leaves records here untaken.
+      slot_->looked_ns.store(SteadyNowNs(), std::memory_order_relaxed);
       // What is there now, without waiting: a batch call waits for a full batch or its timeout.
-      ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, msgs.data(), msgs.size());
+      ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, msgs.data(), msgs.size());
       if (n < 0) {
         return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "poll", rd_kafka_last_error()));
       }
       if (n == 0) {
         // Nothing: wait for the first record (or event), so that it goes on at once.
-        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), kPollMs)) {
+        if (rd_kafka_message_t* m = rd_kafka_consume_queue(queue_, kPollMs)) {
           msgs[0] = m;
           n = 1;
         }
@@ -384,12 +797,15 @@ class KafkaSource : public SourceOperator {
     return Status::Ok();
   }
 
+  // A partition is quiet while it is caught up or read by another member.
   void CheckIdle() {
     const auto now = SteadyClock::now();
+    const auto timeout = std::chrono::milliseconds(o_.common.idle_timeout_ms);
     bool changed = false;
     for (Partition& p : parts_) {
-      if (p.idle || !p.caught_up || p.done) continue;
-      if (now - p.caught_up_since >= std::chrono::milliseconds(o_.common.idle_timeout_ms)) {
+      if (p.idle || p.done) continue;
+      if ((p.caught_up && now - p.caught_up_since >= timeout) ||
+          (p.elsewhere && now - p.elsewhere_since >= timeout)) {
         p.idle = true;
         changed = true;
       }
@@ -397,8 +813,9 @@ class KafkaSource : public SourceOperator {
     if (changed) RecomputeMin();
   }
 
-  // Reports the offsets of the newest completed checkpoint to the group, asynchronously; the
-  // answers come back on commits_.
+  // Reports the offsets of the newest completed checkpoint to the group, asynchronously, for
+  // the partitions this member has now (another member's are its own to report); the answers
+  // come back on commits_. A commit that a rebalance cut short is only a warning.
   void CommitCompleted() {
     for (rd_kafka_event_t* ev; (ev = rd_kafka_queue_poll(commits_.get(), 0)) != nullptr;) {
       if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -419,17 +836,20 @@ class KafkaSource : public SourceOperator {
     if (newest == nullptr) return;
     KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
     for (size_t i = 0; i < parts_.size(); ++i) {
+      if (!parts_[i].assigned) continue;
       rd_kafka_topic_partition_list_add(list.get(), parts_[i].topic.c_str(), parts_[i].partition)->offset =
           (*newest)[i];
     }
-    rd_kafka_resp_err_t err = rd_kafka_commit_queue(rk_.get(), list.get(), commits_.get(), nullptr, nullptr);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err));
+    if (list->cnt > 0) {
+      rd_kafka_resp_err_t err = rd_kafka_commit_queue(group_->rk(), list.get(), commits_.get(), nullptr, nullptr);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err));
+      }
     }
     while (!checkpoints_.empty() && checkpoints_.front().first <= newest_id) checkpoints_.pop_front();
   }
 
-  // One message or event of the consumer's queue.
+  // One message or event of the subtask's queue.
   Status Take(const rd_kafka_message_t* m) {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) return TakeError(m);
     Partition* p = Find(m);
@@ -440,6 +860,7 @@ class KafkaSource : public SourceOperator {
       return Status::Ok();
     }
     p->next = m->offset + 1;
+    p->shared->next.store(p->next, std::memory_order_relaxed);
     if (p->caught_up) {
       p->caught_up = false;
       if (p->idle) {
@@ -466,6 +887,7 @@ class KafkaSource : public SourceOperator {
       // which are never delivered.
       if (m->offset >= p->next) {
         p->next = m->offset;
+        p->shared->next.store(p->next, std::memory_order_relaxed);
         if (!p->caught_up) {
           p->caught_up = true;
           p->caught_up_since = SteadyClock::now();
@@ -479,15 +901,8 @@ class KafkaSource : public SourceOperator {
       what = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) + ": " + what;
     }
     what = std::string(rd_kafka_err2name(m->err)) + ": " + o_.kafka.Redact(what);
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL || m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-        m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
-      return Status::RuntimeError(Where() + what);
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
-      return Status::RuntimeError(Where() + what + " (was the topic deleted?)");
-    }
+    std::string hint;
+    if (FailsTheJob(m->err, &hint)) return Status::RuntimeError(Where() + what + hint);
     spdlog::warn("{}{} (retrying)", Where(), what);
     return Status::Ok();
   }
@@ -604,9 +1019,10 @@ class KafkaSource : public SourceOperator {
   std::unique_ptr<JsonExtractor> extractor_;  // format json
   std::vector<MetaSlot> meta_;
   std::string error_;
-  KafkaHandle rk_;
-  KafkaQueue queue_;    // the consumer's records and errors
-  KafkaQueue commits_;  // answers to offset commits
+  KafkaGroup* group_ = nullptr;       // while Run runs
+  SubtaskSlot* slot_ = nullptr;       // this subtask's side of the group
+  rd_kafka_queue_t* queue_ = nullptr;  // this subtask's records and errors (the group's)
+  KafkaQueue commits_;                // answers to offset commits
   std::vector<Partition> parts_;
   Partition* last_ = nullptr;  // the partition of the previous message
   int64_t active_min_ = kMinTimestamp;   // min watermark over active partitions
@@ -616,9 +1032,6 @@ class KafkaSource : public SourceOperator {
   uint64_t pending_bytes_ = 0;
   // Offsets given at barriers, to report to the group once their checkpoint completes.
   std::deque<std::pair<uint64_t, std::vector<int64_t>>> checkpoints_;
-  std::string fatal_;  // set by OnError
-  SteadyClock::time_point last_warning_{};
-  rd_kafka_resp_err_t last_warning_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 
 // A SourceConfig, so that `streamrun test` can replace it by a file (a recording) with the same
@@ -627,6 +1040,10 @@ class KafkaSourceConfig : public SourceConfig {
  public:
   explicit KafkaSourceConfig(KafkaSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
   bool bounded() const override { return o_.stop_at_end; }
+  // The subtasks of a run share one consumer: one member of the group.
+  std::shared_ptr<void> CreateShared(int parallelism) const override {
+    return std::make_shared<KafkaGroup>(parallelism);
+  }
   Result<std::unique_ptr<SourceOperator>> CreateSource() const override {
     return std::unique_ptr<SourceOperator>(std::make_unique<KafkaSource>(o_));
   }

@@ -2,33 +2,56 @@
 // ($key, $timestamp, $partition, $offset, $topic, $headers.NAME) available to expressions.
 //
 // How it reads (docs/kafka.md has the user's view):
-// - Assignment, not subscription. Every subtask of the source owns a fixed set of partitions
-//   (KafkaPartitionOwner) and reads them with rd_kafka_assign at the offsets it decided itself.
-//   The consumer never joins its group, so there are no rebalances and no session or poll
-//   deadlines to miss; the group (`group`) only receives the offsets of completed checkpoints,
-//   for monitoring (lag dashboards), as Flink's KafkaSource does. Partitions added to a topic
-//   while the job runs are picked up when it restarts.
+// - One group member per source and run. The subtasks of a source share one consumer
+//   (KafkaGroup, made by NodeConfig::CreateShared) that subscribes to the topics with
+//   `group.id` = `group` (default streamrun-<source>): the job is one member of its group, and
+//   two instances of the same job split the partitions between them as any Kafka consumers do.
+// - Partitions to subtasks. Partition p of topic t belongs to subtask KafkaPartitionOwner(t, p,
+//   P), as in Flink, so positions in checkpoints stay per subtask and rescaling works. Each
+//   partition's queue is forwarded to its owner subtask's queue before subscribing (an
+//   application's forwarding survives assignments), and the subtask's thread reads its queue
+//   with rd_kafka_consume_batch_queue (zero-copy into the batch's arena).
+// - The group thread (owned by KafkaGroup, from the first subtask's Join to the last Leave)
+//   polls the consumer's own queue every kGroupPollMs: rebalance callbacks, errors, and the poll
+//   that keeps the member alive (max.poll.interval.ms) however long the subtasks are blocked.
+//   At the end it closes the consumer, which leaves the group.
+// - Rebalances (eager assign/revoke, or incremental_assign/unassign when the protocol is
+//   COOPERATIVE, e.g. partition.assignment.strategy: cooperative-sticky). An assigned partition
+//   starts at its owner's position, which the owner publishes as it reads (an atomic; a stale
+//   value is only lower, and the owner skips offsets below its own position), before that at
+//   the checkpoint's offset, before that at `start`. Never at the group's committed offsets:
+//   those are for monitoring. A revoked partition keeps its position in the owner's
+//   checkpoints; for watermarks it counts as quiet from the revocation on, like a caught-up
+//   one, so it leaves the minimum after watermark.idle_timeout (at once would make its records
+//   late when it comes back; never would stall a job that shares its group). Partitions added
+//   to a topic while the job runs are not read before it restarts.
 // - Positions. The offsets are the source's position in checkpoints: per partition the next
-//   offset and the largest event time read so far. A restored job assigns exactly those
-//   offsets; partitions the checkpoint does not know start at their earliest offset (a new
-//   partition of a known topic) or at `start` (a new topic). Without a checkpoint every
-//   partition starts at `start` (earliest, latest or a time), resolved to a concrete offset
-//   first so that a checkpoint taken before the first record is exact too.
-// - Backpressure. One thread per subtask polls and emits. While Emit blocks (a full queue
-//   downstream), nothing is polled: librdkafka's prefetch queue fills up to
-//   queued.max.messages.kbytes (16 MiB by default here) and its fetcher stops asking the
-//   brokers for more, which is a pause of every partition without a call. Since the consumer is
-//   not a member of its group, not polling for minutes costs nothing (no max.poll.interval.ms,
-//   no heartbeats); a separate poll thread would only add a hand-over per batch.
+//   offset and the largest event time read so far. Partitions the checkpoint does not know
+//   start at their earliest offset (a new partition of a known topic) or at `start` (a new
+//   topic). Without a checkpoint every partition starts at `start` (earliest, latest or a
+//   time), resolved to a concrete offset first so that a checkpoint taken before the first
+//   record is exact too.
+// - Backpressure. While a subtask's Emit blocks (a full queue downstream), its queue fills up
+//   to queued.max.messages.kbytes (16 MiB by default here) and librdkafka stops fetching for it.
+//   When it has left records untaken for kPauseAfterMs, the group thread pauses its partitions
+//   (rd_kafka_pause_partitions: nothing is fetched, and what was fetched is dropped, which
+//   frees the memory) and counts it (SourceProgress::pauses, in `status`); when the subtask
+//   reads again, the group thread seeks its partitions to its published positions and resumes
+//   them. Polling goes on all along, so the member stays in its group.
 // - Watermarks. Each partition has its own bounded-out-of-orderness watermark; the source's is
 //   the minimum over its active partitions, never going back. A partition is inactive when it
-//   reached its end under `stop_at: end`, or when it has been caught up (nothing left to read)
-//   for `watermark.idle_timeout`. When every partition is idle the watermark stays (as in
-//   Flink). A subtask with no partition ends at once, so it does not hold back the watermark.
+//   reached its end under `stop_at: end`, or when it has been quiet (caught up, or read by
+//   another member) for `watermark.idle_timeout`. When every partition is idle the watermark
+//   stays (as in Flink). A subtask with no partition ends at once, so it does not hold back the
+//   watermark.
 // - `stop_at: end`: the high watermarks of the partitions when the job starts are their ends;
 //   the source ends when every partition reached its end (for tests and backfills).
+// - Offsets of completed checkpoints go to the group (rd_kafka_commit of the member, for the
+//   partitions it has now), for lag monitoring; a commit cut short by a rebalance is a warning.
 //
-// Thread safety: a KafkaSource runs on its subtask's thread; the config is immutable.
+// Thread safety: a KafkaSource runs on its subtask's thread; the config is immutable. KafkaGroup
+// is shared by the subtasks and its group thread: positions and assignments are atomics,
+// set-up and failures are under its mutexes.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,12 @@ delay, so no record is late however the partitions interleave (a record is never
 partition's watermark, and the source's is the minimum over partitions): the expected output is
 every window over every record, whatever the timing.
 
+The source joins its consumer group (`kjob`): the mock cluster waits 3 s before it forms a new
+group (its fixed group.initial.rebalance.delay), and a later member's join waits for the session
+timeout less 1 s, so the pipelines here set session.timeout.ms to 4 s (a killed job's member is
+dropped that fast too). Not less: the mock drops a member that waits for its first join longer
+than its session timeout, so below 3 s nobody ever joins.
+
 The mock's limits shape the checks: readers see aborted transactions' records too (it has no
 read_committed), so an exactly-once output is checked after crashes that come before the
 transaction is produced (the sink stages its records and produces them at commit time).
@@ -13,6 +19,7 @@ transaction is produced (the sink stages its records and produces them at commit
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -26,6 +33,9 @@ import reference as ref
 TIMEOUT = 120
 WINDOW_MS = 1000
 AGGS = [("c", "count", None), ("s", "sum", ref.field("n"))]
+# Consumer settings for tests only: the mock's rebalances wait for the session timeout less 1 s.
+GROUP_PROPERTIES = "session.timeout.ms: 4000, heartbeat.interval.ms: 200"
+ASSIGNMENT = re.compile(r"group '[^']*' member (\S+): (assigned|revoked) (.*?) \((eager|cooperative)")
 
 
 def make_records(count, partitions, seed, start_n=0, start_ts=None):
@@ -60,6 +70,7 @@ sources:
     topic: in
     group: kjob
     event_time: ts
+    properties: {{ {properties} }}
 {source_extra}
 steps:
   w:
@@ -106,10 +117,11 @@ class KafkaPipelineTest(harness.TempDirTest):
                     timeout=TIMEOUT)
         return harness.read_jsonl(out)
 
-    def pipeline(self, sink=KAFKA_SINK, interval="100ms", source_extra="", steps_extra="", window_from="in"):
+    def pipeline(self, sink=KAFKA_SINK, interval="100ms", source_extra="", steps_extra="", window_from="in",
+                 properties=GROUP_PROPERTIES):
         return self.write("p.yaml", PIPELINE.format(interval=interval, source_extra=source_extra,
                                                     steps_extra=steps_extra, window_from=window_from,
-                                                    sink=sink))
+                                                    sink=sink, properties=properties))
 
     def env(self, kafka, **extra):
         env = {"BROKERS": kafka.servers}
@@ -247,12 +259,29 @@ class KafkaPipelineTest(harness.TempDirTest):
                 return node.get("records_out", 0)
         return 0
 
-    def test_a_source_held_back_by_a_slow_sink_goes_on_without_a_rebalance(self):
+    def status_of(self, path, kafka, name="in"):
+        """The node's entry of `status --json`, or None while the job does not answer."""
+        p = harness.run(["status", path, "--json"], env=self.env(kafka), timeout=TIMEOUT)
+        if p.returncode != 0:
+            return None
+        try:
+            status = json.loads(p.stdout)
+        except ValueError:
+            return None
+        for node in status.get("nodes", []):
+            if node.get("name") == name:
+                return node
+        return None
+
+    def test_a_source_paused_by_a_slow_sink_stays_in_its_group(self):
         records, _ = make_records(60000, 2, seed=7)
-        kafka = self.start_mock(topics=("in:2",))
-        self.replay(kafka, records)
-        # The poll deadlines of a subscribing consumer, far shorter than the stall below.
-        path = self.write("p.yaml", """name: slow
+        expected = harness.multiset(r["value"] for r in records)
+        for parallelism in (1, 2):
+            with self.subTest(parallelism=parallelism):
+                kafka = self.start_mock(topics=("in:2",))
+                self.replay(kafka, records)
+                # The member's deadlines, far shorter than the stall below.
+                path = self.write("p.yaml", """name: slow
 sources:
   in:
     type: kafka
@@ -260,35 +289,148 @@ sources:
     topic: in
     group: slow
     stop_at: end
-    properties: { max.poll.interval.ms: 1000, session.timeout.ms: 1000, heartbeat.interval.ms: 100 }
+    properties: { max.poll.interval.ms: 4000, session.timeout.ms: 4000, heartbeat.interval.ms: 200 }
 sinks:
   out: { type: stdout, from: in }
 """)
-        full = dict(os.environ, BROKERS=kafka.servers)
-        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=full, bufsize=0)
+                proc = subprocess.Popen([harness.binary(), "run", path, "--parallelism", str(parallelism)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=dict(os.environ, BROKERS=kafka.servers), bufsize=0)
+
+                def cleanup(proc=proc):
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait()
+                    proc.stdout.close()
+                    proc.stderr.close()
+                self.addCleanup(cleanup)
+                err = []
+                t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+                t.start()
+                first = proc.stdout.read(4096)
+                # Nobody reads: the queues fill and the source is held back for 6 s, longer than
+                # max.poll.interval.ms and session.timeout.ms.
+                time.sleep(2)
+                node = self.status_of(path, kafka)
+                time.sleep(4)
+                rest = b""
+                while True:
+                    chunk = proc.stdout.read(1 << 20)
+                    if not chunk:
+                        break
+                    rest += chunk
+                proc.wait(TIMEOUT)
+                t.join(TIMEOUT)
+                stderr = b"".join(err).decode(errors="replace")
+                self.assertEqual(proc.returncode, 0, stderr)
+                self.assertIsNotNone(node, stderr)
+                self.assertGreaterEqual(node["pauses"], 1, node)
+                # Complete, no duplicate: paused partitions dropped what they had fetched and
+                # were read again from the subtask's position.
+                out = [json.loads(line) for line in (first + rest).splitlines()]
+                self.assertMultisetEqual(harness.multiset(out), expected)
+                # Never left the group: one assignment, no revocation, no poll deadline missed.
+                changes = ASSIGNMENT.findall(stderr)
+                self.assertEqual([c[1] for c in changes], ["assigned"], stderr)
+                self.assertIn("in/0@0", changes[0][2])
+                self.assertIn("in/1@0", changes[0][2])
+                for word in ("MAX_POLL", "revoke", "warn", "error"):
+                    self.assertNotIn(word, stderr)
+                kafka.close()
+
+    def test_rebalances_are_handled(self):
+        """Another member joins the group mid-run, takes some partitions and leaves: the job gets
+        them back where it left them and its output is exact."""
+        cases = [("range,roundrobin", 2), ("range,roundrobin", 1), ("cooperative-sticky", 2)]
+        for strategy, parallelism in cases:
+            with self.subTest(strategy=strategy, parallelism=parallelism):
+                self.rebalance_case(strategy, parallelism)
+
+    def rebalance_case(self, strategy, parallelism):
+        parts = ["in/%d" % p for p in range(4)]
+        batches, clock = [], None
+        for i in range(3):
+            b, clock = make_records(3000, 4, seed=20 + i, start_n=3000 * i, start_ts=clock)
+            batches.append(b)
+        kafka = self.start_mock(topics=("in:4",))
+        self.replay(kafka, batches[0], name="b0.jsonl")
+        path = self.pipeline(sink=FILE_SINK, interval="100ms",
+                             properties=GROUP_PROPERTIES + ", partition.assignment.strategy: " + strategy)
+        if os.path.exists(self.path("out")):
+            for n in os.listdir(self.path("out")):
+                os.remove(os.path.join(self.path("out"), n))
+        proc = subprocess.Popen([harness.binary(), "run", path, "--fresh", "--parallelism", str(parallelism)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=dict(os.environ, BROKERS=kafka.servers))
+        log = []
+        reader = threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True)
+        reader.start()
 
         def cleanup():
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
         self.addCleanup(cleanup)
-        err = []
-        t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
-        t.start()
-        first = proc.stdout.read(4096)
-        time.sleep(4)  # nobody reads: the queues fill, the source blocks for 4 s
-        rest = proc.stdout.read()
+
+        def held():
+            """The job's partitions now, from its log; the member ids it had."""
+            have, members = set(), set()
+            for line in list(log):
+                m = ASSIGNMENT.search(line.decode(errors="replace"))
+                if not m:
+                    continue
+                members.add(m.group(1))
+                named = set(re.findall(r"in/\d+", m.group(3)))
+                if m.group(2) == "assigned":
+                    have = have | named if m.group(4) == "cooperative" else named
+                else:
+                    have = have - named
+            return have, members
+
+        def text():
+            return b"".join(log).decode(errors="replace")
+
+        self.wait_for("the job's assignment", lambda: held()[0] == set(parts) or proc.poll() is not None)
+        self.assertRunning(proc)
+        self.wait_for("the first input read", lambda: self.source_read(path, kafka) >= 3000)
+        other = subprocess.Popen(["kcat", "-b", kafka.servers, "-G", "kjob", "in", "-q",
+                                  "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=200",
+                                  "-X", "partition.assignment.strategy=" + strategy],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop_other():
+            if other.poll() is None:
+                other.kill()
+            other.communicate()
+        self.addCleanup(stop_other)
+        self.wait_for("the other member to take partitions",
+                      lambda: (held()[0] and held()[0] != set(parts)) or proc.poll() is not None)
+        self.assertRunning(proc)
+        taken = set(parts) - held()[0]
+        # Records for both members while the other one holds its partitions.
+        self.replay(kafka, batches[1], name="b1.jsonl")
+        time.sleep(1)
+        # The other member leaves the group (kcat closes its consumer on SIGTERM).
+        other.terminate()
+        _, other_err = other.communicate(timeout=TIMEOUT)
+        self.wait_for("the partitions back", lambda: held()[0] == set(parts) or proc.poll() is not None)
+        self.assertRunning(proc)
+        self.replay(kafka, batches[2], name="b2.jsonl")
+        self.wait_for("all input read", lambda: self.source_read(path, kafka) >= 9000 or proc.poll() is not None)
+        self.assertRunning(proc)
+        self.run_ok(["stop", path, "--drain"], env=self.env(kafka), timeout=TIMEOUT)
         proc.wait(TIMEOUT)
-        t.join(TIMEOUT)
-        stderr = b"".join(err).decode(errors="replace")
-        self.assertEqual(proc.returncode, 0, stderr)
-        lines = (first + rest).count(b"\n")
-        self.assertEqual(lines, len(records))
-        for word in ("MAX_POLL", "rebalance", "revoke", "warn", "error"):
-            self.assertNotIn(word, stderr)
+        reader.join(TIMEOUT)
+        self.assertEqual(proc.returncode, 0, text())
+        self.assertTrue(taken, text())
+        self.assertEqual(len(held()[1]), 1, text())  # one member id throughout
+        self.assertNotIn("MAX_POLL", text())
+        # Exactly the windows of every record: none lost while the other member had them, none
+        # read twice when they came back.
+        actual = harness.read_multiset(self.path("out/windows.jsonl"))
+        self.assertMultisetEqual(actual, expected_windows(batches[0] + batches[1] + batches[2]))
+        self.assertEqual(self.source_read(path, kafka), 0)  # the job is gone
+        kafka.close()
 
     def test_secrets_never_appear_in_messages_or_graphs(self):
         secret = "hunter2-do-not-print"
