@@ -285,13 +285,6 @@ class KafkaGroup {
           // at the end is not waited for.
           SR_ASSIGN_OR_RETURN(gp->end, ListOffset(*gp, RD_KAFKA_OFFSET_END));
         }
-        // The partition's records go to its subtask's queue, whenever it is assigned: an
-        // application's forwarding stays over assignments.
-        KafkaQueue pq(rd_kafka_queue_get_partition(rk_.get(), topic.c_str(), p));
-        if (!pq) {
-          return Status::RuntimeError(Where() + "cannot get the queue of " + topic + "/" + std::to_string(p));
-        }
-        rd_kafka_queue_forward(pq.get(), slots_[static_cast<size_t>(gp->owner)].queue.get());
         slots_[static_cast<size_t>(gp->owner)].parts.push_back(gp.get());
         parts_.push_back(std::move(gp));
       }
@@ -449,6 +442,15 @@ class KafkaGroup {
           unknown += (unknown.empty() ? "" : ", ") + name;
           continue;
         }
+        // The partition's records go to its subtask's queue. Again at every assignment: when a
+        // partition is taken away, librdkafka clears its queue's forwarding (and waits for that
+        // before the next assignment).
+        KafkaQueue pq(rd_kafka_queue_get_partition(rk, e.topic, e.partition));
+        if (!pq) {
+          Fail("cannot get the queue of " + name);
+          return;
+        }
+        rd_kafka_queue_forward(pq.get(), slots_[static_cast<size_t>(gp->owner)].queue.get());
         // Never the group's committed offset: this run's position, or the checkpoint's.
         const int64_t next = gp->next.load(std::memory_order_acquire);
         rd_kafka_topic_partition_list_add(take.get(), e.topic, e.partition)->offset = next;
@@ -818,11 +820,17 @@ class KafkaSource : public SourceOperator {
   // come back on commits_. A commit that a rebalance cut short is only a warning.
   void CommitCompleted() {
     for (rd_kafka_event_t* ev; (ev = rd_kafka_queue_poll(commits_.get(), 0)) != nullptr;) {
-      if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'",
-                                                     rd_kafka_event_error(ev)));
-      }
+      const rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
       rd_kafka_event_destroy(ev);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      const bool rebalance = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+                             err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+                             err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST;
+      // A rebalance fails every commit until it ends: once is enough.
+      if (rebalance && warned_version_ == group_->version()) continue;
+      if (rebalance) warned_version_ = group_->version();
+      spdlog::warn("{}{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err),
+                   rebalance ? " (the next checkpoint's offsets go after the rebalance)" : "");
     }
     const uint64_t done = ctx_->barriers->completed();
     const std::vector<int64_t>* newest = nullptr;
@@ -1032,6 +1040,7 @@ class KafkaSource : public SourceOperator {
   uint64_t pending_bytes_ = 0;
   // Offsets given at barriers, to report to the group once their checkpoint completes.
   std::deque<std::pair<uint64_t, std::vector<int64_t>>> checkpoints_;
+  uint64_t warned_version_ = ~uint64_t{0};  // the assignment of the last rebalance warning
 };
 
 // A SourceConfig, so that `streamrun test` can replace it by a file (a recording) with the same

@@ -141,13 +141,13 @@ class KafkaPipelineTest(harness.TempDirTest):
         self.addCleanup(cleanup)
         return proc
 
-    def wait_for(self, what, done, timeout=TIMEOUT):
+    def wait_for(self, what, done, timeout=TIMEOUT, detail=None):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if done():
                 return
             time.sleep(0.05)
-        self.fail("timed out waiting for " + what)
+        self.fail("timed out waiting for " + what + ("\n" + detail() if detail else ""))
 
     def checkpoints(self):
         d = os.path.join(self.dir, ".streamrun", "kjob", "checkpoints")
@@ -347,7 +347,6 @@ sinks:
                 self.rebalance_case(strategy, parallelism)
 
     def rebalance_case(self, strategy, parallelism):
-        parts = ["in/%d" % p for p in range(4)]
         batches, clock = [], None
         for i in range(3):
             b, clock = make_records(3000, 4, seed=20 + i, start_n=3000 * i, start_ts=clock)
@@ -355,7 +354,7 @@ sinks:
         kafka = self.start_mock(topics=("in:4",))
         self.replay(kafka, batches[0], name="b0.jsonl")
         path = self.pipeline(sink=FILE_SINK, interval="100ms",
-                             properties=GROUP_PROPERTIES + ", partition.assignment.strategy: " + strategy)
+                             properties=GROUP_PROPERTIES + ", partition.assignment.strategy: '%s'" % strategy)
         if os.path.exists(self.path("out")):
             for n in os.listdir(self.path("out")):
                 os.remove(os.path.join(self.path("out"), n))
@@ -366,11 +365,21 @@ sinks:
         reader = threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True)
         reader.start()
 
-        def cleanup():
+        try:
+            self.rebalance_steps(kafka, path, proc, log, batches, strategy)
+        finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        self.addCleanup(cleanup)
+            reader.join(TIMEOUT)
+            proc.stderr.close()
+        kafka.close()
+
+    def rebalance_steps(self, kafka, path, proc, log, batches, strategy):
+        parts = ["in/%d" % p for p in range(4)]
+
+        def text():
+            return b"".join(log).decode(errors="replace")
 
         def held():
             """The job's partitions now, from its log; the member ids it had."""
@@ -387,12 +396,10 @@ sinks:
                     have = have - named
             return have, members
 
-        def text():
-            return b"".join(log).decode(errors="replace")
-
-        self.wait_for("the job's assignment", lambda: held()[0] == set(parts) or proc.poll() is not None)
-        self.assertRunning(proc)
-        self.wait_for("the first input read", lambda: self.source_read(path, kafka) >= 3000)
+        self.wait_for("the job's assignment", lambda: held()[0] == set(parts) or proc.poll() is not None,
+                      detail=text)
+        self.assertIsNone(proc.poll(), text())
+        self.wait_for("the first input read", lambda: self.source_read(path, kafka) >= 3000, detail=text)
         other = subprocess.Popen(["kcat", "-b", kafka.servers, "-G", "kjob", "in", "-q",
                                   "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=200",
                                   "-X", "partition.assignment.strategy=" + strategy],
@@ -404,33 +411,34 @@ sinks:
             other.communicate()
         self.addCleanup(stop_other)
         self.wait_for("the other member to take partitions",
-                      lambda: (held()[0] and held()[0] != set(parts)) or proc.poll() is not None)
-        self.assertRunning(proc)
+                      lambda: (held()[0] and held()[0] != set(parts)) or proc.poll() is not None, detail=text)
+        self.assertIsNone(proc.poll(), text())
         taken = set(parts) - held()[0]
         # Records for both members while the other one holds its partitions.
         self.replay(kafka, batches[1], name="b1.jsonl")
         time.sleep(1)
         # The other member leaves the group (kcat closes its consumer on SIGTERM).
         other.terminate()
-        _, other_err = other.communicate(timeout=TIMEOUT)
-        self.wait_for("the partitions back", lambda: held()[0] == set(parts) or proc.poll() is not None)
-        self.assertRunning(proc)
+        other.communicate(timeout=TIMEOUT)
+        self.wait_for("the partitions back", lambda: held()[0] == set(parts) or proc.poll() is not None,
+                      detail=text)
+        self.assertIsNone(proc.poll(), text())
         self.replay(kafka, batches[2], name="b2.jsonl")
-        self.wait_for("all input read", lambda: self.source_read(path, kafka) >= 9000 or proc.poll() is not None)
-        self.assertRunning(proc)
+        self.wait_for("all input read", lambda: self.source_read(path, kafka) >= 9000 or proc.poll() is not None,
+                      detail=text)
+        self.assertIsNone(proc.poll(), text())
         self.run_ok(["stop", path, "--drain"], env=self.env(kafka), timeout=TIMEOUT)
         proc.wait(TIMEOUT)
-        reader.join(TIMEOUT)
         self.assertEqual(proc.returncode, 0, text())
         self.assertTrue(taken, text())
         self.assertEqual(len(held()[1]), 1, text())  # one member id throughout
+        protocol = "cooperative" if strategy == "cooperative-sticky" else "eager"
+        self.assertEqual({m.group(4) for m in ASSIGNMENT.finditer(text())}, {protocol})
         self.assertNotIn("MAX_POLL", text())
         # Exactly the windows of every record: none lost while the other member had them, none
         # read twice when they came back.
         actual = harness.read_multiset(self.path("out/windows.jsonl"))
         self.assertMultisetEqual(actual, expected_windows(batches[0] + batches[1] + batches[2]))
-        self.assertEqual(self.source_read(path, kafka), 0)  # the job is gone
-        kafka.close()
 
     def test_secrets_never_appear_in_messages_or_graphs(self):
         secret = "hunter2-do-not-print"
