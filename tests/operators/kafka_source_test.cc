@@ -69,6 +69,9 @@ KafkaSourceOptions Options(const KafkaMockCluster& cluster, const std::string& t
   o.topics = {topic};
   o.stop_at_end = true;
   o.metadata_timeout_ms = 10000;
+  // The mock forms the group again only after the session timeout less 1 s when its last member
+  // left (the default 45 s would make every run after the first wait 44 s).
+  o.kafka.properties = {{"session.timeout.ms", "4000"}, {"heartbeat.interval.ms", "200"}};
   return o;
 }
 
@@ -319,18 +322,21 @@ TEST_CASE("kafka source: offsets go to the group only once their checkpoint comp
   t.join();
 }
 
-TEST_CASE("kafka source: a consumer blocked by backpressure for longer than the poll interval goes on") {
+// The mock cluster forms a group 3 s after its first member joins, and drops a member that
+// waits longer than its session timeout for that: session timeouts here are 4 s (Options).
+TEST_CASE("kafka source: a member blocked by backpressure for longer than its deadlines stays in its group") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 1).ok());
   std::vector<TestRecord> records(3000, TestRecord{0, std::nullopt, "{\"x\":1}", 0, {}});
   ProduceRecords(*mock, "t", records);
-  // An emitter that blocks on its first batch for longer than max.poll.interval.ms.
+  // An emitter that blocks on its first batch for longer than max.poll.interval.ms and
+  // session.timeout.ms.
   class SlowEmitter : public CaptureEmitter {
    public:
     Status Emit(BatchPtr b) override {
       if (first_) {
         first_ = false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        std::this_thread::sleep_for(std::chrono::milliseconds(5000));
       }
       return CaptureEmitter::Emit(std::move(b));
     }
@@ -338,8 +344,8 @@ TEST_CASE("kafka source: a consumer blocked by backpressure for longer than the 
   } slow;
   KafkaSourceOptions o = Options(*mock, "t");
   o.group = "slow";
-  o.kafka.properties = {{"max.poll.interval.ms", "1000"}, {"session.timeout.ms", "1000"},
-                        {"heartbeat.interval.ms", "100"}};
+  o.kafka.properties = {{"max.poll.interval.ms", "4000"}, {"session.timeout.ms", "4000"},
+                        {"heartbeat.interval.ms", "200"}};
   SourceRun run({});
   run.ctx.out = &slow;
   Status st = run.Run(o);
@@ -347,6 +353,7 @@ TEST_CASE("kafka source: a consumer blocked by backpressure for longer than the 
   size_t rows = 0;
   for (const auto& b : slow.batches) rows += b.rows.size();
   CHECK(rows == 3000);
+  CHECK(run.progress.pauses.load() >= 1);  // it left records untaken: its partition was paused
 }
 
 TEST_CASE("kafka settings: secrets are redacted from descriptions and messages") {
