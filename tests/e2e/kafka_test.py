@@ -20,8 +20,10 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -101,6 +103,11 @@ FILE_SINK = """  out:
 
 
 class KafkaPipelineTest(harness.TempDirTest):
+    def fresh_dir(self):
+        """A new test directory: a new job state and output."""
+        self.dir = tempfile.mkdtemp(prefix="streamrun-e2e-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
     def start_mock(self, brokers=3, topics=("in:3", "out:2")):
         kafka = kafka_harness.KafkaMock(brokers=brokers, topics=topics)
         self.addCleanup(kafka.close, False)
@@ -174,22 +181,35 @@ class KafkaPipelineTest(harness.TempDirTest):
                 kafka.close()
 
     def test_crash_before_the_kafka_commit_then_rerun_commits_exactly_once(self):
+        for parallelism in (1, 2):
+            with self.subTest(parallelism=parallelism):
+                self.fresh_dir()
+                self.crash_before_commit_case(parallelism)
+
+    def crash_before_commit_case(self, parallelism):
         records, _ = make_records(3000, 3, seed=2)
         kafka = self.start_mock()
         self.replay(kafka, records)
         path = self.pipeline(interval="50ms")
         # The process dies when the first checkpoint with window results is complete but its
         # transaction not yet produced.
-        p = harness.run(["run", path], env=self.env(kafka, STREAMRUN_FAILPOINT="sink.before_commit@1"),
-                        timeout=TIMEOUT)
+        p = harness.run(["run", path, "--parallelism", str(parallelism)],
+                        env=self.env(kafka, STREAMRUN_FAILPOINT="sink.before_commit@1"), timeout=TIMEOUT)
         self.assertEqual(p.returncode, 86, p.stderr.decode(errors="replace"))
         self.assertEqual(self.record(kafka), [])
-        p = self.run_ok(["run", path, "--set", "sources.in.stop_at=end"], env=self.env(kafka), timeout=TIMEOUT)
+        p = self.run_ok(["run", path, "--parallelism", str(parallelism), "--set", "sources.in.stop_at=end"],
+                        env=self.env(kafka), timeout=TIMEOUT)
         self.assertIn("committing the staged output of checkpoint", p.stderr.decode(errors="replace"))
         out = self.record(kafka)
         self.assertMultisetEqual(harness.multiset(r["value"] for r in out), expected_windows(records))
 
     def test_kill_9_then_rerun_gives_no_loss_and_no_duplicate(self):
+        for parallelism in (1, 2):
+            with self.subTest(parallelism=parallelism):
+                self.fresh_dir()
+                self.kill_9_case(parallelism)
+
+    def kill_9_case(self, parallelism):
         first, clock = make_records(4000, 3, seed=3)
         second, _ = make_records(4000, 3, seed=4, start_n=4000, start_ts=clock)
         kafka = self.start_mock()
@@ -197,19 +217,26 @@ class KafkaPipelineTest(harness.TempDirTest):
         path = self.pipeline(sink=FILE_SINK, interval="100ms")
         # Unbounded: the job reads what there is and waits for more; it is killed once a few
         # checkpoints exist.
-        proc = self.popen(["run", path], env=self.env(kafka))
+        proc = self.popen(["run", path, "--parallelism", str(parallelism)], env=self.env(kafka))
         self.wait_for("three checkpoints", lambda: len(self.checkpoints()) >= 2 or proc.poll() is not None)
         self.assertRunning(proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
         self.replay(kafka, second, name="second.jsonl")
         # The same job again, now ending at the topic's end: it resumes from its last checkpoint.
-        p = self.run_ok(["run", path, "--set", "sources.in.stop_at=end"], env=self.env(kafka), timeout=TIMEOUT)
+        p = self.run_ok(["run", path, "--parallelism", str(parallelism), "--set", "sources.in.stop_at=end"],
+                        env=self.env(kafka), timeout=TIMEOUT)
         self.assertIn("resum", p.stderr.decode(errors="replace").lower())
         actual = harness.read_multiset(self.path("out/windows.jsonl"))
         self.assertMultisetEqual(actual, expected_windows(first + second))
 
     def test_a_leader_down_for_10_s_and_request_errors_are_survived(self):
+        for parallelism in (1, 2):
+            with self.subTest(parallelism=parallelism):
+                self.fresh_dir()
+                self.leader_down_case(parallelism)
+
+    def leader_down_case(self, parallelism):
         first, clock = make_records(2000, 3, seed=5)
         second, _ = make_records(2000, 3, seed=6, start_n=2000, start_ts=clock)
         kafka = self.start_mock()
@@ -220,7 +247,7 @@ class KafkaPipelineTest(harness.TempDirTest):
     type: filter
     from: in
     where: ok""", window_from="ok")
-        proc = self.popen(["run", path], env=self.env(kafka))
+        proc = self.popen(["run", path, "--parallelism", str(parallelism)], env=self.env(kafka))
         self.wait_for("a checkpoint", lambda: len(self.checkpoints()) >= 1 or proc.poll() is not None)
         kafka.command("push-errors Fetch 5 NOT_LEADER_FOR_PARTITION")
         kafka.command("push-errors Produce 3 REQUEST_TIMED_OUT")
