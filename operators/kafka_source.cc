@@ -289,6 +289,16 @@ class KafkaGroup {
         parts_.push_back(std::move(gp));
       }
     }
+    if (o_.stop_at_end) {
+      // A bounded read: every partition from its start to its end, whoever else reads them.
+      bounded_ = true;
+      KafkaPartitionList all(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
+      for (const auto& gp : parts_) rd_kafka_topic_partition_list_add(all.get(), gp->topic.c_str(), gp->partition);
+      Rebalance(RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, all.get());
+      if (failed()) return Status::RuntimeError(Where() + failure());
+      thread_ = std::thread([this] { Loop(); });
+      return Status::Ok();
+    }
     KafkaPartitionList topics(rd_kafka_topic_partition_list_new(static_cast<int>(o_.topics.size())));
     for (const std::string& topic : o_.topics) {
       rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -473,6 +483,10 @@ class KafkaGroup {
       }
       member_.store(true, std::memory_order_release);
       version_.fetch_add(1, std::memory_order_acq_rel);
+      if (bounded_) {
+        spdlog::info("{}stop_at end: reads {} itself, not as a member of group '{}'", Where(), what, group_);
+        return;
+      }
       spdlog::info("{}group '{}' member {}: assigned {} ({}, rebalance {}){}", Where(), group_, MemberId(),
                    what.empty() ? "nothing" : what, cooperative ? "cooperative" : "eager", rebalances_,
                    unknown.empty() ? ""
@@ -572,6 +586,7 @@ class KafkaGroup {
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
   std::string failure_;
+  bool bounded_ = false;  // stop_at end: assigned, not subscribed
   // Group thread only.
   bool closing_ = false;
   int rebalances_ = 0;

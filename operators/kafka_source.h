@@ -45,7 +45,12 @@
 //   stays (as in Flink). A subtask with no partition ends at once, so it does not hold back the
 //   watermark.
 // - `stop_at: end`: the high watermarks of the partitions when the job starts are their ends;
-//   the source ends when every partition reached its end (for tests and backfills).
+//   the source ends when every partition reached its end (for tests and backfills). Such a
+//   bounded read assigns every partition itself (rd_kafka_assign) instead of subscribing: it
+//   must cover its whole range whoever else reads the topic (a group would give it only a
+//   share, and another member's partitions would never end), and it starts at once instead of
+//   after the group's forming delay (group.initial.rebalance.delay.ms, 3 s). Queues, the group
+//   thread, pausing and commits work as for a member.
 // - Offsets of completed checkpoints go to the group (rd_kafka_commit of the member, for the
 //   partitions it has now), for lag monitoring; a commit cut short by a rebalance is a warning.
 //

@@ -305,9 +305,11 @@ class KafkaPipelineTest(harness.TempDirTest):
         expected = harness.multiset(r["value"] for r in records)
         for parallelism in (1, 2):
             with self.subTest(parallelism=parallelism):
+                self.fresh_dir()
                 kafka = self.start_mock(topics=("in:2",))
                 self.replay(kafka, records)
-                # The member's deadlines, far shorter than the stall below.
+                # Unbounded, so a member of its group; the member's deadlines are far shorter
+                # than the stall below.
                 path = self.write("p.yaml", """name: slow
 sources:
   in:
@@ -315,7 +317,6 @@ sources:
     brokers: ${BROKERS}
     topic: in
     group: slow
-    stop_at: end
     properties: { max.poll.interval.ms: 4000, session.timeout.ms: 4000, heartbeat.interval.ms: 200 }
 sinks:
   out: { type: stdout, from: in }
@@ -334,18 +335,19 @@ sinks:
                 err = []
                 t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
                 t.start()
-                first = proc.stdout.read(4096)
+                out = proc.stdout.read(4096)
                 # Nobody reads: the queues fill and the source is held back for 6 s, longer than
                 # max.poll.interval.ms and session.timeout.ms.
                 time.sleep(2)
                 node = self.status_of(path, kafka)
                 time.sleep(4)
-                rest = b""
-                while True:
-                    chunk = proc.stdout.read(1 << 20)
+                while out.count(b"\n") < len(records):
+                    chunk = proc.stdout.read(1 << 16)
                     if not chunk:
                         break
-                    rest += chunk
+                    out += chunk
+                self.run_ok(["stop", path, "--drain"], env=self.env(kafka), timeout=TIMEOUT)
+                out += proc.stdout.read()
                 proc.wait(TIMEOUT)
                 t.join(TIMEOUT)
                 stderr = b"".join(err).decode(errors="replace")
@@ -354,8 +356,7 @@ sinks:
                 self.assertGreaterEqual(node["pauses"], 1, node)
                 # Complete, no duplicate: paused partitions dropped what they had fetched and
                 # were read again from the subtask's position.
-                out = [json.loads(line) for line in (first + rest).splitlines()]
-                self.assertMultisetEqual(harness.multiset(out), expected)
+                self.assertMultisetEqual(harness.multiset(json.loads(line) for line in out.splitlines()), expected)
                 # Never left the group: one assignment, no revocation, no poll deadline missed.
                 changes = ASSIGNMENT.findall(stderr)
                 self.assertEqual([c[1] for c in changes], ["assigned"], stderr)
@@ -364,6 +365,29 @@ sinks:
                 for word in ("MAX_POLL", "revoke", "warn", "error"):
                     self.assertNotIn(word, stderr)
                 kafka.close()
+
+    def test_a_bounded_source_reads_every_partition_without_joining_its_group(self):
+        records, _ = make_records(3000, 3, seed=8)
+        kafka = self.start_mock(topics=("in:3",))
+        self.replay(kafka, records)
+        path = self.pipeline(sink=FILE_SINK, source_extra="    stop_at: end")
+        # Another member holds the group: a bounded read does not share the partitions with it.
+        other = subprocess.Popen(["kcat", "-b", kafka.servers, "-G", "kjob", "in", "-q",
+                                  "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=200"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            started = time.monotonic()
+            p = self.run_ok(["run", path, "--parallelism", "2"], env=self.env(kafka), timeout=TIMEOUT)
+            took = time.monotonic() - started
+        finally:
+            other.terminate()
+            other.wait(TIMEOUT)
+        err = p.stderr.decode(errors="replace")
+        self.assertIn("not as a member of group 'kjob'", err)
+        self.assertEqual(ASSIGNMENT.findall(err), [])
+        self.assertLess(took, 3, err)  # no wait for the group to form
+        actual = harness.read_multiset(self.path("out/windows.jsonl"))
+        self.assertMultisetEqual(actual, expected_windows(records))
 
     def test_rebalances_are_handled(self):
         """Another member joins the group mid-run, takes some partitions and leaves: the job gets
