@@ -51,9 +51,10 @@ std::vector<OperatorType> BuildTable() {
         {"topic", "string", false, "The topic to read (this or `topics`)."},
         {"topics", "array", false, "Several topics to read as one stream."},
         {"group", "string", false,
-         "Consumer group that receives the offsets of completed checkpoints, for monitoring "
-         "only (default: none). The source never joins it: partitions are assigned, not "
-         "subscribed."},
+         "Consumer group the source joins as one member, whatever its parallelism (default: "
+         "streamrun-<source>; with `stop_at: end` it reads every partition without joining). "
+         "Offsets of completed checkpoints are committed to it for monitoring only (none without "
+         "`group`); the source starts from its checkpoints, never from the group's offsets."},
         {"start", "string", false,
          "earliest (default) | latest | a time (RFC 3339 or epoch ms): where to start without "
          "a checkpoint."},
