@@ -369,14 +369,14 @@ class KafkaGroup {
   // A message of the consumer's own queue: errors of the group or of the client. Records come
   // here only for a partition whose queue is not forwarded, which cannot be.
   void TakeOwn(const rd_kafka_message_t* m) {
-    std::string what = rd_kafka_message_errstr(m);
-    if (m->rkt != nullptr) {
-      what = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) + ": " + what;
-    }
+    const std::string where =
+        m->rkt != nullptr ? std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) : "";
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Fail("a record of " + what + " came to the group's queue, not to its subtask's");
+      Fail("a record of " + where + " came to the group's queue, not to its subtask's");
       return;
     }
+    std::string what = rd_kafka_message_errstr(m);  // only for an error: null for a record
+    if (!where.empty()) what = where + ": " + what;
     what = std::string(rd_kafka_err2name(m->err)) + ": " + o_.kafka.Redact(what);
     std::string hint;
     if (FailsTheJob(m->err, &hint)) {
