@@ -328,9 +328,15 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
   uint64_t pending_bytes = 0;
   BatchPtr batch = NewBatch(width);
 
+  // The watermark sent so far. Records advance it with the batch that carries them; only a
+  // restored source has a watermark (from its position's max_ts) that no record carried yet:
+  // sent in an empty batch at the first flush, so that downstream (a union's minimum over its
+  // inputs) need not wait for this input's next record when it has none.
+  int64_t sent_wm = kMinTimestamp;
   auto flush = [&]() -> Status {
-    if (batch->rows.empty()) return Status::Ok();
+    if (batch->rows.empty() && gen.current() <= sent_wm) return Status::Ok();
     batch->watermark = gen.current();
+    sent_wm = batch->watermark;
     Status st = EmitBatch(ctx, std::move(batch), pending_bytes);
     pending_bytes = 0;
     batch = NewBatch(width);
