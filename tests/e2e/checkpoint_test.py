@@ -172,6 +172,7 @@ class CheckpointTest(harness.TempDirTest):
         # besides resuming)
         ("checkpoint.before_barrier@2", 1, "100ms", RATE_FAILPOINT, None),
         ("checkpoint.write@3", 1, "100ms", RATE_FAILPOINT, None),
+        ("checkpoint.before_fsync@2", 1, "100ms", RATE_FAILPOINT, None),
         ("checkpoint.after_file@2", 1, "100ms", RATE_FAILPOINT, None),
         ("checkpoint.before_dir_fsync@2", 1, "100ms", RATE_FAILPOINT, None),
         ("checkpoint.before_manifest@2", 1, "100ms", RATE_FAILPOINT, None),
