@@ -385,5 +385,39 @@ sinks:
         self.assertIn("streamrun: failpoint task.fail: injected error", log)
 
 
+class CheckpointTimeoutTest(harness.TempDirTest):
+    def test_a_checkpoint_stuck_behind_a_blocked_sink_times_out_and_the_job_goes_on(self):
+        n = 200000
+        text = "".join('{"i":%d,"pad":"%s"}\n' % (i, "x" * (i % 50)) for i in range(n))
+        self.write("in.jsonl", text)
+        path = self.write("p.yaml", """name: to
+checkpoints: {interval: 50ms, timeout: 300ms}
+sources:
+  ev: {type: file, path: in.jsonl, rate: 100000}
+sinks:
+  out: {type: stdout, from: ev}
+""")
+        log_path = self.path("run.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([harness.binary(), "run", path, "--log-level", "debug"],
+                                    stdout=subprocess.PIPE, stderr=log)
+            self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+            # Nobody reads the job's standard output for 2 s: the sink blocks on the full pipe,
+            # the queues fill, the source waits, and no barrier gets through.
+            time.sleep(2)
+            out = proc.stdout.read()
+            proc.stdout.close()
+            self.assertEqual(proc.wait(timeout=60), 0)
+        with open(log_path) as f:
+            log = f.read()
+        self.assertTrue(out == text.encode(), "the output differs from the input")
+        timed_out = [int(m) for m in re.findall(
+            r"checkpoint (\d+) timed out after 300 ms and was aborted; the job goes on", log)]
+        self.assertTrue(timed_out, log[-3000:])
+        completed = [int(m) for m in re.findall(r"checkpoint (\d+) complete", log)]
+        self.assertTrue(any(c > max(timed_out) for c in completed),
+                        "no checkpoint completed after the timed out ones:\n" + log[-3000:])
+
+
 if __name__ == "__main__":
     unittest.main()
