@@ -98,10 +98,10 @@ Status Job::Impl::RunInputLoop(Task& t) {
         }
         break;
       }
-      ScopedTimer idle(&t.metrics.idle_ns);
+      ScopedWait idle(&t.metrics.idle);
       b = t.gate->PopFrom(slot);
     } else {
-      ScopedTimer idle(&t.metrics.idle_ns);
+      ScopedWait idle(&t.metrics.idle);
       b = t.gate->PopAny(&slot, align && aligning != 0 ? &at_barrier : nullptr);
     }
     if (!b) return Status::Cancelled();
@@ -273,7 +273,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         if (!b) {
           if (stalled) break;
           SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
-          ScopedTimer idle(&t.metrics.idle_ns);
+          ScopedWait idle(&t.metrics.idle);
           b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
           if (!b) {
             if (stalled) break;
@@ -309,7 +309,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         // Only errors streams are left to reach the barrier: wait for them.
         for (int s = 0; s < slots; ++s) {
           if (!cur[s].errors || cur[s].ended || cur[s].barrier) continue;
-          ScopedTimer idle(&t.metrics.idle_ns);
+          ScopedWait idle(&t.metrics.idle);
           BatchPtr b = t.gate->PopFrom(s);
           if (!b) return Status::Cancelled();
           SR_RETURN_IF_ERROR(take(s, std::move(b)));

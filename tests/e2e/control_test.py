@@ -116,6 +116,41 @@ sinks:
         self.assertRegex(table, r"last checkpoint: %s/checkpoints/chk-\d+ at \S+ \(\d+ ms, \d+ "
                          r"bytes of state\); \d+ completed, 0 failed" % re.escape(state))
 
+    def test_status_shows_a_blocked_sink_and_the_source_it_holds_back(self):
+        n = 400000
+        text = "".join('{"i":%d}\n' % i for i in range(n))
+        self.write("big.jsonl", text)
+        # Two source subtasks read the file in chunks and send them to the one sink task.
+        path = self.write("bp.yaml", """name: bp
+parallelism: 2
+sources:
+  ev: {type: file, path: big.jsonl}
+sinks:
+  out: {type: stdout, from: ev}
+""")
+        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        sock = self.path(".streamrun/bp/control.sock")
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        # Nobody reads the job's standard output: the sink waits on the full pipe, its queue
+        # fills, and the sources wait on the queue most of the time.
+        time.sleep(1.5)
+        status = json.loads(self.run_ok(["status", path, "--json"]).stdout)
+        nodes = {node["name"]: node for node in status["nodes"]}
+        out = proc.stdout.read()
+        proc.stdout.close()
+        self.assertEqual(proc.wait(timeout=60), 0)
+        self.assertEqual(out, text.encode())
+        self.assertLess(nodes["out"]["records_in"], n)
+        self.assertGreater(nodes["out"]["queue_fill"], 0.9, nodes)
+        self.assertGreater(nodes["out"]["busy"], 0.5, nodes)  # in its write, not idle
+        self.assertGreater(nodes["ev"]["backpressured"], 0.5, nodes)
+        self.assertLess(nodes["ev"]["busy"], 0.5, nodes)
+
     def test_second_job_on_the_state_directory_is_refused(self):
         path, _, _ = self.start()
         p = harness.run(["run", path], timeout=30)
