@@ -401,6 +401,23 @@ class ExampleExpectationsTest(harness.TempDirTest):
                     r["cart_value"] = None if v is None else float(round(v, 2))
                 self.expect("session_promotion/" + promotions, results)
 
+    def test_every_example_pipeline_has_a_test_file(self):
+        # `make test` runs pipelines/*.test.yaml (Makefile: pipeline-tests); every example
+        # pipeline must be the `pipeline:` of one of them.
+        names = os.listdir(harness.PIPELINES)
+        pipelines = {f for f in names if f.endswith(".yaml") and not f.endswith(".test.yaml")}
+        tested = set()
+        for f in names:
+            if f.endswith(".test.yaml"):
+                with open(os.path.join(harness.PIPELINES, f)) as text:
+                    m = re.search(r"^pipeline:\s*(\S+)\s*$", text.read(), re.M)
+                self.assertIsNotNone(m, f)
+                tested.add(os.path.normpath(m.group(1)))
+        self.assertTrue(pipelines)
+        self.assertEqual(sorted(pipelines - tested), [], "example pipelines without a test file")
+        with open(os.path.join(harness.ROOT, "Makefile")) as f:
+            self.assertIn("streamrun test pipelines/*.test.yaml", f.read())
+
     def test_example_test_files_pass(self):
         files = sorted(os.path.join(harness.PIPELINES, f) for f in os.listdir(harness.PIPELINES)
                        if f.endswith(".test.yaml"))
