@@ -118,6 +118,19 @@ TEST_CASE("kafka mock: a delayed request is served at once and answered late") {
   CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(1400));
 }
 
+TEST_CASE("kafka mock: a broker's round-trip time delays each of its answers") {
+  auto cluster = KafkaMockCluster::Start(1);
+  REQUIRE(cluster.ok());
+  REQUIRE((*cluster)->Execute("topic t:1").ok());
+  KafkaHandle consumer = Client(**cluster, RD_KAFKA_CONSUMER);
+  REQUIRE(KafkaListOffset(consumer.get(), "t", 0, RD_KAFKA_OFFSET_END, 10000).ok());  // connected
+  REQUIRE((*cluster)->Execute("rtt 1 600").ok());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(KafkaListOffset(consumer.get(), "t", 0, RD_KAFKA_OFFSET_END, 10000).ok());
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(550));
+  REQUIRE((*cluster)->Execute("rtt 1 0").ok());
+}
+
 TEST_CASE("kafka mock: error and request names") {
   CHECK(KafkaErrorByName("UNKNOWN_TOPIC_OR_PART").value() == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
   CHECK(KafkaErrorByName("not_leader_for_partition").value() ==
