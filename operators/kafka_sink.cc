@@ -431,21 +431,27 @@ class KafkaSink : public Operator {
 
   // Commits every staged epoch up to `checkpoint_id` in one transaction.
   Status CommitUpTo(int64_t checkpoint_id) {
-    std::vector<Epoch> epochs;
-    {
+    auto due = [&] {
+      std::vector<Epoch> epochs;
       std::lock_guard<std::mutex> lock(pending_mu_);
       for (const Epoch& e : pending_) {
         if (e.id <= checkpoint_id) epochs.push_back(e);
       }
-    }
-    if (epochs.empty()) return Status::Ok();
+      return epochs;
+    };
+    if (due().empty()) return Status::Ok();
     // A crash here: the checkpoint is complete, its output staged and not yet produced.
     SR_FAILPOINT("sink.before_commit");
     std::lock_guard<std::mutex> lock(txn_mu_);
+    // Taken again under the producer's lock: the checkpoint thread (NotifyCheckpointComplete)
+    // and the sink's thread (Finish, at the end of the input) may both be committing, and what
+    // the other one committed meanwhile is pending no longer (its staged file is gone).
+    const std::vector<Epoch> epochs = due();
+    if (epochs.empty()) return Status::Ok();
     SR_RETURN_IF_ERROR(CommitEpochs(epochs, epochs.back().id));
     {
       std::lock_guard<std::mutex> plock(pending_mu_);
-      std::erase_if(pending_, [&](const Epoch& e) { return e.id <= checkpoint_id; });
+      std::erase_if(pending_, [&](const Epoch& e) { return e.id <= epochs.back().id; });
     }
     return Status::Ok();
   }

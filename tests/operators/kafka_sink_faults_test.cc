@@ -2,7 +2,9 @@
 // every attempt, commits whose answer never comes.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "operators/kafka_sink.h"
 #include "tests/engine/temp_dir.h"
@@ -74,6 +76,29 @@ TEST_CASE("kafka sink: a commit whose answer never comes gets a new producer, wh
   REQUIRE(sink.op->Finish().ok());
   values = Values(ReadTopic(*mock, "out", 1));
   CHECK(values.size() == records.size() + 3);
+}
+
+TEST_CASE("kafka sink: the input's end during a checkpoint's commit commits every epoch once") {
+  auto mock = StartMock();
+  REQUIRE(mock->CreateTopic("out", 1).ok());
+  TempDir dir;
+  SinkRun sink(SinkOptions(*mock, "out", true), {}, dir.path());
+  REQUIRE(sink.Send(0, 5).ok());
+  OperatorSnapshot s1;
+  REQUIRE(sink.op->Snapshot(1, &s1).ok());
+  REQUIRE(sink.Send(5, 8).ok());
+  // Checkpoint 1's commit is under way on the checkpoint thread (its EndTxn answered late)
+  // when the input ends and the sink's thread commits the rest.
+  REQUIRE(mock->Execute("delay 1 EndTxn 1 1500").ok());
+  Status committed;
+  std::thread checkpoint_thread([&] { committed = sink.op->NotifyCheckpointComplete(1); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Status finished = sink.op->Finish();
+  checkpoint_thread.join();
+  CHECK_MESSAGE(committed.ok(), committed.message());
+  CHECK_MESSAGE(finished.ok(), finished.message());
+  CHECK(Values(ReadTopic(*mock, "out", 1)) == Expected(0, 8));
+  CHECK(std::filesystem::is_empty(dir / "sinks/out"));
 }
 
 }  // namespace streamrun
