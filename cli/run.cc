@@ -26,6 +26,7 @@
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
+#include "engine/checkpoint_writer.h"
 #include "engine/control_server.h"
 #include "engine/restore.h"
 #include "engine/runtime.h"
@@ -329,6 +330,9 @@ int RunPipeline(const RunOptionsCli& opts) {
     if (!moved.ok()) return Report(moved.status());
     if (!moved->empty()) spdlog::info("starting fresh; the old state was moved to {}", *moved);
   }
+  // A savepoint a crash interrupted (of the job that held the lock before) is of no use.
+  auto abandoned = RemoveAbandonedSavepoints(SavepointsDir(state_dir));
+  if (!abandoned.ok()) return Report(abandoned.status());
   auto restore_path = FindRestorePoint(state_dir, opts.from_savepoint, true);
   if (!restore_path.ok()) return Report(restore_path.status());
 

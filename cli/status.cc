@@ -57,7 +57,15 @@ CommandRunner AddStatusCommand(CLI::App& app) {
     rapidjson::Document a, b;
     a.Parse(first->c_str());
     b.Parse(second->c_str());
-    if (a.HasParseError() || b.HasParseError() || !b.IsObject() || !b.HasMember("nodes")) {
+    for (const rapidjson::Document* d : {&a, &b}) {
+      // {"ok": false, "error": ...}: e.g. between two attempts of the restart strategy.
+      if (!d->HasParseError() && d->IsObject() && d->HasMember("error") &&
+          (*d)["error"].IsString()) {
+        return Report(Status::RuntimeError((*d)["error"].GetString()));
+      }
+    }
+    if (a.HasParseError() || b.HasParseError() || !a.IsObject() || !a.HasMember("nodes") ||
+        !b.IsObject() || !b.HasMember("nodes")) {
       return Report(Status::RuntimeError("the job's answer is not the status: " + *second));
     }
     std::printf("job %s, up %.1f s\n", b["job"].GetString(), b["uptime_ms"].GetInt64() / 1000.0);
@@ -67,9 +75,15 @@ CommandRunner AddStatusCommand(CLI::App& app) {
     const auto& nodes_b = b["nodes"];
     for (rapidjson::SizeType i = 0; i < nodes_b.Size(); ++i) {
       const auto& n = nodes_b[i];
+      // Over the job's own time between the samples; a job that restarted in between counts
+      // from zero again: no rate then.
       double rate = 0;
-      if (i < nodes_a.Size()) {
-        rate = static_cast<double>(n["records_in"].GetUint64() - nodes_a[i]["records_in"].GetUint64()) / 0.5;
+      const int64_t ms = b["uptime_ms"].GetInt64() - a["uptime_ms"].GetInt64();
+      if (i < nodes_a.Size() && ms > 0 &&
+          n["records_in"].GetUint64() >= nodes_a[i]["records_in"].GetUint64()) {
+        rate = static_cast<double>(n["records_in"].GetUint64() -
+                                   nodes_a[i]["records_in"].GetUint64()) *
+               1000.0 / static_cast<double>(ms);
       }
       std::printf("%-20s %-9s %3d %12llu %12llu %10.0f %5.0f%% %4.0f%% %4.0f%%  %s\n",
                   n["name"].GetString(), n["type"].GetString(), n["parallelism"].GetInt(),

@@ -5,7 +5,7 @@
 
 namespace streamrun {
 
-thread_local std::atomic<uint64_t>* tls_backpressure_ns = nullptr;
+thread_local WaitTime* tls_backpressure = nullptr;
 
 InputGate::InputGate(int producers, size_t capacity) : queues_(producers), capacity_(capacity) {}
 
@@ -14,11 +14,12 @@ bool InputGate::Push(int producer, BatchPtr batch) {
   auto& q = queues_[producer];
   if (q.size() >= capacity_ && !cancelled_) {
     auto start = std::chrono::steady_clock::now();
-    not_full_.wait(lock, [&] { return cancelled_ || q.size() < capacity_; });
-    auto waited = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                            std::chrono::steady_clock::now() - start).count());
-    blocked_ns_ += waited;
-    if (tls_backpressure_ns) tls_backpressure_ns->fetch_add(waited, std::memory_order_relaxed);
+    {
+      ScopedWait backpressured(tls_backpressure);
+      not_full_.wait(lock, [&] { return cancelled_ || q.size() < capacity_; });
+    }
+    blocked_ns_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start).count());
   }
   if (cancelled_) return false;
   q.push_back(std::move(batch));

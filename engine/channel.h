@@ -19,12 +19,13 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/metrics.h"
 
 namespace streamrun {
 
-// The thread's backpressure counter: when set, Push adds the time it waits on a full queue to it
+// The thread's backpressure time: when set, Push counts the time it waits on a full queue in it
 // (engine/metrics.h). Each task thread points it at its own TaskMetrics.
-extern thread_local std::atomic<uint64_t>* tls_backpressure_ns;
+extern thread_local WaitTime* tls_backpressure;
 
 class InputGate {
  public:

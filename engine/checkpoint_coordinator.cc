@@ -257,8 +257,9 @@ void CheckpointCoordinator::Loop() {
     }
     if (pending_ && Clock::now() - pending_->started > std::chrono::milliseconds(options_.timeout_ms)) {
       ++failed_;
-      spdlog::warn("checkpoint {} timed out after {} ms and was aborted; the job goes on",
-                   pending_->id, options_.timeout_ms);
+      spdlog::warn("{} {} timed out after {} ms and was aborted; the job goes on",
+                   pending_->savepoint ? "savepoint" : "checkpoint", pending_->id,
+                   options_.timeout_ms);
       if (pending_->savepoint != nullptr) {
         pending_->savepoint->result = Status::RuntimeError("the savepoint timed out");
         pending_->savepoint->done = true;

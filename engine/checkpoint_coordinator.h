@@ -7,12 +7,14 @@
 //  2. Sources see it between batches, emit what precedes the barrier, and call
 //     BarrierHook::Barrier with their position. The runtime snapshots the operators chained
 //     after the source and sends a barrier batch on every output.
-//  3. A task with several input queues aligns (exactly_once: it stops reading a queue whose
-//     barrier came until every queue's came) or not (at_least_once: it snapshots at the first),
-//     snapshots its operators, forwards the barrier, and calls Ack with the snapshots. The
-//     task only captures its state (a stateful operator hands over a DeferredState: a view of
-//     its state, engine/operator.h); encoding and writing it is left to the coordinator's
-//     thread, so processing goes on at once. The time a task spends here is its pause
+//  3. A task with several input queues waits for the barrier of every queue: it aligns
+//     (exactly_once: it stops reading a queue whose barrier came until every queue's came) or
+//     not (at_least_once: it reads on, so the records after an early barrier are in the
+//     snapshot and read again after a recovery), snapshots its operators, forwards the
+//     barrier, and calls Ack with the snapshots. The task only captures its state (a
+//     stateful operator hands over a DeferredState: a view of its state, engine/operator.h);
+//     encoding and writing it is left to the coordinator's thread, so processing goes on at
+//     once. The time a task spends here is its pause
 //     (BarrierTiming), kept for `status` (pause_stats) and logged at debug level.
 //  4. When every task that was running has acked (or finished), the coordinator's thread writes
 //     the state files (calling each DeferredState::WriteTo, concurrently with the tasks), fsyncs
@@ -74,7 +76,7 @@ struct CheckpointNode {
 struct BarrierTiming {
   int64_t pause_ns = 0;     // PassBarrier: flush, the operators' Snapshot calls, barrier out, ack
   int64_t snapshot_ns = 0;  // of which in Operator::Snapshot
-  int64_t align_ns = 0;     // exactly_once with several inputs: from the first barrier to the last
+  int64_t align_ns = 0;     // several inputs: from the first barrier to the last
 };
 
 // Percentiles of the last pauses (BarrierTiming::pause_ns, one sample per task and barrier).

@@ -2,6 +2,7 @@
 #include "engine/checkpoint_writer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -10,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+
+#include <spdlog/spdlog.h>
 
 #include "engine/failpoint.h"
 
@@ -145,6 +148,11 @@ Status CheckpointFile::Close() {
   if (hash_ == nullptr) return Status::RuntimeError("out of memory for a checksum");
   int fd = fd_;
   fd_ = -1;
+  if (Status st = Failpoint(writer_->FailpointName("before_fsync")); !st.ok()) {
+    ::close(fd);
+    writer_->FileAbandoned();
+    return st;
+  }
   if (::fsync(fd) != 0) {
     int err = errno;
     ::close(fd);
@@ -185,7 +193,18 @@ Status CheckpointWriter::Start() {
   }
   RemoveTree(tmp_path_);  // a leftover of a crash while writing the same id
   if (::mkdir(tmp_path_.c_str(), 0755) != 0) return ErrnoStatus("creating " + tmp_path_, errno);
+  // Locked while being written: RemoveAbandonedSavepoints leaves it alone.
+  tmp_lock_fd_ = ::open(tmp_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tmp_lock_fd_ < 0) return ErrnoStatus("opening " + tmp_path_, errno);
+  if (::flock(tmp_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return ErrnoStatus("locking " + tmp_path_, errno);
+  }
   return Status::Ok();
+}
+
+void CheckpointWriter::Unlock() {
+  if (tmp_lock_fd_ >= 0) ::close(tmp_lock_fd_);
+  tmp_lock_fd_ = -1;
 }
 
 Result<std::unique_ptr<CheckpointWriter>> CheckpointWriter::BeginCheckpoint(
@@ -199,6 +218,7 @@ Result<std::unique_ptr<CheckpointWriter>> CheckpointWriter::BeginCheckpoint(
 
 Result<std::unique_ptr<CheckpointWriter>> CheckpointWriter::BeginSavepoint(
     const std::string& parent_dir, int64_t id) {
+  SR_RETURN_IF_ERROR(RemoveAbandonedSavepoints(parent_dir).status());
   std::string base = parent_dir + "/sp-" + FormatUtcMillisCompact(NowMillis());
   std::string path = base;
   std::error_code ec;
@@ -306,6 +326,7 @@ Result<std::string> CheckpointWriter::Finish(std::string_view metadata_json) {
     return st;
   }
   done_ = true;
+  Unlock();
   // From here the directory is complete; a failure to fsync the parent only risks losing this
   // newest checkpoint to a power cut, which recovery handles like any missing checkpoint.
   SR_RETURN_IF_ERROR(FsyncDir(std::filesystem::path(final_path_).parent_path().string()));
@@ -314,9 +335,43 @@ Result<std::string> CheckpointWriter::Finish(std::string_view metadata_json) {
 }
 
 void CheckpointWriter::Abort() {
-  if (done_) return;
+  if (!done_) RemoveTree(tmp_path_);
   done_ = true;
-  RemoveTree(tmp_path_);
+  Unlock();
+}
+
+Result<std::vector<std::string>> RemoveAbandonedSavepoints(const std::string& parent_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(parent_dir, ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) return removed;
+    return Status::IoError("listing " + parent_dir + ": " + ec.message());
+  }
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return Status::IoError("listing " + parent_dir + ": " + ec.message());
+    const std::string name = it->path().filename().string();
+    std::error_code dec;
+    if (name.rfind("sp-", 0) != 0 || name.size() < 4 || name.substr(name.size() - 4) != ".tmp" ||
+        !it->is_directory(dec)) {
+      continue;
+    }
+    const std::string path = it->path().string();
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;  // removed meanwhile
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {  // no writer holds it: its writer died
+      std::filesystem::remove_all(path, dec);
+      if (dec) {
+        ::close(fd);
+        return Status::IoError("removing " + path + " (left unfinished by a crash): " +
+                               dec.message());
+      }
+      spdlog::info("removed {}: a savepoint left unfinished by a crash", path);
+      removed.push_back(path);
+    }
+    ::close(fd);
+  }
+  return removed;
 }
 
 }  // namespace streamrun

@@ -9,8 +9,13 @@
 // A directory named NAME (no .tmp) with a MANIFEST.json whose checksums match is complete. Any
 // failure (ENOSPC included) removes NAME.tmp and leaves earlier checkpoints as they were.
 //
+// While it writes, the writer holds flock(LOCK_EX) on NAME.tmp itself (the kernel drops it when
+// the process dies), so that RemoveAbandonedSavepoints can tell the leftover of a crash from a
+// savepoint another process is writing into the same directory.
+//
 // Failpoints (engine/failpoint.h), PREFIX being "checkpoint" or "savepoint":
 //   PREFIX.write               every write of file data (=enospc simulates a full disk)
+//   PREFIX.before_fsync        a file's data written, before its fsync
 //   PREFIX.after_file          after each file is fsynced and closed
 //   PREFIX.before_dir_fsync    in Finish, before the directories are fsynced
 //   PREFIX.before_manifest     after the directory fsync, before MANIFEST.json is written
@@ -99,6 +104,7 @@ class CheckpointWriter {
   friend class CheckpointFile;
   CheckpointWriter(SnapshotKind kind, int64_t id, std::string final_path);
   Status Start();
+  void Unlock();
   std::string FailpointName(std::string_view phase) const;
   void FileClosed(ManifestFile file);
   void FileAbandoned();
@@ -108,7 +114,8 @@ class CheckpointWriter {
   const int64_t created_at_ms_;
   const std::string final_path_;
   const std::string tmp_path_;
-  bool done_ = false;  // finished or aborted
+  int tmp_lock_fd_ = -1;  // NAME.tmp, flock()ed until Finish or Abort
+  bool done_ = false;     // finished or aborted
 
   std::mutex mu_;
   std::vector<ManifestFile> files_;  // guarded by mu_
@@ -116,6 +123,13 @@ class CheckpointWriter {
   std::set<std::string> paths_;      // relative paths handed out; guarded by mu_
   int open_files_ = 0;               // guarded by mu_
 };
+
+// Removes the savepoints under `parent_dir` (STATE_DIR/savepoints or a --target directory) that a
+// crash left unfinished: every sp-*.tmp directory no writer holds locked. Logs and returns their
+// paths. A missing `parent_dir` is not an error. (A writer that another process begins at the very
+// moment, between creating its .tmp and locking it, may lose it and fail: it reports an error and
+// no savepoint, never a damaged one.)
+Result<std::vector<std::string>> RemoveAbandonedSavepoints(const std::string& parent_dir);
 
 // fsyncs the directory at `path`.
 Status FsyncDir(const std::string& path);

@@ -42,34 +42,37 @@ Status Job::Impl::RunInputLoop(Task& t) {
   const bool ordered = pn.inputs.size() == 1 && pn.inputs[0].ordered;
   uint64_t next_seq = 0;
 
-  // Checkpoint barriers. exactly_once aligns: a producer whose barrier came is not read
-  // (`blocked`) until every live producer's came, so the snapshot holds exactly the records
-  // before the barrier. at_least_once passes the first barrier on at once. A barrier newer than
-  // the one being aligned abandons it (that checkpoint was aborted or a source skipped it);
-  // older ones are stale and ignored.
+  // Checkpoint barriers. Either way the task snapshots once every live producer's barrier came
+  // (`at_barrier`), so the snapshot holds every record each producer sent before its barrier.
+  // exactly_once aligns: a producer whose barrier came is not read until then, so the snapshot
+  // holds nothing after a barrier either. at_least_once reads on: the records after an early
+  // barrier are in the snapshot and read again after a recovery from it (counted twice, never
+  // lost). A barrier newer than the one being aligned abandons it (that checkpoint was aborted
+  // or a source skipped it); older ones are stale and ignored.
   const bool align = spec_.checkpoints.exactly_once;
-  std::vector<bool> blocked(slots, false);
-  int blocked_count = 0;
+  std::vector<bool> at_barrier(slots, false);
+  int at_barrier_count = 0;
   uint64_t aligning = 0;
-  auto alignment_done = [&]() { return aligning != 0 && blocked_count == live; };
+  auto alignment_done = [&]() { return aligning != 0 && at_barrier_count == live; };
   auto finish_alignment = [&]() -> Status {
     uint64_t id = aligning;
     aligning = 0;
-    blocked_count = 0;
-    std::fill(blocked.begin(), blocked.end(), false);
+    at_barrier_count = 0;
+    std::fill(at_barrier.begin(), at_barrier.end(), false);
     return PassBarrier(t, id, "");
   };
   auto on_barrier = [&](int slot, uint64_t id) -> Status {
     if (id <= t.last_barrier || id < aligning) return Status::Ok();
-    if (!align) return PassBarrier(t, id, "");
     if (id > aligning) {
-      std::fill(blocked.begin(), blocked.end(), false);
-      blocked_count = 0;
+      std::fill(at_barrier.begin(), at_barrier.end(), false);
+      at_barrier_count = 0;
       aligning = id;
       t.align_started_ns = SteadyNowNs();
     }
-    blocked[slot] = true;
-    ++blocked_count;
+    if (!at_barrier[slot]) {
+      at_barrier[slot] = true;
+      ++at_barrier_count;
+    }
     if (alignment_done()) return finish_alignment();
     return Status::Ok();
   };
@@ -95,11 +98,11 @@ Status Job::Impl::RunInputLoop(Task& t) {
         }
         break;
       }
-      ScopedTimer idle(&t.metrics.idle_ns);
+      ScopedWait idle(&t.metrics.idle);
       b = t.gate->PopFrom(slot);
     } else {
-      ScopedTimer idle(&t.metrics.idle_ns);
-      b = t.gate->PopAny(&slot, aligning != 0 ? &blocked : nullptr);
+      ScopedWait idle(&t.metrics.idle);
+      b = t.gate->PopAny(&slot, align && aligning != 0 ? &at_barrier : nullptr);
     }
     if (!b) return Status::Cancelled();
 
@@ -130,6 +133,10 @@ Status Job::Impl::RunInputLoop(Task& t) {
     if (b->kind == Batch::Kind::kEnd) {
       ended[slot] = true;
       --live;
+      if (at_barrier[slot]) {  // at_least_once: it ended after its barrier
+        at_barrier[slot] = false;
+        --at_barrier_count;
+      }
       // The barrier being aligned no longer waits for this producer.
       if (alignment_done() && live > 0) SR_RETURN_IF_ERROR(finish_alignment());
       if (slot_wm[slot] >= 0 && !ordered) {
@@ -266,7 +273,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         if (!b) {
           if (stalled) break;
           SR_RETURN_IF_ERROR(flush());  // let downstream progress before waiting
-          ScopedTimer idle(&t.metrics.idle_ns);
+          ScopedWait idle(&t.metrics.idle);
           b = pn.time_merge_strict ? t.gate->PopFrom(s) : t.gate->PopFromUnlessStalled(s, &stalled);
           if (!b) {
             if (stalled) break;
@@ -302,7 +309,7 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
         // Only errors streams are left to reach the barrier: wait for them.
         for (int s = 0; s < slots; ++s) {
           if (!cur[s].errors || cur[s].ended || cur[s].barrier) continue;
-          ScopedTimer idle(&t.metrics.idle_ns);
+          ScopedWait idle(&t.metrics.idle);
           BatchPtr b = t.gate->PopFrom(s);
           if (!b) return Status::Cancelled();
           SR_RETURN_IF_ERROR(take(s, std::move(b)));

@@ -94,7 +94,7 @@ class Job::Impl {
     std::unique_ptr<BarrierHook> barrier_hook;
     std::deque<RestoreContext> restore_ctx;
     uint64_t last_barrier = 0;  // the newest barrier this task passed on
-    int64_t align_started_ns = 0;  // exactly_once alignment: when its first barrier came; 0: none
+    int64_t align_started_ns = 0;  // several inputs: when the first barrier came; 0: none
   };
 
   Impl(const PipelineSpec& spec, Plan plan, RunOptions options)

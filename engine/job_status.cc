@@ -67,8 +67,8 @@ std::string Job::StatusJson() const {
       int64_t s = t->metrics.started_ns.load();
       if (s <= 0 || now <= s) continue;
       double life = static_cast<double>(now - s);
-      double i = static_cast<double>(t->metrics.idle_ns.load()) / life;
-      double b = static_cast<double>(t->metrics.backpressured_ns.load()) / life;
+      double i = std::min(1.0, static_cast<double>(t->metrics.idle.Read(now)) / life);
+      double b = std::min(1.0 - i, static_cast<double>(t->metrics.backpressured.Read(now)) / life);
       idle += i;
       bp += b;
       busy += std::max(0.0, 1.0 - i - b);

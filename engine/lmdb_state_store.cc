@@ -148,6 +148,7 @@ Result<std::unique_ptr<LmdbStateStore>> LmdbStateStore::Open(const std::string& 
   rc = mdb_reader_check(raw, &dead);
   if (rc != 0) return LmdbError(where + ": mdb_reader_check", rc);
   if (dead > 0) spdlog::warn("{}: cleared {} stale reader slot(s) of dead processes", where, dead);
+  store->stale_readers_cleared_ = dead;
 
   MDB_envinfo info;
   rc = mdb_env_info(raw, &info);

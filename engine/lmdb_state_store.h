@@ -107,6 +107,8 @@ class LmdbStateStore : public KeyedStateStore {
 
   const std::string& dir() const { return dir_; }
   size_t map_size() const { return map_size_; }
+  // How many reader slots of dead processes Open cleared.
+  int stale_readers_cleared() const { return stale_readers_cleared_; }
 
  private:
   friend class LmdbStateSnapshot;
@@ -134,6 +136,7 @@ class LmdbStateStore : public KeyedStateStore {
   MDB_dbi dbi_ = 0;
   size_t map_size_ = 0;
   size_t max_key_size_ = 0;
+  int stale_readers_cleared_ = 0;
   bool closed_ = false;
 
   // The open write transaction, begun lazily (also by reads, hence mutable), and the operations

@@ -2,6 +2,7 @@
 #include "engine/plan.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -244,9 +245,26 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&
                  up.parallelism == pn.parallelism && trivial_exchange && in.remap.empty();
   }
-  for (auto& pn : plan.nodes) {
+  // Order-sensitive nodes: a stateful step, or a node upstream of one. Only those need their
+  // inputs merged by event time; a sink's output and a stateless step's are the same multiset
+  // in any order (DESIGN.md: sinks are compared as multisets), so they read as batches come.
+  std::vector<int> sensitive(plan.nodes.size(), -1);  // -1: not known yet
+  std::function<bool(size_t)> order_sensitive = [&](size_t k) -> bool {
+    if (sensitive[k] >= 0) return sensitive[k] == 1;
+    sensitive[k] = 0;  // the graph is acyclic; this only guards against a bug looping
+    const PlanNode& pn = plan.nodes[k];
+    bool yes = pn.role == NodeRole::kStep && !pn.spec->config->stateless();
+    for (const auto* consumers : {&pn.main_consumers, &pn.late_consumers, &pn.errors_consumers}) {
+      for (int c : *consumers) yes = order_sensitive(static_cast<size_t>(c)) || yes;
+    }
+    sensitive[k] = yes ? 1 : 0;
+    return yes;
+  };
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    PlanNode& pn = plan.nodes[k];
     if (pn.role == NodeRole::kSource || pn.chained || !pn.bounded) continue;
     if (pn.inputs.size() == 1 && pn.inputs[0].ordered) continue;
+    if (!order_sensitive(k)) continue;
     int producers = 0;
     for (const auto& in : pn.inputs) {
       if (in.port == Port::kErrors) continue;

@@ -12,9 +12,11 @@
 //   when it reads exactly one stream, that stream is the upstream's main output, nobody else
 //   reads it, both have the same parallelism, and no exchange is needed (or both run 1 subtask).
 // - A node whose input comes from several producers (a union, or a gather from several
-//   subtasks) and whose sources are all bounded reads its inputs merged by event time: records
-//   from different producers are taken smallest event time first (ties: the earlier input), so
-//   a union of files gives the same result on every run.
+//   subtasks) and whose sources are all bounded reads its inputs merged by event time when the
+//   order matters, i.e. it is a stateful step or upstream of one: records from different
+//   producers are taken smallest event time first (ties: the earlier input), so a union of files
+//   gives the same result on every run. Sinks and stateless steps feeding only sinks take
+//   batches as they come: their output is the same multiset in any order.
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
 //   subtasks in sequence (NodeConfig::split_in_sequence: a file) through chained stateless
 //   steps: consumers then see the records in file order. A Kafka source's subtasks read
@@ -61,8 +63,8 @@ struct PlanNode {
   Layout errors_layout;  // the .errors stream (sources)
   bool chained = false;  // runs on the thread of inputs[0].node
   bool bounded = false;  // every source upstream ends by itself
-  // Reads its inputs merged by event time (a union or gather of bounded inputs, so that the
-  // result does not depend on thread timing).
+  // Reads its inputs merged by event time (a union or gather of bounded inputs at or upstream
+  // of a stateful step, so that the result does not depend on thread timing).
   bool time_merge = false;
   // Whether the merge may always wait for the producer whose next record it needs. True when no
   // waiting can close a cycle of full queues: one subtask, and producers with no common upstream.

@@ -485,7 +485,7 @@ Status Job::Impl::Run() {
     Task* t = tp.get();
     t->thread = std::thread([this, t] {
       t->metrics.started_ns.store(SteadyNowNs());
-      tls_backpressure_ns = &t->metrics.backpressured_ns;
+      tls_backpressure = &t->metrics.backpressured;
       Status st = RunTask(*t);
       if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
       if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();

@@ -10,10 +10,10 @@
 #include <map>
 #include <memory>
 
+#include "engine/recording.h"
 #include "engine/runtime.h"
 #include "operators/capture_sink.h"
 #include "operators/file_source.h"
-#include "operators/recording_reader.h"
 #include "operators/source_common.h"
 
 namespace streamrun {

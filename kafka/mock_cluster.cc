@@ -63,7 +63,9 @@ const char kMockCommandHelp[] =
     "  push-errors API COUNT ERROR    the next COUNT requests of type API (Produce, Fetch, ...)\n"
     "                                 fail with ERROR (a name such as NOT_LEADER_FOR_PARTITION,\n"
     "                                 or a number)\n"
-    "  clear-errors API               forget the errors pushed for API and not used yet\n";
+    "  clear-errors API               forget the errors pushed for API and not used yet\n"
+    "  delay ID API COUNT MS          the next COUNT requests of type API to broker ID are\n"
+    "                                 served at once but answered MS milliseconds late\n";
 
 Result<int16_t> KafkaApiKeyByName(std::string_view name) {
   int16_t key = 0;
@@ -184,6 +186,18 @@ Status KafkaMockCluster::ClearRequestErrors(int16_t api_key) {
   return Status::Ok();
 }
 
+Status KafkaMockCluster::DelayRequests(int32_t broker, int16_t api_key, int count, int delay_ms) {
+  SR_RETURN_IF_ERROR(CheckBroker(broker));
+  if (api_key < 0) return Usage("API keys are not negative");
+  if (delay_ms < 0) return Usage("a delay cannot be negative");
+  for (int i = 0; i < count; ++i) {
+    SR_RETURN_IF_ERROR(Check(rd_kafka_mock_broker_push_request_error_rtts(
+                                 cluster_, broker, api_key, 1, RD_KAFKA_RESP_ERR_NO_ERROR, delay_ms),
+                             "cannot delay the requests of broker " + std::to_string(broker)));
+  }
+  return Status::Ok();
+}
+
 Status KafkaMockCluster::Execute(std::string_view command) {
   std::vector<std::string_view> w = SplitWords(command);
   if (w.empty() || w[0][0] == '#') return Status::Ok();
@@ -240,9 +254,19 @@ Status KafkaMockCluster::Execute(std::string_view command) {
     SR_ASSIGN_OR_RETURN(int16_t api, KafkaApiKeyByName(w[1]));
     return ClearRequestErrors(api);
   }
+  if (verb == "delay") {
+    SR_RETURN_IF_ERROR(expect(4, "delay ID API COUNT MS"));
+    SR_RETURN_IF_ERROR(number(w[1], "ID", &broker));
+    SR_ASSIGN_OR_RETURN(int16_t api, KafkaApiKeyByName(w[2]));
+    int count = 0, ms = 0;
+    SR_RETURN_IF_ERROR(number(w[3], "COUNT", &count));
+    if (count < 1 || count > 100000) return Usage("COUNT must be from 1 to 100000");
+    SR_RETURN_IF_ERROR(number(w[4], "MS", &ms));
+    return DelayRequests(broker, api, count, ms);
+  }
   return Usage("unknown command '" + std::string(verb) +
                "'; the commands are topic, broker-down, broker-up, rtt, leader, push-errors, "
-               "clear-errors");
+               "clear-errors, delay");
 }
 
 }  // namespace streamrun

@@ -56,8 +56,12 @@ class KafkaMockCluster {
   Status SetLeader(std::string_view topic, int32_t partition, int32_t broker);
   // The next requests of type `api_key` (to any broker) fail with these errors, in order.
   Status PushRequestErrors(int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errors);
-  // Forgets the errors pushed for `api_key` and not used yet.
+  // Forgets the errors pushed for `api_key` and not used yet (not those of DelayRequests).
   Status ClearRequestErrors(int16_t api_key);
+  // The next `count` requests of type `api_key` to `broker` are served at once but answered
+  // `delay_ms` late: a request whose effect is done while its client times out (a commit
+  // whose outcome the client cannot know). Per request, unlike SetRoundTripTime.
+  Status DelayRequests(int32_t broker, int16_t api_key, int count, int delay_ms);
 
   // Runs one command of the text form `kafka-mock` reads on stdin (see kMockCommandHelp).
   // Empty lines and lines starting with '#' do nothing. A wrong command is a PipelineError

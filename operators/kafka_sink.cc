@@ -431,21 +431,27 @@ class KafkaSink : public Operator {
 
   // Commits every staged epoch up to `checkpoint_id` in one transaction.
   Status CommitUpTo(int64_t checkpoint_id) {
-    std::vector<Epoch> epochs;
-    {
+    auto due = [&] {
+      std::vector<Epoch> epochs;
       std::lock_guard<std::mutex> lock(pending_mu_);
       for (const Epoch& e : pending_) {
         if (e.id <= checkpoint_id) epochs.push_back(e);
       }
-    }
-    if (epochs.empty()) return Status::Ok();
+      return epochs;
+    };
+    if (due().empty()) return Status::Ok();
     // A crash here: the checkpoint is complete, its output staged and not yet produced.
     SR_FAILPOINT("sink.before_commit");
     std::lock_guard<std::mutex> lock(txn_mu_);
+    // Taken again under the producer's lock: the checkpoint thread (NotifyCheckpointComplete)
+    // and the sink's thread (Finish, at the end of the input) may both be committing, and what
+    // the other one committed meanwhile is pending no longer (its staged file is gone).
+    const std::vector<Epoch> epochs = due();
+    if (epochs.empty()) return Status::Ok();
     SR_RETURN_IF_ERROR(CommitEpochs(epochs, epochs.back().id));
     {
       std::lock_guard<std::mutex> plock(pending_mu_);
-      std::erase_if(pending_, [&](const Epoch& e) { return e.id <= checkpoint_id; });
+      std::erase_if(pending_, [&](const Epoch& e) { return e.id <= epochs.back().id; });
     }
     return Status::Ok();
   }
@@ -460,15 +466,41 @@ class KafkaSink : public Operator {
       // Fenced: taking the id back would fence the other instance in turn. The job fails.
       if (r.fenced || attempt >= kCommitAttempts || (r.fatal && recreated)) return r.status;
       spdlog::warn("{} (trying again)", r.status.message());
-      if (r.fatal) {
-        // The producer cannot go on (fenced, or its producer id expired): a new one, once.
-        producer_.reset();
-        SR_RETURN_IF_ERROR(OpenProducer(true));
-        recreated = true;
+      if (!r.fatal) continue;
+      // The producer cannot go on (its id lost, or the transaction's state unknown after a
+      // commit that timed out): a new one, once. Its init_transactions settles the old
+      // transaction (Kafka completes a commit that was under way, aborts anything else), and
+      // the marker then tells whether it committed, so that it is not produced twice.
+      producer_.reset();
+      SR_RETURN_IF_ERROR(OpenProducer(true));
+      recreated = true;
+      spdlog::info("{}made a new producer for the transactions", Where());
+      SR_ASSIGN_OR_RETURN(int64_t committed, CommittedMarker());
+      if (committed >= MarkerOffset(marker)) {
+        spdlog::info("{}the transaction of checkpoint {} had committed", Where(), marker);
+        break;
       }
     }
     for (const Epoch& e : epochs) ::unlink(e.path.c_str());
     return Status::Ok();
+  }
+
+  // The marker's offset for checkpoint `marker` (see kafka_sink.h).
+  static int64_t MarkerOffset(int64_t marker) {
+    return marker == kFinalEpoch ? std::numeric_limits<int64_t>::max() / 2 : marker;
+  }
+
+  // Whether the producer failed for good because another one took its transactional id.
+  bool Fenced() {
+    const rd_kafka_resp_err_t err = rd_kafka_fatal_error(producer_.get(), nullptr, 0);
+    return err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+  }
+
+  // `message` (which names the sink) and what fencing means.
+  Status FencedError(std::string message) {
+    return Status::RuntimeError(std::move(message) + ": another producer with the transactional id '" +
+                                txn_id_ + "' took over (is the job running twice, or another job using the same id?)");
   }
 
   TxnResult Failed(std::string_view what, rd_kafka_error_t* e) {
@@ -478,9 +510,7 @@ class KafkaSink : public Operator {
     r.fenced = code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
                (r.fatal && code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH);
     if (r.fenced) {
-      r.status = Status::RuntimeError(
-          Where() + KafkaCallError(o_.kafka, what, e) + ": another producer with the transactional id '" +
-          txn_id_ + "' took over (is the job running twice, or another job using the same id?)");
+      r.status = FencedError(Where() + KafkaCallError(o_.kafka, what, e));
       return r;
     }
     const bool abort = rd_kafka_error_txn_requires_abort(e);
@@ -488,13 +518,16 @@ class KafkaSink : public Operator {
     if (abort && !r.fatal) {
       rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), o_.timeout_ms);
       if (a != nullptr) {
-        r.fatal = rd_kafka_error_is_fatal(a);
         spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "abort the transaction", a));
-        if (!r.fatal) r.fatal = true;  // the producer's state is unknown: make a new one
+        r.fatal = true;  // the producer's state is unknown: make a new one
+        if (Fenced()) {
+          r.fenced = true;
+          r.status = FencedError(r.status.message());
+        }
       }
     } else if (!r.fatal) {
-      // Not abortable and not fatal (a timeout): the transaction's state is unknown. A new
-      // producer aborts it through init_transactions.
+      // Not abortable and not fatal (a commit that timed out every time): the transaction's
+      // state is unknown. A new producer settles it (CommitEpochs).
       r.fatal = true;
     }
     return r;
@@ -525,7 +558,7 @@ class KafkaSink : public Operator {
     // The marker: committed atomically with the records (see kafka_sink.h).
     KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(offsets.get(), o_.topic.c_str(), 0);
-    tp->offset = marker == kFinalEpoch ? std::numeric_limits<int64_t>::max() / 2 : marker;
+    tp->offset = MarkerOffset(marker);
     tp->metadata = ::strdup(token_.c_str());  // freed with the list
     tp->metadata_size = token_.size();
     std::unique_ptr<rd_kafka_consumer_group_metadata_t, ConsumerGroupMetadataDeleter> group(
@@ -548,12 +581,18 @@ class KafkaSink : public Operator {
     return {};
   }
 
+  // Aborts after `st` (a failure of ours, or of producing a record).
   TxnResult Abort(Status st) {
     TxnResult r;
     r.status = st;
     if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), o_.timeout_ms)) {
       spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "abort the transaction", a));
       r.fatal = true;
+      // Producing fails with _FATAL when the producer was fenced meanwhile.
+      if (Fenced()) {
+        r.fenced = true;
+        r.status = FencedError(st.message());
+      }
     }
     return r;
   }

@@ -28,10 +28,16 @@
 //   streamrun-<job>-<sink>) plus "-<subtask>". Opening the sink calls init_transactions, which
 //   fences a previous instance with the same id and aborts its open transaction.
 //   Errors: an abortable error aborts the transaction and produces the epochs again (three
-//   attempts); a fatal one other than fencing (the producer's id or sequence lost, a timeout that
-//   leaves the transaction's state unknown) re-creates the producer once; fenced (another
-//   producer took the transactional id) fails the job at once. What still fails fails the job,
-//   whose restart commits from the staged files.
+//   attempts in all); after the third the job fails, and its restart (the restart strategy)
+//   goes back to the checkpoint, whose staged epochs the restored sink commits. A fatal error
+//   other than fencing (the producer's id or sequence lost), and an indefinite one (a commit
+//   that timed out every time: the transaction may or may not have committed), re-create the
+//   producer once: its init_transactions settles the old transaction (Kafka completes a commit
+//   under way and aborts anything else), then the marker says whether it committed, so the
+//   epochs are produced again only if they did not. Fenced (another producer took the
+//   transactional id, also when a record's produce call reports it) fails the job at once,
+//   without re-creating the producer, which would fence the other instance in turn. What still
+//   fails fails the job, whose restart commits from the staged files.
 //
 // Meta in checkpoints (exactly_once): {"run": token, "pending": [ids of staged epochs not known
 // committed at the barrier]}.

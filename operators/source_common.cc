@@ -78,19 +78,18 @@ RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, L
     static constexpr std::pair<std::string_view, Meta> kNames[] = {
         {"$key", Meta::kKey},       {"$timestamp", Meta::kTimestamp}, {"$partition", Meta::kPartition},
         {"$offset", Meta::kOffset}, {"$topic", Meta::kTopic},         {"$headers", Meta::kHeaders}};
-    std::vector<std::string> headers;
     for (uint32_t i = 0; i < width_; ++i) {
       const FieldPath& p = ctx.layout[i];
       if (p.size() == 2 && p[0] == "$headers") {
-        meta_slots_.push_back({i, Meta::kHeader, static_cast<uint32_t>(headers.size())});
-        headers.push_back(p[1]);
+        meta_slots_.push_back({i, Meta::kHeader, p[1]});
         continue;
       }
       for (const auto& [name, meta] : kNames) {
-        if (p.size() == 1 && p[0] == name) meta_slots_.push_back({i, meta});
+        if (p.size() == 1 && p[0] == name) meta_slots_.push_back({i, meta, ""});
       }
     }
-    recording_ = std::make_unique<RecordingReader>(std::move(headers));
+    // The value's fields are extracted right after decoding, which checks its JSON.
+    recording_ = std::make_unique<RecordingDecoder>(RecordingDecoder::ValueCheck::kStructure);
   }
 }
 
@@ -166,12 +165,14 @@ Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset
 Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64_t offset,
                                      WatermarkGenerator& gen) {
   chunk_read_ms_ = kMinTimestamp;  // without event_time: the time each line is read
-  if (!recording_->Read(line, &recorded_, &error_)) return Bad(batch, line, offset, error_);
-  const RecordedRecord& rec = recorded_;
-  if (rec.payload == PayloadKind::kNone) {
+  // AddLine's lines have the padding DecodePadded needs.
+  Status decoded = recording_->DecodePadded(line, &recorded_);
+  if (!decoded.ok()) return Bad(batch, line, offset, decoded.message());
+  const RecordingRecord& rec = recorded_;
+  if (rec.value_form == PayloadForm::kNull) {
     return Bad(batch, line, offset, "the record has no value (a tombstone)");
   }
-  if (rec.payload == PayloadKind::kBytes) {
+  if (rec.value_form == PayloadForm::kBase64) {
     return Bad(batch, line, offset,
                "the value is binary (value_b64): a record must be JSON or text");
   }
@@ -181,37 +182,61 @@ Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64
   size_t r = batch.AddRow(proto);
   Value* slots = batch.SlotsOf(r);
   std::string_view raw;
-  if (rec.payload == PayloadKind::kJson) {
-    // The payload's fields; it must be a JSON object like every line of format json.
+  if (rec.value_form == PayloadForm::kJson) {
+    // The payload's fields; it must be a JSON object like every line of format json. Its bytes
+    // are the record's, exactly as recorded (as the kafka source passes a payload on).
     const size_t pad = JsonExtractor::padding();
-    char* copy = batch.arena.Allocate(rec.value.size() + pad);
-    std::memcpy(copy, rec.value.data(), rec.value.size());
-    std::memset(copy + rec.value.size(), 0, pad);
-    raw = std::string_view(copy, rec.value.size());
+    char* copy = batch.arena.Allocate(rec.value->size() + pad);
+    std::memcpy(copy, rec.value->data(), rec.value->size());
+    std::memset(copy + rec.value->size(), 0, pad);
+    raw = std::string_view(copy, rec.value->size());
     if (!extractor_->Extract(raw, slots, batch.arena, &error_)) {
       DropLastRow(batch);
       return Bad(batch, line, offset, "value: " + error_);
     }
   } else {  // a text record, as format text makes
-    raw = batch.arena.Copy(rec.value);
+    raw = batch.arena.Copy(*rec.value);
     batch.rows[r].flags = kRowText;
     if (line_slot_ >= 0) slots[line_slot_] = Value::String(raw);
   }
   batch.rows[r].raw = raw;
-  for (const MetaSlot& m : meta_slots_) {
-    Value v;
-    switch (m.meta) {
-      case Meta::kKey: v = rec.key; break;
-      case Meta::kTimestamp: v = rec.timestamp; break;
-      case Meta::kPartition: v = rec.partition; break;
-      case Meta::kOffset: v = rec.offset; break;
-      case Meta::kTopic: v = rec.topic; break;
-      case Meta::kHeaders: v = rec.headers; break;
-      case Meta::kHeader: v = rec.header_values[m.header]; break;
-    }
-    slots[m.slot] = CopyValue(batch.arena, v);
-  }
+  for (const MetaSlot& m : meta_slots_) slots[m.slot] = RecordedMeta(m, batch.arena);
   return FinishRow(batch, gen);
+}
+
+// As the kafka source fills them (operators/kafka_source.cc): the key as a string (null without
+// one), the headers as an object of strings and nulls ({} without headers), a header's last
+// value. A field the line does not give (topic, partition, offset, timestamp) is missing.
+Value RecordMaker::RecordedMeta(const MetaSlot& m, Arena& arena) {
+  const RecordingRecord& rec = recorded_;
+  switch (m.meta) {
+    case Meta::kKey: return rec.key ? Value::String(arena.Copy(*rec.key)) : Value::Null();
+    case Meta::kTimestamp: return rec.timestamp ? Value::Int(*rec.timestamp) : Value::Missing();
+    case Meta::kPartition: return rec.partition >= 0 ? Value::Int(rec.partition) : Value::Missing();
+    case Meta::kOffset: return rec.offset >= 0 ? Value::Int(rec.offset) : Value::Missing();
+    case Meta::kTopic: return rec.topic.empty() ? Value::Missing() : Value::String(arena.Copy(rec.topic));
+    case Meta::kHeader:
+      for (auto h = rec.headers.rbegin(); h != rec.headers.rend(); ++h) {
+        if (h->name != m.header) continue;
+        return h->value ? Value::String(arena.Copy(*h->value)) : Value::Null();
+      }
+      return Value::Null();
+    case Meta::kHeaders:
+      headers_json_ = "{";
+      for (size_t i = 0; i < rec.headers.size(); ++i) {
+        if (i > 0) headers_json_ += ',';
+        AppendJsonString(headers_json_, rec.headers[i].name);
+        headers_json_ += ':';
+        if (rec.headers[i].value) {
+          AppendJsonString(headers_json_, *rec.headers[i].value);
+        } else {
+          headers_json_ += "null";
+        }
+      }
+      headers_json_ += '}';
+      return Value::Json(arena.Copy(headers_json_));
+  }
+  return Value::Missing();
 }
 
 Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
@@ -328,9 +353,15 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
   uint64_t pending_bytes = 0;
   BatchPtr batch = NewBatch(width);
 
+  // The watermark sent so far. Records advance it with the batch that carries them; only a
+  // restored source has a watermark (from its position's max_ts) that no record carried yet:
+  // sent in an empty batch at the first flush, so that downstream (a union's minimum over its
+  // inputs) need not wait for this input's next record when it has none.
+  int64_t sent_wm = kMinTimestamp;
   auto flush = [&]() -> Status {
-    if (batch->rows.empty()) return Status::Ok();
+    if (batch->rows.empty() && gen.current() <= sent_wm) return Status::Ok();
     batch->watermark = gen.current();
+    sent_wm = batch->watermark;
     Status st = EmitBatch(ctx, std::move(batch), pending_bytes);
     pending_bytes = 0;
     batch = NewBatch(width);

@@ -19,8 +19,8 @@
 #include "engine/json_extract.h"
 #include "engine/operator.h"
 #include "engine/pipeline.h"
+#include "engine/recording.h"
 #include "engine/watermark.h"
-#include "operators/recording_reader.h"
 
 namespace streamrun {
 
@@ -43,8 +43,9 @@ std::vector<FieldPath> SourceInputFields(const SourceCommon& common,
                                          const std::vector<FieldPath>& output_fields);
 
 // How a source's input becomes records: JSON lines, text lines (the field `line`), or a
-// recording (operators/recording_reader.h: the payload, with the Kafka metadata `$key`,
-// `$timestamp`, `$partition`, `$offset`, `$topic`, `$headers`).
+// recording (engine/recording.h: each line's value is the record, with the Kafka metadata
+// `$key`, `$timestamp`, `$partition`, `$offset`, `$topic`, `$headers`, filled in as the kafka
+// source fills them, so that a test on a recording sees what the job sees on the topic).
 enum class LineFormat : uint8_t { kJson, kText, kRecording };
 // "json", "text" or "recording" (anything else: json).
 LineFormat LineFormatNamed(std::string_view name);
@@ -116,7 +117,7 @@ class RecordMaker {
   struct MetaSlot {
     uint32_t slot;
     Meta meta;
-    uint32_t header = 0;  // kHeader: index into the reader's header names
+    std::string header;  // kHeader: its name
   };
 
   Status Bad(Batch& batch, std::string_view text, uint64_t offset, std::string_view reason);
@@ -124,6 +125,8 @@ class RecordMaker {
   // and the metadata.
   Status AddRecordingLine(Batch& batch, std::string_view line, uint64_t offset,
                           WatermarkGenerator& gen);
+  // The value of a metadata field of recorded_, in the batch's arena.
+  Value RecordedMeta(const MetaSlot& m, Arena& arena);
   // Removes the last row of `batch` (one that turned out bad).
   void DropLastRow(Batch& batch);
 
@@ -137,9 +140,10 @@ class RecordMaker {
   int offset_slot_ = -1;
   int line_slot_ = -1;
   // Format recording.
-  std::unique_ptr<RecordingReader> recording_;
-  RecordedRecord recorded_;
+  std::unique_ptr<RecordingDecoder> recording_;
+  RecordingRecord recorded_;
   std::vector<MetaSlot> meta_slots_;
+  std::string headers_json_;  // $headers of the line being read
   int64_t chunk_read_ms_ = kMinTimestamp;  // BeginLines' time; kMinTimestamp: not in a chunk
   std::string error_;
 };

@@ -31,6 +31,19 @@ def run(args, timeout=120, stdin=None, env=None, input_bytes=None):
                           env=full_env)
 
 
+def records_out(pipeline_path, node, env=None, timeout=30):
+    """The records_out of `node` (all its subtasks) in the running job of `pipeline_path`, from
+    `streamrun status --json`; 0 when the job does not answer."""
+    p = run(["status", pipeline_path, "--json"], timeout=timeout, env=env)
+    if p.returncode != 0:
+        return 0
+    try:
+        status = json.loads(p.stdout)
+    except ValueError:
+        return 0
+    return sum(n.get("records_out", 0) for n in status.get("nodes", []) if n.get("name") == node)
+
+
 class TempDirTest(unittest.TestCase):
     """A test case with its own temporary directory, self.dir."""
 

@@ -219,6 +219,30 @@ class KafkaToolsTest(KafkaTestCase):
         self.assertEqual(self.record_ok(kafka, extra=["--from", str(BASE_TS + 10**9)]), [])
         self.assertEqual(self.record_ok(kafka, extra=["--from", "latest"]), [])
 
+    def test_from_latest_until_a_count_records_only_records_produced_later(self):
+        kafka = self.start_mock(topics=["t:2"])
+        old = sample_records(10, partitions=2)
+        self.replay_ok(kafka, old)
+        new = [dict({k: v for k, v in r.items() if not k.startswith("value")}, value={"new": i})
+               for i, r in enumerate(sample_records(8, partitions=2))]
+        out = self.path("out.jsonl")
+        proc = self.popen(["record", "--brokers", kafka.servers, "--topic", "t", "-o", out,
+                           "--from", "latest", "--until", "5"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stderr = StderrWatcher(proc)
+        # Once record says where it starts, the ends it took as "latest" are known.
+        self.assertTrue(stderr.wait_for("from latest until 5 records"), "".join(stderr.lines))
+        p = self.replay(kafka, new)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        proc.wait(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, stderr.text())
+        recorded = harness.read_jsonl(out)
+        self.assertEqual(len(recorded), 5)
+        extra = harness.multiset(without_position(r) for r in recorded) - harness.multiset(new)
+        self.assertFalse(extra, "records that were not produced after the start: %s" % list(extra)[:3])
+        for r in recorded:  # after the 5 old records of each partition
+            self.assertGreaterEqual(r["offset"], 5)
+
     def test_record_survives_a_leader_that_is_down_at_start(self):
         kafka = self.start_mock(topics=["t:3"])
         records = sample_records()

@@ -192,10 +192,40 @@ class SavepointTest(harness.TempDirTest):
         self.assertEqual(job.wait(), 86, job.stderr())
         # Written but never renamed: no savepoint, an incomplete directory.
         listing = self.run_ok(["checkpoints", path]).stdout.decode()
-        self.assertRegex(listing, r"savepoints in .*\n.*\n- +in progress .*/sp-\S+\.tmp")
+        leftover = re.search(r"savepoints in .*\n.*\n- +in progress .* (/\S+/sp-\S+\.tmp)\n",
+                             listing)
+        self.assertIsNotNone(leftover, listing)
+        self.assertTrue(os.path.isfile(os.path.join(leftover.group(1), "MANIFEST.json")))
         log = self.run_ok(["run", path]).stderr.decode()
         self.assertIn("resuming from checkpoint", log)
+        # The next job on the state directory removes what the crash left.
+        self.assertIn("removed %s: a savepoint left unfinished by a crash" % leftover.group(1), log)
+        self.assertFalse(os.path.exists(leftover.group(1)))
+        self.assertEqual(os.listdir(os.path.join(self.state_dir(), "savepoints")), [])
         self.assertModelOutput("after a crash while writing a savepoint")
+
+    def test_crash_while_writing_a_savepoint_into_a_target_is_tidied_by_the_next(self):
+        path = self.pipeline()
+        target = self.path("elsewhere")
+        job = support.Job(["run", path], self.path("run.log"),
+                          env={"STREAMRUN_FAILPOINT": "savepoint.before_manifest"})
+        self.addCleanup(job.kill)
+        support.wait_for_socket(self.state_dir(), job)
+        p = harness.run(["savepoint", path, "--target", target])
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertEqual(job.wait(), 86, job.stderr())
+        [leftover] = os.listdir(target)
+        self.assertRegex(leftover, r"^sp-\S+\.tmp$")
+        # Not the state directory's: the job's start leaves it; its next savepoint there removes it.
+        job = self.start(["run", path], progress=0.2)
+        self.assertEqual(os.listdir(target), [leftover])
+        sp = self.savepoint_path(harness.run(["stop", path, "--savepoint", "--target", target]))
+        self.assertEqual(job.wait(), 130, job.stderr())
+        self.assertEqual(os.listdir(target), [os.path.basename(sp)])
+        self.assertIn("removed %s: a savepoint left unfinished by a crash" %
+                      os.path.join(target, leftover), job.stderr())
+        self.run_ok(["restore", sp, path])
+        self.assertModelOutput("restored from a savepoint taken after a crash in another")
 
     def test_savepoint_check_verdicts(self):
         w2 = """

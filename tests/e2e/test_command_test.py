@@ -234,14 +234,14 @@ sinks:
             {"topic": "orders", "partition": 0, "offset": 3, "timestamp": t0 + 61000, "key": "u1",
              "value": {"amount": 7}},
             {"topic": "orders", "partition": 1, "offset": 11, "timestamp": t0 + 1000,
-             "key_text": "u2", "value": {"amount": 1}},
+             "key": "u2", "value": {"amount": 1}},
         ]
         self.write_jsonl("recorded.jsonl", records)
         self.write("tagged.jsonl", "\n".join([
             '{"amount":5,"ts":%d,"user":"u1","where":"orders/1@10","trace":"a","headers":{"trace":"a"}}' % t0,
-            # Without headers, $headers and $headers.trace are missing: map leaves them out.
-            '{"amount":7,"user":"u1","where":"orders/0@3"}',
-            '{"amount":1,"user":"u2","where":"orders/1@11"}']) + "\n")
+            # Without headers, $headers is {} and $headers.trace null, as from the kafka source.
+            '{"amount":7,"user":"u1","where":"orders/0@3","trace":null,"headers":{}}',
+            '{"amount":1,"user":"u2","where":"orders/1@11","trace":null,"headers":{}}']) + "\n")
         # Windows by $timestamp, not by the value's ts.
         self.write("counts.jsonl", "\n".join([
             '{"user":"u1","window_start":%d,"window_end":%d,"orders":1,"total":5}' % (t0, t0 + 60000),
@@ -400,6 +400,23 @@ class ExampleExpectationsTest(harness.TempDirTest):
                     # round(x, 2) gives a number with a fraction, also for an integer sum.
                     r["cart_value"] = None if v is None else float(round(v, 2))
                 self.expect("session_promotion/" + promotions, results)
+
+    def test_every_example_pipeline_has_a_test_file(self):
+        # `make test` runs pipelines/*.test.yaml (Makefile: pipeline-tests); every example
+        # pipeline must be the `pipeline:` of one of them.
+        names = os.listdir(harness.PIPELINES)
+        pipelines = {f for f in names if f.endswith(".yaml") and not f.endswith(".test.yaml")}
+        tested = set()
+        for f in names:
+            if f.endswith(".test.yaml"):
+                with open(os.path.join(harness.PIPELINES, f)) as text:
+                    m = re.search(r"^pipeline:\s*(\S+)\s*$", text.read(), re.M)
+                self.assertIsNotNone(m, f)
+                tested.add(os.path.normpath(m.group(1)))
+        self.assertTrue(pipelines)
+        self.assertEqual(sorted(pipelines - tested), [], "example pipelines without a test file")
+        with open(os.path.join(harness.ROOT, "Makefile")) as f:
+            self.assertIn("streamrun test pipelines/*.test.yaml", f.read())
 
     def test_example_test_files_pass(self):
         files = sorted(os.path.join(harness.PIPELINES, f) for f in os.listdir(harness.PIPELINES)

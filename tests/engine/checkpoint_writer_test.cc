@@ -57,6 +57,21 @@ void RewriteFile(const std::string& path, const std::function<void(std::string&)
   std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
 
+// Runs `body` in a child process with STREAMRUN_FAILPOINT=`failpoint`; returns its exit code
+// (kFailpointExitCode: it crashed there; 0 or 1: `body` returned Ok or an error).
+int ExitCodeInChild(const char* failpoint, const std::function<Status()>& body) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    setenv("STREAMRUN_FAILPOINT", failpoint, 1);
+    _exit(body().ok() ? 0 : 1);
+  }
+  int wstatus = 0;
+  REQUIRE(waitpid(pid, &wstatus, 0) == pid);
+  REQUIRE(WIFEXITED(wstatus));
+  return WEXITSTATUS(wstatus);
+}
+
 }  // namespace
 
 TEST_CASE("checkpoint: a finished checkpoint verifies, with its files and metadata") {
@@ -278,23 +293,15 @@ TEST_CASE("checkpoint: a crash at every phase recovers to the last complete chec
     int64_t expected_latest;
   };
   for (const Case& c :
-       {Case{"checkpoint.write", 1}, Case{"checkpoint.after_file", 1},
+       {Case{"checkpoint.write", 1}, Case{"checkpoint.before_fsync", 1},
+        Case{"checkpoint.after_file", 1},
         Case{"checkpoint.before_dir_fsync", 1}, Case{"checkpoint.before_manifest", 1},
         Case{"checkpoint.after_manifest", 1}, Case{"checkpoint.after_rename", 2}}) {
     INFO(std::string(c.failpoint));
     TempDir dir;
     REQUIRE(WriteCheckpoint(dir.path(), 1).ok());
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      setenv("STREAMRUN_FAILPOINT", c.failpoint, 1);
-      Status st = WriteCheckpoint(dir.path(), 2);
-      _exit(st.ok() ? 0 : 1);
-    }
-    int wstatus = 0;
-    REQUIRE(waitpid(pid, &wstatus, 0) == pid);
-    REQUIRE(WIFEXITED(wstatus));
-    CHECK(WEXITSTATUS(wstatus) == kFailpointExitCode);
+    CHECK(ExitCodeInChild(c.failpoint, [&] { return WriteCheckpoint(dir.path(), 2); }) ==
+          kFailpointExitCode);
     auto latest = LatestCompleteCheckpoint(dir.path());
     REQUIRE(latest.ok());
     REQUIRE(latest->checkpoint.has_value());
@@ -324,6 +331,47 @@ TEST_CASE("savepoint: same manifest with kind savepoint, under sp-<UTC time>") {
   REQUIRE(verified.ok());
   CHECK(verified.manifest->kind == SnapshotKind::kSavepoint);
   CHECK(verified.manifest->id == 7);
+}
+
+TEST_CASE("savepoint: a crash's leftover goes at the next savepoint, one being written stays") {
+  TempDir dir;
+  const std::string parent = SavepointsDir(dir.path());
+  REQUIRE(ExitCodeInChild("savepoint.after_manifest", [&]() -> Status {
+            SR_ASSIGN_OR_RETURN(auto writer, CheckpointWriter::BeginSavepoint(parent, 3));
+            SR_RETURN_IF_ERROR(writer->AddFile("w/0.state", "abc"));
+            return writer->Finish().status();
+          }) == kFailpointExitCode);
+  auto before = ListSavepoints(dir.path());
+  REQUIRE(before.ok());
+  REQUIRE(before->size() == 1);
+  const std::string leftover = (*before)[0].path;
+  CHECK((*before)[0].in_progress);
+  CHECK((*before)[0].has_manifest);
+
+  // A savepoint being written (locked by its writer, here in this process) is not a leftover.
+  auto busy = CheckpointWriter::BeginSavepoint(parent, 4);
+  REQUIRE(busy.ok());
+  CHECK_FALSE(fs::exists(leftover));
+  auto removed = RemoveAbandonedSavepoints(parent);
+  REQUIRE(removed.ok());
+  CHECK(removed->empty());
+  CHECK(fs::exists((*busy)->tmp_path()));
+  REQUIRE((*busy)->AddFile("w/0.state", "def").ok());
+  auto path = (*busy)->Finish();
+  REQUIRE(path.ok());
+  CHECK(VerifyCheckpoint(*path).ok());
+  auto after = ListSavepoints(dir.path());
+  REQUIRE(after.ok());
+  REQUIRE(after->size() == 1);
+  CHECK_FALSE((*after)[0].in_progress);
+
+  // Left unlocked by an aborted writer, or a directory nobody writes: removed.
+  fs::create_directories(parent + "/sp-20250101T000000.000Z.tmp");
+  removed = RemoveAbandonedSavepoints(parent);
+  REQUIRE(removed.ok());
+  CHECK(removed->size() == 1);
+  CHECK(fs::exists(*path));
+  CHECK(RemoveAbandonedSavepoints(dir.path() + "/none")->empty());
 }
 
 TEST_CASE("failpoint: a comma-separated list arms each name") {

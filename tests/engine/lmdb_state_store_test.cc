@@ -2,6 +2,9 @@
 #include "engine/lmdb_state_store.h"
 
 #include <doctest/doctest.h>
+#include <lmdb.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <string>
 #include <thread>
@@ -22,6 +25,41 @@ std::string ValueFor(int i) {
   std::string v(10000, static_cast<char>('a' + i % 26));
   v += std::to_string(i);
   return v;
+}
+
+// A child process that opens the environment in `dir` and begins a read transaction (taking a
+// reader slot). `die`: it exits at once without ending it, leaving the slot behind; otherwise it
+// lives until *release (a pipe) is closed. Returns its pid once its transaction is open.
+// REQUIRES: the calling process has no environment of `dir` open (LMDB and fork()).
+pid_t ForkReader(const std::string& dir, bool die, int* release) {
+  int ready[2], hold[2];
+  REQUIRE(::pipe(ready) == 0);
+  REQUIRE(::pipe(hold) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::close(hold[1]);
+    MDB_env* env = nullptr;
+    MDB_txn* txn = nullptr;
+    char ok = mdb_env_create(&env) == 0 && mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0644) == 0 &&
+              mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0;
+    if (::write(ready[1], &ok, 1) != 1) ::_exit(1);
+    if (!die) {
+      char c;
+      while (::read(hold[0], &c, 1) > 0) {
+      }
+    }
+    ::_exit(0);  // no mdb_txn_abort, no mdb_env_close: like a crash
+  }
+  ::close(ready[1]);
+  ::close(hold[0]);
+  char ok = 0;
+  REQUIRE(::read(ready[0], &ok, 1) == 1);
+  ::close(ready[0]);
+  REQUIRE(ok == 1);
+  *release = hold[1];
+  return pid;
 }
 
 }  // namespace
@@ -216,6 +254,40 @@ TEST_CASE("lmdb state store: a scan from a key sees that key's entries first, an
                      })
               .ok());
   CHECK(seen == std::vector<std::string>{"abc1", "abc2", "b1", "b2"});  // not group 4
+}
+
+TEST_CASE("lmdb state store: reader slots of dead processes are cleared at open, live ones kept") {
+  TempDir dir;
+  const std::string env = dir / "env";
+  {
+    auto store = OpenStore(env);
+    CHECK(store->Put(1, "k", "", "v").ok());
+    CHECK(store->Close().ok());
+  }
+  // A live process keeps the environment open (else the next open would reset the whole reader
+  // table, being the only user), with a reader slot of its own; a dead one left its slot.
+  int release_live = -1, release_dead = -1;
+  pid_t live = ForkReader(env, false, &release_live);
+  pid_t dead = ForkReader(env, true, &release_dead);
+  ::close(release_dead);
+  int status = 0;
+  REQUIRE(::waitpid(dead, &status, 0) == dead);
+  {
+    auto store = OpenStore(env);
+    CHECK(store->stale_readers_cleared() == 1);
+    std::string v;
+    bool found = false;
+    CHECK(store->Get(1, "k", "", &v, &found).ok());
+    CHECK(found);
+    CHECK(store->Close().ok());
+  }
+  {
+    auto store = OpenStore(env);  // nothing left to clear; the live reader stays
+    CHECK(store->stale_readers_cleared() == 0);
+    CHECK(store->Close().ok());
+  }
+  ::close(release_live);
+  REQUIRE(::waitpid(live, &status, 0) == live);
 }
 
 }  // namespace streamrun

@@ -102,12 +102,34 @@ TEST_CASE("plan: a union of bounded files is merged by event time; inputs remapp
 }
 
 TEST_CASE("plan: a merge whose producers share an upstream may not always wait") {
+  auto spec = LoadPipelineFromString(R"(
+name: p
+sources:
+  clicks: {type: file, path: clicks.jsonl, event_time: ts}
+steps:
+  counts: {type: window, from: clicks, key_by: [userId], window: {type: tumbling, size: 1m}, aggregate: {n: count()}}
+  hourly: {type: window, from: counts, key_by: [userId], window: {type: tumbling, size: 1h}, aggregate: {n: count()}}
+sinks:
+  out: {type: file, from: hourly, path: out.jsonl}
+)", "/tmp/p.yaml", LoadOptions());
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  auto plan = BuildPlan(*spec, 2);
+  REQUIRE(plan.ok());
+  // Two subtasks of `counts` feed each subtask of the window `hourly`: merged, but they share
+  // the source upstream.
+  CHECK(Node(*plan, "hourly").time_merge);
+  CHECK_FALSE(Node(*plan, "hourly").time_merge_strict);
+}
+
+TEST_CASE("plan: sinks, and stateless steps feeding only sinks, take batches as they come") {
   PipelineSpec spec = Load();
   auto plan = BuildPlan(spec, 2);
   REQUIRE(plan.ok());
-  // Two subtasks of `counts` feed `out`: they share the source upstream.
-  CHECK(Node(*plan, "out").time_merge);
-  CHECK_FALSE(Node(*plan, "out").time_merge_strict);
+  // Two subtasks of `counts` feed `out`: a file's lines are a multiset, in any order.
+  CHECK(Node(*plan, "out").inputs[0].kind == EdgeKind::kGather);
+  CHECK_FALSE(Node(*plan, "out").time_merge);
+  // `both` is a window over a union: it stays merged.
+  CHECK(Node(*plan, "both").time_merge);
 }
 
 TEST_CASE("plan: parallelism above max_parallelism is an error") {

@@ -174,4 +174,71 @@ TEST_CASE("recording: bad lines are rejected with the reason") {
   CHECK(DecodeError("{\"value_text\":\"\xff\"}") == "invalid UTF-8");
 }
 
+TEST_CASE("recording: a key given as another JSON value is that value's exact text") {
+  RecordingDecoder decoder;
+  RecordingRecord r;
+  REQUIRE(decoder.Decode(R"({"key":{ "id": 7 },"value":{}})", &r).ok());
+  CHECK(r.key == std::string_view(R"({ "id": 7 })"));
+  REQUIRE(decoder.Decode(R"({"key":12.50,"value":{}})", &r).ok());
+  CHECK(r.key == std::string_view("12.50"));
+  REQUIRE(decoder.Decode(R"({"key":null,"value":{}})", &r).ok());
+  CHECK_FALSE(r.key);
+}
+
+TEST_CASE("recording: a decoder reused for many lines forgets the previous line's fields") {
+  RecordingDecoder decoder;
+  RecordingRecord r;
+  REQUIRE(decoder.Decode(R"({"topic":"t","partition":2,"offset":9,"timestamp":5,"key":"k",)"
+                         R"("headers":{"a":"1"},"value_text":"x"})", &r).ok());
+  CHECK(r.headers.size() == 1);
+  REQUIRE(decoder.Decode(R"({"value":{"b":2}})", &r).ok());
+  CHECK(Own(r) == Own(RecordingRecord{.value = R"({"b":2})"}));
+  CHECK(r.value_form == PayloadForm::kJson);
+  CHECK_FALSE(decoder.Decode(R"({"value":1,"bad":2})", &r).ok());
+  REQUIRE(decoder.Decode("{}", &r).ok());
+  CHECK(r.value_form == PayloadForm::kNull);
+  CHECK_FALSE(r.value);
+}
+
+TEST_CASE("recording: DecodePadded reads a line in place, views pointing into it") {
+  std::string buf = R"({"key":"u1","value":{"a":1}})";
+  const size_t size = buf.size();
+  buf.append(RecordingDecoder::kPadding, 'x');  // padding: its content does not matter
+  const std::string_view line(buf.data(), size);
+  RecordingDecoder decoder;
+  RecordingRecord r;
+  REQUIRE(decoder.DecodePadded(line, &r).ok());
+  CHECK(r.value == std::string_view(R"({"a":1})"));
+  CHECK(r.value->data() >= line.data());
+  CHECK(r.value->data() + r.value->size() <= line.data() + line.size());
+  CHECK(r.key == std::string_view("u1"));
+}
+
+TEST_CASE("recording: a structure check leaves a value's details to the reader that parses it") {
+  // kFull checks every byte of the value; kStructure only that it is one balanced value, as a
+  // JSON line's skipped fields are: the source that asks for it extracts the value's fields next.
+  const char* line = R"({"value":{"a":[1 2]}})";
+  RecordingRecord r;
+  RecordingDecoder full;
+  Status st = full.Decode(line, &r);
+  CHECK(st.message().find("field 'value': invalid JSON") == 0);
+  RecordingDecoder structure(RecordingDecoder::ValueCheck::kStructure);
+  REQUIRE(structure.Decode(line, &r).ok());
+  CHECK(r.value == std::string_view(R"({"a":[1 2]})"));
+  // Cut JSON is caught either way.
+  CHECK_FALSE(structure.Decode(R"({"value":{"a":[1,2})", &r).ok());
+}
+
+TEST_CASE("recording: the first line tells a recording from JSON lines") {
+  CHECK(LooksLikeRecordingLine(R"({"topic":"t","partition":0,"offset":1,"value":{"a":1}})"));
+  CHECK(LooksLikeRecordingLine(R"({"partition":0,"offset":1,"value_text":"x"})"));
+  CHECK(LooksLikeRecordingLine(R"({"partition":0,"offset":1,"value_b64":"AA=="})"));
+  CHECK_FALSE(LooksLikeRecordingLine(R"({"userId":"u1","ts":1})"));
+  CHECK_FALSE(LooksLikeRecordingLine(R"({"partition":0,"offset":1})"));  // no payload
+  CHECK_FALSE(LooksLikeRecordingLine(R"({"offset":1,"value":{}})"));
+  CHECK_FALSE(LooksLikeRecordingLine(R"({"value":{"partition":0,"offset":1,"value":1}})"));
+  CHECK_FALSE(LooksLikeRecordingLine("not json"));
+  CHECK_FALSE(LooksLikeRecordingLine(""));
+}
+
 }  // namespace streamrun

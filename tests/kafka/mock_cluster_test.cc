@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "kafka/client.h"
 
@@ -79,6 +80,7 @@ TEST_CASE("kafka mock: fault commands answer ok or say what is wrong") {
   CHECK(c.Execute("push-errors fetch 1 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT").ok());
   CHECK(c.Execute("push-errors 1 2 7").ok());
   CHECK(c.Execute("clear-errors Fetch").ok());
+  CHECK(c.Execute("delay 2 EndTxn 2 3000").ok());
 
   CHECK(c.Execute("broker-down 3").message() == "no broker 3 (the brokers are 1 to 2)");
   CHECK(c.Execute("broker-down x").message() == "ID must be a whole number, not 'x'");
@@ -90,7 +92,43 @@ TEST_CASE("kafka mock: fault commands answer ok or say what is wrong") {
   CHECK(c.Execute("push-errors Fetc 1 7").message().find("unknown Kafka request type 'Fetc'") == 0);
   CHECK(c.Execute("push-errors Fetch 1 NO_SUCH_ERROR").message().find("unknown Kafka error") == 0);
   CHECK(c.Execute("push-errors Fetch 0 7").message() == "COUNT must be from 1 to 1000000");
+  CHECK(c.Execute("delay 3 EndTxn 1 10").message() == "no broker 3 (the brokers are 1 to 2)");
+  CHECK(c.Execute("delay 1 EndTxn 1 -1").message() == "a delay cannot be negative");
+  CHECK(c.Execute("delay 1 EndTxn 1").message() == "usage: delay ID API COUNT MS");
   CHECK(c.Execute("reboot").message().find("unknown command 'reboot'") == 0);
+}
+
+TEST_CASE("kafka mock: a delayed request is served at once and answered late") {
+  auto cluster = KafkaMockCluster::Start(1);
+  REQUIRE(cluster.ok());
+  REQUIRE((*cluster)->Execute("topic t:1").ok());
+  KafkaHandle producer = Client(**cluster, RD_KAFKA_PRODUCER);
+  // Connected and the topic's leader known, so that the next Produce is the one delayed.
+  REQUIRE(KafkaPartitionCount(producer.get(), "t", 10000, (*cluster)->bootstrap_servers()).ok());
+  REQUIRE((*cluster)->Execute("delay 1 Produce 1 1500").ok());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC("t"), RD_KAFKA_V_PARTITION(0),
+                            RD_KAFKA_V_VALUE(const_cast<char*>("v"), 1),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  // Not answered within 500 ms, although the record is already in the log.
+  CHECK(rd_kafka_flush(producer.get(), 500) == RD_KAFKA_RESP_ERR__TIMED_OUT);
+  KafkaHandle consumer = Client(**cluster, RD_KAFKA_CONSUMER);
+  CHECK(KafkaListOffset(consumer.get(), "t", 0, RD_KAFKA_OFFSET_END, 10000).value() == 1);
+  REQUIRE(rd_kafka_flush(producer.get(), 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(1400));
+}
+
+TEST_CASE("kafka mock: a broker's round-trip time delays each of its answers") {
+  auto cluster = KafkaMockCluster::Start(1);
+  REQUIRE(cluster.ok());
+  REQUIRE((*cluster)->Execute("topic t:1").ok());
+  KafkaHandle consumer = Client(**cluster, RD_KAFKA_CONSUMER);
+  REQUIRE(KafkaListOffset(consumer.get(), "t", 0, RD_KAFKA_OFFSET_END, 10000).ok());  // connected
+  REQUIRE((*cluster)->Execute("rtt 1 600").ok());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(KafkaListOffset(consumer.get(), "t", 0, RD_KAFKA_OFFSET_END, 10000).ok());
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(550));
+  REQUIRE((*cluster)->Execute("rtt 1 0").ok());
 }
 
 TEST_CASE("kafka mock: error and request names") {

@@ -236,15 +236,16 @@ TEST_CASE("file source: follow picks up appended lines and stops on cancel") {
 TEST_CASE("file source: a recording's values are the records, with their Kafka metadata") {
   std::string content =
       R"({"topic":"clicks","partition":1,"offset":40,"timestamp":1000,"key":"u1",)"
-      R"("headers":{"h":"v1"},"value":{"userId":"u1"}})" "\n"
+      R"("headers":{"h":"v1","h2":null},"value":{ "userId" : "u1" }})" "\n"
       R"({"topic":"clicks","partition":0,"offset":7,"timestamp":900,"key_b64":"AP8=",)"
-      R"("value_text":"a text line"})" "\n"
+      R"("headers":[["h","a"],["h","b"]],"value_text":"a text line"})" "\n"
       R"({"offset":8,"value":{"userId":)" "\n"                // cut JSON
       R"({"offset":9,"timestamp":1100,"value":null})" "\n"    // a tombstone
       R"({"offset":10,"timestamp":1200,"value_b64":"AP8="})" "\n"  // binary
       R"({"offset":11,"timestamp":1300,"value":[1]})" "\n"    // not an object
       R"({"offset":12,"value":{"userId":"u2"}})" "\n"         // no $timestamp: no event time
-      R"({"partition":2,"offset":13,"timestamp":1500,"value":{"userId":"u3"}})" "\n";
+      R"({"offset":13,"timestamp":1400,"vaule":{"userId":"u2"}})" "\n"  // a misspelt field
+      R"({"partition":2,"offset":14,"timestamp":1500,"value":{"userId":"u3"}})" "\n";
   std::string path = TempFile(content);
   FileSourceOptions o;
   o.path = path;
@@ -254,14 +255,15 @@ TEST_CASE("file source: a recording's values are the records, with their Kafka m
   auto config = NewFileSourceConfig(o);
   CHECK(config->max_subtasks() == 1);
   const Layout layout = {{"userId"},    {"line"},   {"$key"},    {"$timestamp"}, {"$partition"},
-                         {"$offset"},   {"$topic"}, {"$headers"}, {"$headers", "h"}};
+                         {"$offset"},   {"$topic"}, {"$headers"}, {"$headers", "h"},
+                         {"$headers", "h2"}};
   RunResult res;
   RunSource(*config, layout, 1, res);
   CHECK(res.statuses[0].ok());
   auto rows = Merged(res.out);
   REQUIRE(rows.size() == 3);
 
-  CHECK(rows[0].raw == R"({"userId":"u1"})");
+  CHECK(rows[0].raw == R"({ "userId" : "u1" })");  // the value's bytes, exactly as recorded
   CHECK(rows[0].flags == 0);
   CHECK(rows[0].ts == 1000);
   CHECK(rows[0].offset == 0);  // where the line is in the file
@@ -273,30 +275,37 @@ TEST_CASE("file source: a recording's values are the records, with their Kafka m
   CHECK(rows[0].slots[4].as_int() == 1);
   CHECK(rows[0].slots[5].as_int() == 40);  // the Kafka offset
   CHECK(str(rows[0].slots[6]) == "clicks");
-  CHECK(str(rows[0].slots[7]) == R"({"h":"v1"})");
+  CHECK(rows[0].slots[7].kind() == Value::Kind::kJson);
+  CHECK(str(rows[0].slots[7]) == R"({"h":"v1","h2":null})");
   CHECK(str(rows[0].slots[8]) == "v1");
+  CHECK(rows[0].slots[9].kind() == Value::Kind::kNull);  // a header without a value
 
   CHECK(rows[1].raw == "a text line");  // value_text: a text record, as format text makes
   CHECK(rows[1].flags == kRowText);
   CHECK(str(rows[1].slots[1]) == "a text line");
   CHECK(rows[1].slots[0].is_missing());
-  CHECK(str(rows[1].slots[2]) == "AP8=");
-  CHECK(rows[1].slots[8].is_missing());
+  CHECK(str(rows[1].slots[2]) == std::string("\x00\xff", 2));  // the key's bytes
+  CHECK(str(rows[1].slots[7]) == R"({"h":"a","h":"b"})");      // a repeated name, as Kafka's
+  CHECK(str(rows[1].slots[8]) == "b");                          // the last value
+  CHECK(rows[1].slots[9].kind() == Value::Kind::kNull);         // no such header
   CHECK(rows[1].ts == 900);
   CHECK(rows[1].wm == 999);  // event times come from $timestamp
 
   CHECK(str(rows[2].slots[0]) == "u3");
   CHECK(rows[2].slots[4].as_int() == 2);
-  CHECK(rows[2].slots[2].is_missing());
+  CHECK(rows[2].slots[2].kind() == Value::Kind::kNull);  // no key: null, as the kafka source
+  CHECK(rows[2].slots[6].is_missing());                  // not recorded: missing
+  CHECK(str(rows[2].slots[7]) == "{}");                  // no headers
 
-  REQUIRE(res.errors.inputs.size() == 5);
-  CHECK(res.errors.inputs[0].reason.rfind("invalid JSON", 0) == 0);
+  REQUIRE(res.errors.inputs.size() == 6);
+  CHECK(res.errors.inputs[0].reason.find("invalid JSON") != std::string::npos);
   CHECK(res.errors.inputs[0].text == R"({"offset":8,"value":{"userId":)");
   CHECK(res.errors.inputs[1].reason == "the record has no value (a tombstone)");
   CHECK(res.errors.inputs[2].reason.find("binary") != std::string::npos);
   CHECK(res.errors.inputs[3].reason == "value: invalid JSON: not an object");
   CHECK(res.errors.inputs[4].reason.find("event_time") != std::string::npos);
   CHECK(res.errors.inputs[4].text == R"({"userId":"u2"})");
+  CHECK(res.errors.inputs[5].reason == "unknown field 'vaule'; did you mean 'value'?");
   std::filesystem::remove(path);
 }
 

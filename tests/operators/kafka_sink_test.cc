@@ -3,76 +3,12 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <filesystem>
 
-#include "engine/expr.h"
 #include "tests/engine/temp_dir.h"
-#include "tests/operators/kafka_test_util.h"
-#include "tests/operators/source_test_util.h"
+#include "tests/operators/kafka_sink_test_util.h"
 
 namespace streamrun {
-namespace {
-
-KafkaSinkOptions SinkOptions(const KafkaMockCluster& cluster, const std::string& topic, bool exactly_once) {
-  KafkaSinkOptions o;
-  o.kafka.brokers = cluster.bootstrap_servers();
-  o.topic = topic;
-  o.exactly_once = exactly_once;
-  o.timeout_ms = 10000;
-  return o;
-}
-
-struct SinkRun {
-  SinkRun(const KafkaSinkOptions& o, Layout layout, std::string state_dir = "",
-          const RestoreContext* restore = nullptr) {
-    ctx.name = "out";
-    ctx.job = "job";
-    ctx.input_layout = std::move(layout);
-    ctx.errors = &errors;
-    ctx.cancelled = &cancelled;
-    ctx.checkpointing = !state_dir.empty();
-    ctx.state_dir = std::move(state_dir);
-    ctx.restore = restore;
-    auto made = NewKafkaSinkConfig(o)->CreateOperator();
-    REQUIRE(made.ok());
-    op = std::move(made).value();
-    Status st = op->Open(ctx);
-    REQUIRE_MESSAGE(st.ok(), st.message());
-  }
-  // Rows {"n": i} for i in [from, to), with event time 1000 + i; slot 0 holds n.
-  Status Send(int from, int to) {
-    BatchPtr b = NewBatch(static_cast<uint32_t>(ctx.input_layout.size()));
-    for (int i = from; i < to; ++i) {
-      Row row;
-      row.raw = b->arena.Copy("{\"n\":" + std::to_string(i) + "}");
-      row.ts = 1000 + i;
-      size_t r = b->AddRow(row);
-      if (b->width > 0) b->SlotsOf(r)[0] = Value::Int(i);
-    }
-    return op->Process(std::move(b));
-  }
-  CaptureReporter errors;
-  std::atomic<bool> cancelled{false};
-  OperatorContext ctx;
-  std::unique_ptr<Operator> op;
-};
-
-std::vector<std::string> Values(const std::vector<ReadRecord>& records) {
-  std::vector<std::string> v;
-  for (const auto& r : records) v.push_back(r.value);
-  std::sort(v.begin(), v.end());
-  return v;
-}
-
-std::vector<std::string> Expected(int from, int to) {
-  std::vector<std::string> v;
-  for (int i = from; i < to; ++i) v.push_back("{\"n\":" + std::to_string(i) + "}");
-  std::sort(v.begin(), v.end());
-  return v;
-}
-
-}  // namespace
 
 TEST_CASE("kafka sink: at_least_once delivers everything before a snapshot returns") {
   auto mock = StartMock();
