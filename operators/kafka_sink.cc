@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -19,6 +18,7 @@
 #include "engine/expr.h"
 #include "engine/failpoint.h"
 #include "operators/factories.h"
+#include "operators/staged_file.h"
 
 namespace streamrun {
 namespace {
@@ -121,9 +121,6 @@ class StagedReader {
 class KafkaSink : public Operator {
  public:
   explicit KafkaSink(const KafkaSinkOptions& o) : o_(o) {}
-  ~KafkaSink() override {
-    if (staged_fd_ >= 0) ::close(staged_fd_);
-  }
 
   Status Open(const OperatorContext& ctx) override {
     ctx_ = &ctx;
@@ -142,10 +139,7 @@ class KafkaSink : public Operator {
                    Where());
     }
     if (!o_.exactly_once || (!ctx.checkpointing && !restoring)) return OpenProducer(false);
-    staging_dir_ = ctx.state_dir + "/sinks/" + ctx.name;
-    std::error_code ec;
-    std::filesystem::create_directories(staging_dir_, ec);
-    if (ec) return Status::IoError("cannot create '" + staging_dir_ + "': " + ec.message());
+    SR_ASSIGN_OR_RETURN(staging_dir_, StagedFile::MakeDir(ctx.state_dir, ctx.name));
     {
       std::lock_guard<std::mutex> lock(txn_mu_);
       // init_transactions fences an earlier instance of this sink and aborts its open
@@ -157,15 +151,13 @@ class KafkaSink : public Operator {
         token_ = NewRunToken();
       }
     }
-    for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
-      std::filesystem::remove(entry.path(), ec);
-    }
+    StagedFile::ClearDir(staging_dir_);
     if (!ctx.checkpointing) {  // restored (a savepoint) into a run without checkpoints
       producer_.reset();
       return OpenProducer(false);
     }
     staging_ = true;
-    return OpenStaged();
+    return staged_.Open(staging_dir_);
   }
 
   Status Process(BatchPtr batch) override {
@@ -215,20 +207,10 @@ class KafkaSink : public Operator {
     SR_RETURN_IF_ERROR(AsyncError());
     if (!staging_) return FlushProducer();  // the checkpoint covers delivered records only
     SR_RETURN_IF_ERROR(FlushStage());
-    if (staged_bytes_ > 0) {
-      std::string name = staging_dir_ + "/chk-" + std::to_string(checkpoint_id) + ".staged";
-      if (::rename((staging_dir_ + "/current.staged").c_str(), name.c_str()) != 0) {
-        return Status::IoError("cannot rename staged output to '" + name + "': " + std::strerror(errno));
-      }
-      ::close(staged_fd_);
-      staged_fd_ = -1;
-      {
-        std::lock_guard<std::mutex> lock(pending_mu_);
-        pending_.push_back({checkpoint_id, name});
-      }
-      out->sync_paths.push_back(name);
-      out->sync_paths.push_back(staging_dir_);
-      SR_RETURN_IF_ERROR(OpenStaged());
+    if (staged_.bytes() > 0) {
+      SR_ASSIGN_OR_RETURN(std::string name, staged_.Seal(checkpoint_id, out));
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      pending_.push_back({checkpoint_id, std::move(name)});
     }
     out->meta = MetaJson();
     return Status::Ok();
@@ -251,14 +233,13 @@ class KafkaSink : public Operator {
     }
     // The end of the input: everything is committed before the job ends.
     SR_RETURN_IF_ERROR(FlushStage());
-    ::close(staged_fd_);
-    staged_fd_ = -1;
-    if (staged_bytes_ > 0) {
+    staged_.Close();
+    if (staged_.bytes() > 0) {
       std::lock_guard<std::mutex> lock(pending_mu_);
-      pending_.push_back({kFinalEpoch, staging_dir_ + "/current.staged"});
+      pending_.push_back({kFinalEpoch, staged_.current_path()});
     }
     SR_RETURN_IF_ERROR(CommitUpTo(kFinalEpoch));
-    ::unlink((staging_dir_ + "/current.staged").c_str());
+    staged_.Remove();
     finished_ = true;
     return Status::Ok();
   }
@@ -382,14 +363,6 @@ class KafkaSink : public Operator {
     return AsyncError();
   }
 
-  Status OpenStaged() {
-    std::string name = staging_dir_ + "/current.staged";
-    staged_fd_ = ::open(name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (staged_fd_ < 0) return Status::IoError("cannot open '" + name + "': " + std::strerror(errno));
-    staged_bytes_ = 0;
-    return Status::Ok();
-  }
-
   Status Stage(bool has_key, std::string_view key, std::string_view value, int64_t ts) {
     const size_t need = 16 + key.size() + value.size();
     if (stage_buf_.size() + need > kStageBuffer) SR_RETURN_IF_ERROR(FlushStage());
@@ -404,21 +377,11 @@ class KafkaSink : public Operator {
   }
 
   Status FlushStage() {
-    const char* p = stage_buf_.data();
-    size_t n = stage_buf_.size();
-    while (n > 0) {
-      ssize_t w = ::write(staged_fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        return Status::IoError("cannot write '" + staging_dir_ + "/current.staged': " + std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    staged_bytes_ += stage_buf_.size();
+    SR_RETURN_IF_ERROR(staged_.Append(stage_buf_.data(), stage_buf_.size()));
     stage_buf_.clear();
     return Status::Ok();
   }
+
 
   std::string MetaJson() {
     std::lock_guard<std::mutex> lock(pending_mu_);
@@ -610,7 +573,7 @@ class KafkaSink : public Operator {
     std::vector<Epoch> todo;
     for (auto& v : doc["pending"].GetArray()) {
       if (!v.IsInt64()) return Status::RuntimeError(Where() + "damaged state in the checkpoint");
-      Epoch e{v.GetInt64(), staging_dir_ + "/chk-" + std::to_string(v.GetInt64()) + ".staged"};
+      Epoch e{v.GetInt64(), StagedFile::CheckpointPath(staging_dir_, v.GetInt64())};
       if (::access(e.path.c_str(), F_OK) != 0) {
         spdlog::info("{}checkpoint {} was committed before the restart", Where(), e.id);
         continue;
@@ -667,11 +630,10 @@ class KafkaSink : public Operator {
   uint64_t records_ = 0;
   bool finished_ = false;
 
-  // exactly_once. Written on the sink's thread: staging_, staged_fd_, stage_buf_.
+  // exactly_once. Written on the sink's thread: staging_, staged_, stage_buf_.
   bool staging_ = false;
   std::string staging_dir_;
-  int staged_fd_ = -1;
-  uint64_t staged_bytes_ = 0;
+  StagedFile staged_;  // current.staged
   std::string stage_buf_;
   std::string token_;  // this run of the sink (kafka_sink.h), set in Open
 

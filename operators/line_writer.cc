@@ -17,6 +17,7 @@
 #include "engine/failpoint.h"
 #include "operators/factories.h"
 #include "operators/sinks.h"
+#include "operators/staged_file.h"
 
 namespace streamrun {
 namespace {
@@ -41,7 +42,6 @@ class LineSink : public Operator {
         buf_(std::make_unique<char[]>(kWriteBuffer)) {}
   ~LineSink() override {
     if (own_fd_ && fd_ >= 0) ::close(fd_);
-    if (staged_fd_ >= 0) ::close(staged_fd_);
   }
 
   Status Open(const OperatorContext& ctx) override {
@@ -60,17 +60,13 @@ class LineSink : public Operator {
     if (fd_ < 0) return Status::IoError("cannot open '" + path_ + "': " + std::strerror(errno));
     staging_ = ctx.checkpointing || restoring;
     if (!staging_) return Status::Ok();
-    staging_dir_ = ctx.state_dir + "/sinks/" + ctx.name;
-    std::filesystem::create_directories(staging_dir_, ec);
-    if (ec) return Status::IoError("cannot create '" + staging_dir_ + "': " + ec.message());
+    SR_ASSIGN_OR_RETURN(staging_dir_, StagedFile::MakeDir(ctx.state_dir, ctx.name));
     if (restoring) SR_RETURN_IF_ERROR(Recover(ctx.restore->meta, ctx.restore->savepoint));
     // Staged files of a previous run are either committed now or beyond the checkpoint.
-    for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
-      std::filesystem::remove(entry.path(), ec);
-    }
+    StagedFile::ClearDir(staging_dir_);
     staging_ = ctx.checkpointing;
     if (!staging_) return Status::Ok();
-    return OpenStaged();
+    return staged_.Open(staging_dir_);
   }
 
   Status Process(BatchPtr batch) override {
@@ -105,19 +101,11 @@ class LineSink : public Operator {
                   ",\"pending\":[]}";
       return Status::Ok();
     }
-    if (staged_bytes_ > 0) {
-      std::string name = staging_dir_ + "/chk-" + std::to_string(checkpoint_id) + ".staged";
-      if (::rename((staging_dir_ + "/current.staged").c_str(), name.c_str()) != 0) {
-        return Status::IoError("cannot rename staged output to '" + name + "': " + std::strerror(errno));
-      }
-      ::close(staged_fd_);
-      staged_fd_ = -1;
-      pending_.push_back({checkpoint_id, next_start_, staged_bytes_, name});
-      next_start_ += staged_bytes_;
-      staged_bytes_ = 0;
-      out->sync_paths.push_back(name);
-      out->sync_paths.push_back(staging_dir_);
-      SR_RETURN_IF_ERROR(OpenStaged());
+    if (staged_.bytes() > 0) {
+      const uint64_t bytes = staged_.bytes();
+      SR_ASSIGN_OR_RETURN(std::string name, staged_.Seal(checkpoint_id, out));
+      pending_.push_back({checkpoint_id, next_start_, bytes, std::move(name)});
+      next_start_ += bytes;
     }
     out->meta = "{\"committed\":" + std::to_string(next_start_) + ",\"pending\":[";
     for (size_t i = 0; i < pending_.size(); ++i) {
@@ -144,14 +132,11 @@ class LineSink : public Operator {
       if (staging_) {
         // The end of the input: everything is committed before the job ends.
         SR_RETURN_IF_ERROR(CommitUpTo(std::numeric_limits<int64_t>::max()));
-        if (staged_bytes_ > 0) {
-          SR_RETURN_IF_ERROR(AppendFile(staged_fd_, 0, staged_bytes_, next_start_));
-          next_start_ += staged_bytes_;
-          staged_bytes_ = 0;
+        if (staged_.bytes() > 0) {
+          SR_RETURN_IF_ERROR(AppendFile(staged_.fd(), 0, staged_.bytes(), next_start_));
+          next_start_ += staged_.bytes();
         }
-        ::close(staged_fd_);
-        staged_fd_ = -1;
-        ::unlink((staging_dir_ + "/current.staged").c_str());
+        staged_.Remove();
         final_length_ = next_start_;
       } else {
         final_length_ = direct_length_;
@@ -177,14 +162,6 @@ class LineSink : public Operator {
     uint64_t bytes;
     std::string path;
   };
-
-  Status OpenStaged() {
-    std::string name = staging_dir_ + "/current.staged";
-    staged_fd_ = ::open(name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (staged_fd_ < 0) return Status::IoError("cannot open '" + name + "': " + std::strerror(errno));
-    staged_bytes_ = 0;
-    return Status::Ok();
-  }
 
   // Appends [0, bytes) of `from` to the output file at `at` (cutting off anything after `at`
   // first, the remains of an interrupted commit), then syncs the output.
@@ -258,7 +235,7 @@ class LineSink : public Operator {
         }
         uint64_t start = p["start"].GetUint64(), bytes = p["bytes"].GetUint64();
         if (size >= start + bytes) continue;  // committed before the crash
-        std::string staged = staging_dir_ + "/chk-" + std::to_string(p["id"].GetInt64()) + ".staged";
+        std::string staged = StagedFile::CheckpointPath(staging_dir_, p["id"].GetInt64());
         int from = ::open(staged.c_str(), O_RDONLY | O_CLOEXEC);
         if (from < 0 || size < start) {
           if (from >= 0) ::close(from);
@@ -302,20 +279,18 @@ class LineSink : public Operator {
     return st;
   }
   Status Write(const char* p, size_t n) {
-    const int fd = staging_ ? staged_fd_ : fd_;
+    if (staging_) return staged_.Append(p, n);
     const size_t total = n;
     while (n > 0) {
-      ssize_t w = ::write(fd, p, n);
+      ssize_t w = ::write(fd_, p, n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        return Status::IoError("cannot write '" + (staging_ ? staging_dir_ + "/current.staged" : path_) +
-                               "': " + std::strerror(errno));
+        return Status::IoError("cannot write '" + path_ + "': " + std::strerror(errno));
       }
       p += w;
       n -= static_cast<size_t>(w);
     }
-    if (staging_) staged_bytes_ += total;
-    else direct_length_ += total;
+    direct_length_ += total;
     return Status::Ok();
   }
 
@@ -333,8 +308,7 @@ class LineSink : public Operator {
   // finished_ are shared with the checkpoint thread's commits under mu_.
   bool staging_ = false;
   std::string staging_dir_;
-  int staged_fd_ = -1;
-  uint64_t staged_bytes_ = 0;   // in current.staged
+  StagedFile staged_;            // current.staged
   uint64_t next_start_ = 0;     // output length once everything staged before is committed
   std::mutex mu_;
   std::vector<Pending> pending_;
