@@ -274,17 +274,7 @@ class KafkaPipelineTest(harness.TempDirTest):
             self.fail("the job ended (%d):\n%s" % (proc.returncode, proc.communicate()[1].decode(errors="replace")))
 
     def source_read(self, path, kafka):
-        p = harness.run(["status", path, "--json"], env=self.env(kafka), timeout=TIMEOUT)
-        if p.returncode != 0:
-            return 0
-        try:
-            status = json.loads(p.stdout)
-        except ValueError:
-            return 0
-        for node in status.get("nodes", []):
-            if node.get("name") == "in":
-                return node.get("records_out", 0)
-        return 0
+        return harness.records_out(path, "in", env=self.env(kafka), timeout=TIMEOUT)
 
     def status_of(self, path, kafka, name="in"):
         """The node's entry of `status --json`, or None while the job does not answer."""
