@@ -1,5 +1,6 @@
 // `streamrun run PIPELINE`: runs a pipeline until its inputs end (exit 0), it fails (exit 1), or
-// it is interrupted (Ctrl-C or SIGTERM: exit 130). A second Ctrl-C exits at once.
+// it is interrupted (Ctrl-C or SIGTERM: exit 130). A second Ctrl-C exits at once, and so does the
+// first when the job has not stopped 5 s after it (a sink blocked in a write nobody reads).
 //
 // On a terminal, a bounded run shows a progress line on stderr (records read, rate, percent
 // done); nothing of that when stderr is not a terminal.
@@ -7,7 +8,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <functional>
 #include <chrono>
@@ -119,6 +122,8 @@ class ProgressLine {
 // in a signal handler. Must be created before any other thread so that all threads block them.
 class SignalWatcher {
  public:
+  static constexpr std::chrono::seconds kStopGrace{5};
+
   SignalWatcher() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
@@ -130,15 +135,34 @@ class SignalWatcher {
 
   void Watch(std::function<void()> stop) {
     thread_ = std::thread([this, stop] {
+      // After the first signal: when the job must have stopped. A task blocked in a system call
+      // that cancelling cannot wake (a write to a pipe nobody reads) would hold it for ever;
+      // everything a crash may leave behind is cleaned at the next start, as after kill -9.
+      std::chrono::steady_clock::time_point deadline{};
       for (;;) {
         int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
+        if (interrupted_.load()) {
+          auto left = deadline - std::chrono::steady_clock::now();
+          auto ns = std::max<int64_t>(
+              0, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
+          timespec timeout{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+          sig = sigtimedwait(&set_, nullptr, &timeout);
+          if (sig < 0) {
+            if (errno != EAGAIN) continue;
+            std::fputs("\nstreamrun: the job did not stop within 5 s of the interrupt (is an "
+                       "output blocked?), exiting now\n", stderr);
+            _exit(130);
+          }
+        } else if (sigwait(&set_, &sig) != 0) {
+          continue;
+        }
         if (sig == SIGUSR1 && stopping_.load()) return;
         if (sig == SIGINT || sig == SIGTERM) {
           if (interrupted_.exchange(true)) {
             std::fputs("\nstreamrun: interrupted again, exiting now\n", stderr);
             _exit(130);
           }
+          deadline = std::chrono::steady_clock::now() + kStopGrace;
           spdlog::info("interrupted: stopping (Ctrl-C again to exit at once)");
           stop();
         }

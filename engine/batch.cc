@@ -148,8 +148,8 @@ class BatchPool {
     }
     return new Batch();
   }
+  // REQUIRES: b is cleared.
   void Give(Batch* b) {
-    b->Clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (free_.size() < kMaxFree) {
@@ -166,12 +166,42 @@ class BatchPool {
   std::vector<Batch*> free_;
 };
 
+// Each thread first reuses the batches it freed itself: their memory is in its own core's
+// cache. Taking the last batch another core wrote (a shared LIFO) made the writer fetch every
+// line of it from that core (measured at parallelism 2: ~1/3 more CPU per record than p1).
+class LocalBatches {
+ public:
+  ~LocalBatches() {
+    for (Batch* b : free_) BatchPool::Get().Give(b);
+  }
+  Batch* Take() {
+    if (free_.empty()) return BatchPool::Get().Take();
+    Batch* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  void Give(Batch* b) {
+    b->Clear();
+    if (free_.size() < kMaxLocal) {
+      free_.push_back(b);
+      return;
+    }
+    BatchPool::Get().Give(b);
+  }
+
+ private:
+  static constexpr size_t kMaxLocal = 64;
+  std::vector<Batch*> free_;
+};
+
+thread_local LocalBatches tls_batches;
+
 }  // namespace
 
-void BatchRecycler::operator()(Batch* b) const { BatchPool::Get().Give(b); }
+void BatchRecycler::operator()(Batch* b) const { tls_batches.Give(b); }
 
 BatchPtr NewBatch(uint32_t width) {
-  BatchPtr b(BatchPool::Get().Take());
+  BatchPtr b(tls_batches.Take());
   b->width = width;
   return b;
 }

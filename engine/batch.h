@@ -117,7 +117,8 @@ struct Batch {
     Row row = src.rows[r];
     const Value* vals = src.SlotsOf(r);
     row.slot = static_cast<uint32_t>(slots.size());
-    slots.insert(slots.end(), vals, vals + width);
+    // Element by element: rows carry a slot or two, too few for a memmove call to pay.
+    for (uint32_t i = 0; i < width; ++i) slots.push_back(vals[i]);
     rows.push_back(row);
   }
   // Keeps only the rows for which keep[r] is true, in order (slots stay where they are).

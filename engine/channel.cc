@@ -7,6 +7,29 @@ namespace streamrun {
 
 thread_local WaitTime* tls_backpressure = nullptr;
 
+void ThreadSignal::Notify() {
+  generation_.fetch_add(1);
+  // Pairs with WaitChanged: it sets waiting_ before it reads the generation, so either it sees
+  // this change or this sees it waiting (both sequentially consistent).
+  if (waiting_.load()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();
+  }
+}
+
+void ThreadSignal::WaitChanged(uint64_t seen, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  waiting_.store(true);
+  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+               [&] { return generation_.load() != seen; });
+  waiting_.store(false);
+}
+
+void InputGate::SetProducerSignal(int producer, ThreadSignal* signal) {
+  if (producer_signals_.empty()) producer_signals_.assign(queues_.size(), nullptr);
+  producer_signals_[producer] = signal;
+}
+
 InputGate::InputGate(int producers, size_t capacity) : queues_(producers), capacity_(capacity) {}
 
 bool InputGate::Push(int producer, BatchPtr batch) {
@@ -25,7 +48,25 @@ bool InputGate::Push(int producer, BatchPtr batch) {
   q.push_back(std::move(batch));
   lock.unlock();
   not_empty_.notify_one();
+  if (consumer_signal_) consumer_signal_->Notify();
   return true;
+}
+
+InputGate::TryPushResult InputGate::TryPush(int producer, BatchPtr& batch) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (cancelled_) return TryPushResult::kCancelled;
+  auto& q = queues_[producer];
+  if (q.size() >= capacity_) return TryPushResult::kFull;
+  q.push_back(std::move(batch));
+  lock.unlock();
+  not_empty_.notify_one();
+  if (consumer_signal_) consumer_signal_->Notify();
+  return TryPushResult::kPushed;
+}
+
+void InputGate::Taken(size_t producer) {
+  not_full_.notify_all();
+  if (!producer_signals_.empty() && producer_signals_[producer]) producer_signals_[producer]->Notify();
 }
 
 BatchPtr InputGate::PopFrom(int producer) {
@@ -36,7 +77,7 @@ BatchPtr InputGate::PopFrom(int producer) {
   BatchPtr b = std::move(q.front());
   q.pop_front();
   lock.unlock();
-  not_full_.notify_all();
+  Taken(static_cast<size_t>(producer));
   return b;
 }
 
@@ -53,7 +94,7 @@ BatchPtr InputGate::PopAny(int* producer, const std::vector<bool>* skip) {
         next_ = (p + 1) % n;
         *producer = static_cast<int>(p);
         lock.unlock();
-        not_full_.notify_all();
+        Taken(p);
         return b;
       }
     }
@@ -80,7 +121,7 @@ BatchPtr InputGate::PopFromUnlessStalled(int producer, bool* stalled) {
   BatchPtr b = std::move(q.front());
   q.pop_front();
   lock.unlock();
-  not_full_.notify_all();
+  Taken(static_cast<size_t>(producer));
   return b;
 }
 
@@ -91,8 +132,15 @@ BatchPtr InputGate::TryPop(int producer) {
   BatchPtr b = std::move(q.front());
   q.pop_front();
   lock.unlock();
-  not_full_.notify_all();
+  Taken(static_cast<size_t>(producer));
   return b;
+}
+
+const Batch* InputGate::Peek(int producer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& q = queues_[producer];
+  if (cancelled_ || q.empty()) return nullptr;
+  return q.front().get();
 }
 
 void InputGate::Cancel() {
@@ -102,6 +150,10 @@ void InputGate::Cancel() {
   }
   not_empty_.notify_all();
   not_full_.notify_all();
+  if (consumer_signal_) consumer_signal_->Notify();
+  for (ThreadSignal* s : producer_signals_) {
+    if (s) s->Notify();
+  }
 }
 
 double InputGate::fill() const {

@@ -7,8 +7,8 @@
 // (PopAny). Per-producer queues also leave room for checkpoint barrier alignment: a consumer can
 // stop reading from a producer whose barrier arrived.
 //
-// Thread safety: Push is called by producer threads, Pop* by the one consumer thread, Cancel by
-// anyone. One mutex guards the gate; batches are large, so it is taken once per batch.
+// Thread safety: Push is called by producer threads, Pop* and Peek by the one consumer thread,
+// Cancel by anyone. One mutex guards the gate; batches are large, so it is taken once per batch.
 #pragma once
 
 #include <atomic>
@@ -27,6 +27,25 @@ namespace streamrun {
 // (engine/metrics.h). Each task thread points it at its own TaskMetrics.
 extern thread_local WaitTime* tls_backpressure;
 
+// A wake-up for a thread that waits on several gates at once (a task co-located with the
+// consumer of its output, engine/runtime.cc): gates that know the thread call Notify whenever
+// something it may wait for happens, and the thread waits for the generation to change.
+// Notify costs two atomic operations when nobody waits.
+class ThreadSignal {
+ public:
+  uint64_t generation() const { return generation_.load(); }
+  void Notify();
+  // Returns once generation() != seen (or after `timeout_ms`, a guard against a missed
+  // notification: the caller checks its conditions again either way).
+  void WaitChanged(uint64_t seen, int timeout_ms = 100);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> waiting_{false};
+};
+
 class InputGate {
  public:
   // REQUIRES: producers >= 1, capacity >= 1 (batches per producer queue).
@@ -35,6 +54,10 @@ class InputGate {
   // Queues `batch` from `producer`, blocking while that producer's queue is full. Returns false
   // (dropping the batch) when the gate was cancelled.
   bool Push(int producer, BatchPtr batch);
+  enum class TryPushResult { kPushed, kFull, kCancelled };
+  // Queues `batch` (moving it) unless that producer's queue is full (`batch` is left as it was)
+  // or the gate was cancelled. Never blocks.
+  TryPushResult TryPush(int producer, BatchPtr& batch);
 
   // The next batch of `producer`, blocking until there is one. Null when cancelled.
   BatchPtr PopFrom(int producer);
@@ -50,6 +73,14 @@ class InputGate {
   BatchPtr PopFromUnlessStalled(int producer, bool* stalled);
   // The next batch of `producer` if one is queued, else null. Never blocks.
   BatchPtr TryPop(int producer);
+  // The batch PopFrom(producer) would return next, left queued; null if none (or cancelled).
+  // The consumer's own view: valid until it pops that batch.
+  const Batch* Peek(int producer);
+
+  // Signals to notify: `consumer` whenever a batch is queued, `producer_signal` whenever a batch
+  // of `producer` is taken; both on Cancel. Set before the gate is used.
+  void SetConsumerSignal(ThreadSignal* signal) { consumer_signal_ = signal; }
+  void SetProducerSignal(int producer, ThreadSignal* signal);
 
   // Wakes every waiting thread; from now on Push returns false and Pop returns null.
   void Cancel();
@@ -61,6 +92,9 @@ class InputGate {
   uint64_t blocked_ns() const;
 
  private:
+  // After a batch of `producer` was taken: wakes producers waiting for room.
+  void Taken(size_t producer);
+
   mutable std::mutex mu_;
   std::condition_variable not_empty_;
   std::condition_variable not_full_;
@@ -69,6 +103,8 @@ class InputGate {
   size_t next_ = 0;         // round-robin start for PopAny; guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
   uint64_t blocked_ns_ = 0; // guarded by mu_
+  ThreadSignal* consumer_signal_ = nullptr;
+  std::vector<ThreadSignal*> producer_signals_;  // per producer; empty when none is set
 };
 
 }  // namespace streamrun

@@ -27,9 +27,13 @@ BatchPtr CopyBatch(const Batch& src) {
 }
 
 Status OutputEmitter::Emit(BatchPtr batch) {
-  for (size_t i = 0; i < routes_.size(); ++i) {
+  const bool no_rows = batch->kind == Batch::Kind::kData && batch->rows.empty();
+  size_t last = routes_.size();
+  while (last > 0 && no_rows && routes_[last - 1].rows_only) --last;
+  for (size_t i = 0; i < last; ++i) {
+    if (no_rows && routes_[i].rows_only) continue;
     // Every consumer but the last gets a copy.
-    BatchPtr b = i + 1 == routes_.size() ? std::move(batch) : CopyBatch(*batch);
+    BatchPtr b = i + 1 == last ? std::move(batch) : CopyBatch(*batch);
     SR_RETURN_IF_ERROR(Send(routes_[i], std::move(b)));
   }
   return Status::Ok();
@@ -62,9 +66,39 @@ Status OutputEmitter::Barrier(uint64_t checkpoint_id) {
   return Status::Ok();
 }
 
+thread_local CooperativeHost* tls_host = nullptr;
+
 Status OutputEmitter::Push(Route& r, size_t target, BatchPtr b) {
+  if (r.cooperative && tls_host != nullptr) {
+    return PushCooperatively(r, target, std::move(b), tls_host);
+  }
   if (!r.gates[target]->Push(r.my_slot, std::move(b))) return Status::Cancelled();
   return Status::Ok();
+}
+
+Status OutputEmitter::PushCooperatively(Route& r, size_t target, BatchPtr b,
+                                        CooperativeHost* host) {
+  for (;;) {
+    // Read before trying, so that a change after the try is not missed by the wait.
+    const uint64_t seen = host->signal().generation();
+    switch (r.gates[target]->TryPush(r.my_slot, b)) {
+      case InputGate::TryPushResult::kPushed:
+        // The guest takes what it can at once, while the rows this thread just made are still
+        // in its core's cache (waiting for a full queue first measured ~6 % slower).
+        for (;;) {
+          bool progressed = false;
+          SR_RETURN_IF_ERROR(host->StepGuest(&progressed));
+          if (!progressed) return Status::Ok();
+        }
+      case InputGate::TryPushResult::kCancelled:
+        return Status::Cancelled();
+      case InputGate::TryPushResult::kFull:
+        break;
+    }
+    bool progressed = false;
+    SR_RETURN_IF_ERROR(host->StepGuest(&progressed));
+    if (!progressed) host->Wait(seen);
+  }
 }
 
 Status OutputEmitter::Send(Route& r, BatchPtr batch) {

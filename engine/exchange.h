@@ -38,6 +38,24 @@ class NullEmitter : public Emitter {
   Status Emit(BatchPtr) override { return Status::Ok(); }
 };
 
+// A thread that hosts a co-located task (engine/runtime.cc "Co-location"): while one of its
+// pushes to the co-located consumer's queues would wait, the thread runs that consumer instead.
+class CooperativeHost {
+ public:
+  virtual ~CooperativeHost() = default;
+  // Runs the guest for one batch if it can do so without waiting; *progressed says whether it
+  // did. An error is the guest's: the job fails with it.
+  virtual Status StepGuest(bool* progressed) = 0;
+  // Wakes whenever a queue the host or its guest waits for changes.
+  virtual ThreadSignal& signal() = 0;
+  // Waits (counted as the host's backpressure and the guest's idle time) until signal() moves
+  // on from generation `seen`.
+  virtual void Wait(uint64_t seen) = 0;
+};
+// The current thread's host role while it runs a hosting task (null otherwise, and while the
+// guest runs).
+extern thread_local CooperativeHost* tls_host;
+
 // One consumer of a stream leaving a task: where its batches go.
 struct Route {
   EdgeKind kind = EdgeKind::kForward;
@@ -49,6 +67,11 @@ struct Route {
   // Keyed: the batch being filled for each consumer subtask, and the watermark each was told.
   std::vector<BatchPtr> pending;
   std::vector<int64_t> sent_watermark;
+  // The consumer is co-located with this producer: a push that would wait runs it instead.
+  bool cooperative = false;
+  // The consumer reads no watermarks and no chunk ends (PlanNode::needs_watermarks, not
+  // ordered): batches without rows are not sent to it (a window emits one per input batch).
+  bool rows_only = false;
 };
 
 // Sends one stream of a task to every consumer of it, across threads.
@@ -66,6 +89,7 @@ class OutputEmitter : public Emitter {
 
  private:
   Status Push(Route& r, size_t target, BatchPtr b);
+  Status PushCooperatively(Route& r, size_t target, BatchPtr b, CooperativeHost* host);
   Status Send(Route& r, BatchPtr batch);
 
   std::vector<Route> routes_;

@@ -10,13 +10,18 @@ namespace streamrun {
 Status Job::Impl::RunInputLoop(Task& t) {
   const PlanNode& pn = plan_.nodes[t.head];
   if (pn.time_merge) return RunTimeMergeLoop(t);
+  if (pn.inputs.size() == 1 && pn.inputs[0].ordered) {
+    StepResult r = StepResult::kProgress;
+    while (r != StepResult::kDone) SR_RETURN_IF_ERROR(StepOrderedInput(t, /*block=*/true, &r));
+    return Status::Ok();
+  }
   Operator* head = HeadOperator(t);
   const int slots = t.gate->producers();
   std::vector<bool> ended(slots, false);
   int live = slots;
 
-  // Watermark inputs: an ordered input is one; otherwise every producer slot is one. Errors
-  // streams do not hold back the watermark.
+  // Watermark inputs: every producer slot is one, but errors streams do not hold back the
+  // watermark.
   std::vector<int> slot_wm(slots, -1);
   int wm_inputs = 0;
   for (size_t i = 0; i < pn.inputs.size(); ++i) {
@@ -29,18 +34,10 @@ Status Job::Impl::RunInputLoop(Task& t) {
       --live;
       continue;
     }
-    if (in.ordered) {
-      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs;
-      ++wm_inputs;
-    } else {
-      for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs++;
-    }
+    for (int k = 0; k < n; ++k) slot_wm[first + k] = wm_inputs++;
   }
   WatermarkMerger merger(std::max(wm_inputs, 1));
   int64_t merged = kMinTimestamp;
-
-  const bool ordered = pn.inputs.size() == 1 && pn.inputs[0].ordered;
-  uint64_t next_seq = 0;
 
   // Checkpoint barriers. Either way the task snapshots once every live producer's barrier came
   // (`at_barrier`), so the snapshot holds every record each producer sent before its barrier.
@@ -80,53 +77,14 @@ Status Job::Impl::RunInputLoop(Task& t) {
   while (live > 0) {
     int slot = 0;
     BatchPtr b;
-    if (ordered) {
-      slot = static_cast<int>(next_seq % static_cast<uint64_t>(slots));
-      if (ended[slot]) {
-        // The producer of the next chunk has ended: there are no more chunks. Collect the
-        // others' ends.
-        for (int s = 0; s < slots && live > 0; ++s) {
-          if (ended[s]) continue;
-          BatchPtr e = t.gate->PopFrom(s);
-          if (!e) return Status::Cancelled();
-          if (e->kind != Batch::Kind::kEnd) {
-            return Status::RuntimeError("runtime: chunk " + std::to_string(e->seq) +
-                                        " arrived after the end of its source");
-          }
-          ended[s] = true;
-          --live;
-        }
-        break;
-      }
-      ScopedWait idle(&t.metrics.idle);
-      b = t.gate->PopFrom(slot);
-    } else {
+    {
       ScopedWait idle(&t.metrics.idle);
       b = t.gate->PopAny(&slot, align && aligning != 0 ? &at_barrier : nullptr);
     }
     if (!b) return Status::Cancelled();
 
     if (b->kind == Batch::Kind::kBarrier) {
-      if (ordered) {
-        // A split source's subtasks all put the barrier before the same chunk, so after the
-        // chunks before it every producer's next batch is that barrier (or its end).
-        uint64_t id = b->barrier_id;
-        for (int s = 0; s < slots; ++s) {
-          if (s == slot || ended[s]) continue;
-          BatchPtr other = t.gate->PopFrom(s);
-          if (!other) return Status::Cancelled();
-          if (other->kind == Batch::Kind::kEnd) {
-            ended[s] = true;
-            --live;
-          } else if (other->kind != Batch::Kind::kBarrier || other->barrier_id != id) {
-            return Status::RuntimeError("runtime: checkpoint barrier " + std::to_string(id) +
-                                        " is not at the same chunk in every subtask of the source");
-          }
-        }
-        SR_RETURN_IF_ERROR(PassBarrier(t, id, ""));
-      } else {
-        SR_RETURN_IF_ERROR(on_barrier(slot, b->barrier_id));
-      }
+      SR_RETURN_IF_ERROR(on_barrier(slot, b->barrier_id));
       continue;
     }
 
@@ -139,7 +97,7 @@ Status Job::Impl::RunInputLoop(Task& t) {
       }
       // The barrier being aligned no longer waits for this producer.
       if (alignment_done() && live > 0) SR_RETURN_IF_ERROR(finish_alignment());
-      if (slot_wm[slot] >= 0 && !ordered) {
+      if (slot_wm[slot] >= 0) {
         int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
         if (m > merged && live > 0) {
           merged = m;
@@ -150,8 +108,6 @@ Status Job::Impl::RunInputLoop(Task& t) {
       }
       continue;
     }
-    if (ordered && b->seq_last) ++next_seq;
-
     int input = t.slot_input[slot];
     const PlanInput& in = pn.inputs[input];
     if (!in.remap.empty()) ApplyRemap(*b, in.remap);
@@ -173,6 +129,95 @@ Status Job::Impl::RunInputLoop(Task& t) {
     SR_RETURN_IF_ERROR(t.errors->Flush());
   }
   return Status::Ok();
+}
+
+// Reads one input in chunk order (a split file source's subtasks, PlanInput::ordered): chunk k
+// comes from producer k % producers, and its last batch is marked seq_last. One batch per step,
+// so that a co-located host can run this task's input between its own pushes (block = false:
+// return kWouldBlock instead of waiting; engine/runtime.cc "Co-location").
+Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  InputGate& gate = *t.gate;
+  const int slots = gate.producers();
+  OrderedInput& in = t.ordered;
+  if (!in.started) {
+    in.started = true;
+    in.ended.assign(slots, false);
+    in.live = slots;
+  }
+  *result = StepResult::kWouldBlock;
+  if (in.live == 0) {
+    *result = StepResult::kDone;
+    return Status::Ok();
+  }
+  int slot = static_cast<int>(in.next_seq % static_cast<uint64_t>(slots));
+  if (in.ended[slot]) {
+    // The producer of the next chunk has ended: there are no more chunks. Collect the others'
+    // ends.
+    for (int s = 0; s < slots; ++s) {
+      if (in.ended[s]) continue;
+      if (!block && gate.Peek(s) == nullptr) return Status::Ok();
+      BatchPtr e = gate.PopFrom(s);
+      if (!e) return Status::Cancelled();
+      if (e->kind != Batch::Kind::kEnd) {
+        return Status::RuntimeError("runtime: chunk " + std::to_string(e->seq) +
+                                    " arrived after the end of its source");
+      }
+      in.ended[s] = true;
+      --in.live;
+    }
+    in.live = 0;
+    *result = StepResult::kDone;
+    return Status::Ok();
+  }
+  if (!block) {
+    const Batch* next = gate.Peek(slot);
+    if (next == nullptr) return Status::Ok();
+    if (next->kind == Batch::Kind::kBarrier) {
+      for (int s = 0; s < slots; ++s) {
+        if (s != slot && !in.ended[s] && gate.Peek(s) == nullptr) return Status::Ok();
+      }
+    }
+  }
+  BatchPtr b;
+  {
+    ScopedWait idle(block ? &t.metrics.idle : nullptr);
+    b = gate.PopFrom(slot);
+  }
+  if (!b) return Status::Cancelled();
+  *result = StepResult::kProgress;
+
+  if (b->kind == Batch::Kind::kBarrier) {
+    // A split source's subtasks all put the barrier before the same chunk, so after the chunks
+    // before it every producer's next batch is that barrier (or its end).
+    uint64_t id = b->barrier_id;
+    for (int s = 0; s < slots; ++s) {
+      if (s == slot || in.ended[s]) continue;
+      BatchPtr other = gate.PopFrom(s);
+      if (!other) return Status::Cancelled();
+      if (other->kind == Batch::Kind::kEnd) {
+        in.ended[s] = true;
+        --in.live;
+      } else if (other->kind != Batch::Kind::kBarrier || other->barrier_id != id) {
+        return Status::RuntimeError("runtime: checkpoint barrier " + std::to_string(id) +
+                                    " is not at the same chunk in every subtask of the source");
+      }
+    }
+    return PassBarrier(t, id, "");
+  }
+  if (b->kind == Batch::Kind::kEnd) {
+    in.ended[slot] = true;
+    --in.live;
+    return Status::Ok();
+  }
+  if (b->seq_last) ++in.next_seq;
+  const PlanInput& input = pn.inputs[0];
+  if (!input.remap.empty()) ApplyRemap(*b, input.remap);
+  NodeMetrics& m = *metrics_[t.head];
+  m.records_in.fetch_add(b->rows.size(), std::memory_order_relaxed);
+  m.watermark.store(b->watermark, std::memory_order_relaxed);
+  SR_RETURN_IF_ERROR(HeadOperator(t)->Process(std::move(b)));
+  return t.errors->Flush();
 }
 
 // Reads the producers of a bounded union merged by event time: the next record is always the

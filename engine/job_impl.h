@@ -71,6 +71,15 @@ class Job::Impl {
     Task* task_;
   };
 
+  // Where a task reading one input in chunk order is (StepOrderedInput).
+  struct OrderedInput {
+    bool started = false;
+    std::vector<bool> ended;  // per producer slot
+    int live = 0;
+    uint64_t next_seq = 0;    // the chunk to read next
+  };
+  enum class StepResult { kProgress, kWouldBlock, kDone };
+
   struct Task {
     int index = 0;     // in tasks_
     int head = -1;     // plan node
@@ -95,6 +104,12 @@ class Job::Impl {
     std::deque<RestoreContext> restore_ctx;
     uint64_t last_barrier = 0;  // the newest barrier this task passed on
     int64_t align_started_ns = 0;  // several inputs: when the first barrier came; 0: none
+    OrderedInput ordered;
+    // Co-location (PlanNode::colocated): the guest task runs on its host's thread, in turns
+    // with it (see runtime.cc). `signal` (hosts only) wakes the host.
+    Task* host = nullptr;
+    Task* guest = nullptr;
+    std::unique_ptr<ThreadSignal> signal;
   };
 
   Impl(const PipelineSpec& spec, Plan plan, RunOptions options)
@@ -137,10 +152,15 @@ class Job::Impl {
   Status RunTaskBody(Task& t);
   Status RunInputLoop(Task& t);
   Status RunTimeMergeLoop(Task& t);
+  Status StepOrderedInput(Task& t, bool block, StepResult* result);
+  // Runs task `t` and, when it hosts a guest, the guest after it, on the calling thread.
+  void RunThread(Task* t);
+  void TaskDone(Task* t, const Status& st);
   // Checkpoint barrier `id` passed task `t` (after alignment): snapshot its operators, send the
   // barrier on, ack. `position`: the source's, for source tasks.
   Status PassBarrier(Task& t, uint64_t id, std::string position);
   friend class TaskBarrierHook;
+  friend class GuestRunner;
   Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
   std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
   void Fail(const Status& st);

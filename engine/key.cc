@@ -9,12 +9,6 @@
 namespace streamrun {
 namespace {
 
-void PutU64(std::string& out, uint64_t x) {
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xFF));
-}
-void PutU32(std::string& out, uint32_t x) {
-  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xFF));
-}
 uint64_t GetU64(const char* p) {
   uint64_t x = 0;
   for (int i = 0; i < 8; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
@@ -29,37 +23,54 @@ uint32_t GetU32(const char* p) {
 }  // namespace
 
 void AppendKeyValue(std::string& out, const Value& v) {
+  // Built in a small buffer and appended once: keys are encoded once or twice per record.
+  char head[1 + 8];
+  auto put = [&head](size_t at, uint64_t x, int bytes) {
+    for (int i = 0; i < bytes; ++i) {
+      head[at + i] = static_cast<char>((x >> (8 * (bytes - 1 - i))) & 0xFF);
+    }
+  };
   Value::Kind kind = v.kind();
   if (kind == Value::Kind::kMissing) kind = Value::Kind::kNull;
   if (kind == Value::Kind::kDouble) {
     double d = v.as_double();
     if (std::trunc(d) == d && std::fabs(d) < 9.2e18) {
-      out.push_back(static_cast<char>(Value::Kind::kInt));
-      PutU64(out, static_cast<uint64_t>(static_cast<int64_t>(d)));
+      head[0] = static_cast<char>(Value::Kind::kInt);
+      put(1, static_cast<uint64_t>(static_cast<int64_t>(d)), 8);
+      out.append(head, 9);
       return;
     }
   }
-  out.push_back(static_cast<char>(kind));
+  head[0] = static_cast<char>(kind);
   switch (kind) {
     case Value::Kind::kBool:
-      out.push_back(v.as_bool() ? 1 : 0);
+      head[1] = v.as_bool() ? 1 : 0;
+      out.append(head, 2);
       break;
     case Value::Kind::kInt:
-      PutU64(out, static_cast<uint64_t>(v.as_int()));
+      put(1, static_cast<uint64_t>(v.as_int()), 8);
+      out.append(head, 9);
       break;
     case Value::Kind::kDouble: {
       uint64_t bits;
       double d = v.as_double();
       std::memcpy(&bits, &d, sizeof bits);
-      PutU64(out, bits);
+      put(1, bits, 8);
+      out.append(head, 9);
       break;
     }
     case Value::Kind::kString:
-    case Value::Kind::kJson:
-      PutU32(out, static_cast<uint32_t>(v.as_string().size()));
-      out.append(v.as_string());
+    case Value::Kind::kJson: {
+      std::string_view str = v.as_string();
+      put(1, static_cast<uint32_t>(str.size()), 4);
+      const size_t at = out.size();
+      out.resize(at + 5 + str.size());
+      std::memcpy(out.data() + at, head, 5);
+      std::memcpy(out.data() + at + 5, str.data(), str.size());
       break;
+    }
     default:
+      out.append(head, 1);
       break;
   }
 }

@@ -51,6 +51,15 @@ struct TaskMetrics {
 // Counts the time from construction to destruction as a wait of `wait` (nothing when null).
 // A reader may miss the wait's last moments while it ends (the start is cleared first), never
 // count them twice.
+// A wait that does not fit a scope: Begin, then End (both on the thread that owns `wait`).
+inline void BeginWait(WaitTime* wait) { wait->since_ns.store(SteadyNowNs(), std::memory_order_relaxed); }
+inline void EndWait(WaitTime* wait) {
+  int64_t since = wait->since_ns.exchange(0, std::memory_order_relaxed);
+  if (since > 0) {
+    wait->total_ns.fetch_add(static_cast<uint64_t>(SteadyNowNs() - since), std::memory_order_relaxed);
+  }
+}
+
 class ScopedWait {
  public:
   explicit ScopedWait(WaitTime* wait) : wait_(wait), start_(SteadyNowNs()) {

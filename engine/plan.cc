@@ -245,6 +245,20 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&
                  up.parallelism == pn.parallelism && trivial_exchange && in.remap.empty();
   }
+  // Co-location: a keyed consumer of a split file source (through chained steps) at its
+  // parallelism. The host's thread never waits on anything but queues (a split file is plain,
+  // without rate or follow), so the guest gets its turns whenever the host would wait to push.
+  for (auto& pn : plan.nodes) {
+    if (pn.role == NodeRole::kSource || pn.chained || pn.inputs.size() != 1) continue;
+    const PlanInput& in = pn.inputs[0];
+    if (!in.ordered || in.kind != EdgeKind::kKeyed || in.port != Port::kMain) continue;
+    int head = in.node;
+    while (plan.nodes[head].chained) head = plan.nodes[head].inputs[0].node;
+    // One guest per host: the stream must feed nobody else.
+    pn.colocated = plan.nodes[head].role == NodeRole::kSource &&
+                   plan.nodes[in.node].parallelism == pn.parallelism &&
+                   plan.nodes[in.node].main_consumers.size() == 1;
+  }
   // Order-sensitive nodes: a stateful step, or a node upstream of one. Only those need their
   // inputs merged by event time; a sink's output and a stateless step's are the same multiset
   // in any order (DESIGN.md: sinks are compared as multisets), so they read as batches come.
@@ -262,6 +276,7 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
   };
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
     PlanNode& pn = plan.nodes[k];
+    pn.needs_watermarks = order_sensitive(k);
     if (pn.role == NodeRole::kSource || pn.chained || !pn.bounded) continue;
     if (pn.inputs.size() == 1 && pn.inputs[0].ordered) continue;
     if (!order_sensitive(k)) continue;

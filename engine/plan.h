@@ -17,6 +17,9 @@
 //   producers are taken smallest event time first (ties: the earlier input), so a union of files
 //   gives the same result on every run. Sinks and stateless steps feeding only sinks take
 //   batches as they come: their output is the same multiset in any order.
+// - A keyed step that reads a split file source in chunk order at the source's parallelism runs
+//   co-located: subtask i on the thread of source subtask i, whenever the source would wait to
+//   push (so there are no more threads than cores, and half the rows stay on their core).
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
 //   subtasks in sequence (NodeConfig::split_in_sequence: a file) through chained stateless
 //   steps: consumers then see the records in file order. A Kafka source's subtasks read
@@ -62,7 +65,15 @@ struct PlanNode {
   Layout late_layout;    // the .late stream (windows): equals in_layout
   Layout errors_layout;  // the .errors stream (sources)
   bool chained = false;  // runs on the thread of inputs[0].node
+  // Runs each subtask on the thread of the same subtask of its upstream (a split file source and
+  // the steps chained to it), taking turns with it: a keyed step reading in chunk order at the
+  // source's parallelism. See engine/runtime.cc "Co-location".
+  bool colocated = false;
   bool bounded = false;  // every source upstream ends by itself
+  // It or a node downstream of it reads event time (a stateful step): producers must tell it of
+  // every new watermark. Nodes that do not (sinks, and stateless steps feeding only sinks) get
+  // no batches that carry nothing but a watermark.
+  bool needs_watermarks = false;
   // Reads its inputs merged by event time (a union or gather of bounded inputs at or upstream
   // of a stateful step, so that the result does not depend on thread timing).
   bool time_merge = false;

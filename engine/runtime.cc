@@ -33,6 +33,10 @@ namespace {
 // chunk's worth meanwhile, or the source subtasks run in lock-step (measured: 4 batches made
 // parallelism 2 no faster than 1 on two cores).
 constexpr size_t kQueueBatches = 16;
+// A co-located guest's queues: its host runs it as soon as it can, so its input needs less room
+// to absorb the hosts' drift; less in flight also stays in the cores' caches (measured: 8 and 4
+// alike, ~6 % faster than 16 with eager turns).
+constexpr size_t kGuestQueueBatches = 8;
 
 // Counts the rows a node emits on its main output and, inside a chain, the rows and the
 // watermark the next node receives (engine/metrics.h).
@@ -72,6 +76,64 @@ class TaskBarrierHook : public BarrierHook {
  private:
   Job::Impl* job_;
   Job::Impl::Task* task_;
+};
+
+// Co-location. A keyed step that reads a split file source in chunk order at the source's
+// parallelism (PlanNode::colocated) gets no thread of its own: its subtask i (the guest) runs on
+// the thread of source subtask i (the host). The host runs its chain; after each push to the
+// guests' queues it lets its guest take every batch it can (the next ones in chunk order that
+// are there), and when a push would wait (a full queue) or the source waits for another
+// subtask's chunk (FileShared::WaitFor), it runs its guest instead. Only when neither can go on
+// does the thread sleep, until a queue either of them waits for changes (ThreadSignal). Once the
+// host has ended, the guest runs to its own end on the same thread.
+//
+// Compared with a thread per subtask this saves the context switches of four busy threads on
+// two cores, and the rows a source subtask routes to its own guest are read on the core that
+// made them, mostly while they are still in its cache.
+//
+// Why it cannot deadlock: the guest, run from the host, never waits for its input (it takes a
+// batch only when the next one in chunk order is there), so the host's waits are the ones it
+// had on a thread of its own. The guest's own pushes downstream wait as before; its consumers
+// do not depend on the host except through the guests. A guest waiting for the next chunk of
+// another source subtask is what it did on its own thread too: that subtask's thread either
+// pushes it or runs its own guest, which frees the queue the first host waits on.
+class GuestRunner : public CooperativeHost {
+ public:
+  GuestRunner(Job::Impl* job, Job::Impl::Task* host, Job::Impl::Task* guest)
+      : job_(job), host_(host), guest_(guest) {}
+
+  // Time on the thread, for `status`: while the host runs its own chain the guest is idle;
+  // while the guest runs (or the thread waits) the host is backpressured: its consumer is what
+  // holds it up.
+  void Start() { BeginWait(&guest_->metrics.idle); }
+  void Stop() { EndWait(&guest_->metrics.idle); }
+
+  Status StepGuest(bool* progressed) override {
+    EndWait(&guest_->metrics.idle);
+    BeginWait(&host_->metrics.backpressured);
+    // The guest's own pushes are plain ones, and its waits on them are its own backpressure.
+    tls_host = nullptr;
+    WaitTime* backpressure = tls_backpressure;
+    tls_backpressure = &guest_->metrics.backpressured;
+    Job::Impl::StepResult r = Job::Impl::StepResult::kWouldBlock;
+    Status st = job_->StepOrderedInput(*guest_, /*block=*/false, &r);
+    tls_backpressure = backpressure;
+    tls_host = this;
+    EndWait(&host_->metrics.backpressured);
+    BeginWait(&guest_->metrics.idle);
+    *progressed = r == Job::Impl::StepResult::kProgress;
+    return st;
+  }
+  ThreadSignal& signal() override { return *host_->signal; }
+  void Wait(uint64_t seen) override {
+    ScopedWait backpressured(&host_->metrics.backpressured);
+    host_->signal->WaitChanged(seen);
+  }
+
+ private:
+  Job::Impl* job_;
+  Job::Impl::Task* host_;
+  Job::Impl::Task* guest_;
 };
 
 Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
@@ -183,6 +245,8 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
           r.my_slot = slot_base + subtask;
           break;
       }
+      r.cooperative = cn.colocated && in.kind == EdgeKind::kKeyed && port == Port::kMain;
+      r.rows_only = !cn.needs_watermarks && !in.ordered;
       ordered = ordered || in.ordered;
       routes.push_back(std::move(r));
     }
@@ -288,7 +352,29 @@ Status Job::Impl::Build() {
       for (int k = 0; k < n; ++k) t.slot_input.push_back(static_cast<int>(i));
       slots += n;
     }
-    t.gate = std::make_unique<InputGate>(slots, kQueueBatches);
+    t.gate = std::make_unique<InputGate>(slots, pn.colocated ? kGuestQueueBatches : kQueueBatches);
+  }
+
+  // Co-location: each guest's host, and the signals that wake the host (see GuestRunner).
+  for (size_t n = 0; n < plan_.nodes.size(); ++n) {
+    const PlanNode& pn = plan_.nodes[n];
+    if (!pn.colocated) continue;
+    const int up = pn.inputs[0].node;
+    for (int s = 0; s < pn.parallelism; ++s) {
+      Task* guest = node_tasks_[n][s];
+      Task* host = node_tasks_[up][s];
+      if (host->guest != nullptr || plan_.nodes[host->head].role != NodeRole::kSource) {
+        return Status::RuntimeError("plan: cannot co-locate " + pn.spec->name);
+      }
+      host->guest = guest;
+      guest->host = host;
+      host->signal = std::make_unique<ThreadSignal>();
+      // The host waits for its guest's input and for room in every guest's queue from it.
+      guest->gate->SetConsumerSignal(host->signal.get());
+      for (Task* g : node_tasks_[n]) {
+        g->gate->SetProducerSignal(g->input_slot_base[0] + s, host->signal.get());
+      }
+    }
   }
 
   // Operators, contexts and emitters.
@@ -475,6 +561,42 @@ Status Job::Impl::RunTaskBody(Task& t) {
   return Status::Ok();
 }
 
+void Job::Impl::RunThread(Task* t) {
+  t->metrics.started_ns.store(SteadyNowNs());
+  tls_backpressure = &t->metrics.backpressured;
+  Task* guest = t->guest;
+  std::unique_ptr<GuestRunner> runner;
+  if (guest != nullptr) {
+    guest->metrics.started_ns.store(SteadyNowNs());
+    runner = std::make_unique<GuestRunner>(this, t, guest);
+    runner->Start();
+    tls_host = runner.get();
+  }
+  Status st = RunTask(*t);
+  tls_host = nullptr;
+  if (runner) runner->Stop();
+  TaskDone(t, st);
+  if (guest == nullptr) return;
+  // The host has ended (its End is in every guest's queue): the guest reads on to its own end.
+  Status guest_st = Status::Cancelled();
+  if (st.ok()) {
+    tls_backpressure = &guest->metrics.backpressured;
+    guest_st = RunTask(*guest);
+  } else if (coordinator_) {
+    coordinator_->TaskFailed(guest->index);
+  }
+  TaskDone(guest, guest_st);
+}
+
+void Job::Impl::TaskDone(Task* t, const Status& st) {
+  if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
+  if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();
+  std::lock_guard<std::mutex> lock(mu_);
+  t->status = st;
+  --running_;
+  done_cv_.notify_all();
+}
+
 Status Job::Impl::Run() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -483,17 +605,7 @@ Status Job::Impl::Run() {
   if (coordinator_) coordinator_->Start();
   for (auto& tp : tasks_) {
     Task* t = tp.get();
-    t->thread = std::thread([this, t] {
-      t->metrics.started_ns.store(SteadyNowNs());
-      tls_backpressure = &t->metrics.backpressured;
-      Status st = RunTask(*t);
-      if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
-      if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();
-      std::lock_guard<std::mutex> lock(mu_);
-      t->status = st;
-      --running_;
-      done_cv_.notify_all();
-    });
+    if (t->host == nullptr) t->thread = std::thread([this, t] { RunThread(t); });
   }
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -506,7 +618,9 @@ Status Job::Impl::Run() {
       }
     }
   }
-  for (auto& t : tasks_) t->thread.join();
+  for (auto& t : tasks_) {
+    if (t->thread.joinable()) t->thread.join();
+  }
   if (coordinator_) coordinator_->Stop();
   std::lock_guard<std::mutex> lock(mu_);
   if (!first_error_.ok()) return first_error_;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <vector>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #include <rapidjson/document.h>
 
+#include "engine/exchange.h"
 #include "operators/factories.h"
 
 namespace streamrun {
@@ -31,8 +34,10 @@ class FileShared {
     }
     return size_;
   }
-  // Waits until chunks 0..k-1 have published; `*prev` gets their max event time.
+  // Waits until chunks 0..k-1 have published; `*prev` gets their max event time. A subtask
+  // hosting a co-located consumer (engine/exchange.h CooperativeHost) runs it meanwhile.
   Status WaitFor(uint64_t k, const std::atomic<bool>* cancelled, int64_t* prev) {
+    CooperativeHost* host = tls_host;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       if (closed_) return Status::Cancelled("another subtask of the source stopped");
@@ -41,7 +46,21 @@ class FileShared {
         return Status::Ok();
       }
       if (cancelled != nullptr && cancelled->load()) return Status::Cancelled();
-      cv_.wait_for(lock, std::chrono::milliseconds(50));
+      if (host == nullptr) {
+        cv_.wait_for(lock, std::chrono::milliseconds(50));
+        continue;
+      }
+      ThreadSignal* signal = &host->signal();
+      if (std::find(signals_.begin(), signals_.end(), signal) == signals_.end()) {
+        signals_.push_back(signal);
+      }
+      const uint64_t seen = signal->generation();
+      lock.unlock();
+      bool progressed = false;
+      Status st = host->StepGuest(&progressed);
+      if (!st.ok()) return st;
+      if (!progressed) host->Wait(seen);  // Publish and Close notify the signal
+      lock.lock();
     }
   }
   void Publish(uint64_t k, int64_t max_ts) {
@@ -49,6 +68,7 @@ class FileShared {
     next_ = k + 1;
     max_ts_ = max_ts;
     cv_.notify_all();
+    for (ThreadSignal* s : signals_) s->Notify();
   }
   // Resuming at chunk `first` (a checkpoint's position): chunks before it count as published,
   // with the running maximum event time `max_ts`.
@@ -88,6 +108,7 @@ class FileShared {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
     cv_.notify_all();
+    for (ThreadSignal* s : signals_) s->Notify();
   }
 
  private:
@@ -99,6 +120,7 @@ class FileShared {
   int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
   bool closed_ = false;
   bool started_ = false;
+  std::vector<ThreadSignal*> signals_;  // of co-located hosts that waited here
   uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started
   uint64_t barrier_id_ = 0;       // the newest barrier, to be sent before barrier_chunk_
   uint64_t barrier_chunk_ = 0;
@@ -215,8 +237,26 @@ class FileSource : public SourceOperator {
       shared.StartAt(base, at.max_ts);
     }
     // Rows point into the chunk buffer (RecordMaker::SetLineOwner), so a buffer is reused only
-    // when no batch holds it any more; otherwise the next chunk gets a new one.
-    std::shared_ptr<std::string> owner = std::make_shared<std::string>();
+    // when no batch holds it any more. While batches wait in queues (parallelism > 1) several
+    // chunks are in flight: buffers come from a small pool, so that a new chunk seldom needs
+    // a new buffer (allocating, zeroing and faulting in 256 KiB each time).
+    constexpr size_t kPooledBuffers = 16;
+    std::vector<std::shared_ptr<std::string>> pool;
+    auto free_buffer = [&pool]() {
+      for (auto& b : pool) {
+        if (b.use_count() == 1) {
+          // Every batch that read it has let it go (their release happens before this).
+          std::atomic_thread_fence(std::memory_order_acquire);
+          return b;
+        }
+      }
+      if (pool.size() < kPooledBuffers) {
+        pool.push_back(std::make_shared<std::string>());
+        return pool.back();
+      }
+      return std::make_shared<std::string>();  // all in flight: one for this chunk only
+    };
+    std::shared_ptr<std::string> owner;
     std::vector<BatchPtr> batches;
     uint64_t last_barrier = 0;
     // Chunk k is read by subtask (k - base) % p and carries seq k - base.
@@ -243,7 +283,8 @@ class FileSource : public SourceOperator {
         if (stop) return Status::Ok();
       }
       maker.SetLineOwner(nullptr);
-      if (owner.use_count() > 1) owner = std::make_shared<std::string>();
+      owner.reset();
+      owner = free_buffer();
       std::string& buf = *owner;
       maker.SetLineOwner(owner);
       // While parsing, a generator with delay -1 makes row.wm and batch.watermark hold the

@@ -88,4 +88,57 @@ TEST_CASE("channel: PopFromUnlessStalled gives up while another producer's queue
   CHECK_FALSE(stalled);
 }
 
+TEST_CASE("channel: TryPush never blocks and leaves the batch with the caller when full") {
+  InputGate gate(2, 1);
+  BatchPtr a = BatchWithSeq(1);
+  CHECK(gate.TryPush(0, a) == InputGate::TryPushResult::kPushed);
+  CHECK(a == nullptr);
+  BatchPtr b = BatchWithSeq(2);
+  CHECK(gate.TryPush(0, b) == InputGate::TryPushResult::kFull);
+  REQUIRE(b != nullptr);
+  CHECK(b->seq == 2);
+  // Peek shows the next batch without taking it.
+  REQUIRE(gate.Peek(0) != nullptr);
+  CHECK(gate.Peek(0)->seq == 1);
+  CHECK(gate.Peek(1) == nullptr);
+  CHECK(gate.PopFrom(0)->seq == 1);
+  CHECK(gate.Peek(0) == nullptr);
+  CHECK(gate.TryPush(0, b) == InputGate::TryPushResult::kPushed);
+  gate.Cancel();
+  BatchPtr c = BatchWithSeq(3);
+  CHECK(gate.TryPush(1, c) == InputGate::TryPushResult::kCancelled);
+  CHECK(gate.Peek(0) == nullptr);
+}
+
+TEST_CASE("channel: signals tell a co-located host of queued batches, taken batches and cancel") {
+  InputGate gate(2, 4);
+  ThreadSignal consumer, producer1;
+  gate.SetConsumerSignal(&consumer);
+  gate.SetProducerSignal(1, &producer1);
+  uint64_t c0 = consumer.generation(), p0 = producer1.generation();
+  REQUIRE(gate.Push(0, BatchWithSeq(1)));
+  CHECK(consumer.generation() != c0);
+  CHECK(producer1.generation() == p0);
+  gate.PopFrom(0);  // producer 0's batch: producer 1 is not told
+  CHECK(producer1.generation() == p0);
+  BatchPtr b = BatchWithSeq(2);
+  REQUIRE(gate.TryPush(1, b) == InputGate::TryPushResult::kPushed);
+  int from = -1;
+  gate.PopAny(&from);
+  CHECK(from == 1);
+  CHECK(producer1.generation() != p0);
+  // A waiter wakes on the next notification, not after its timeout.
+  uint64_t seen = producer1.generation();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gate.Cancel();
+  });
+  auto start = std::chrono::steady_clock::now();
+  producer1.WaitChanged(seen, /*timeout_ms=*/10000);
+  auto waited = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  CHECK(producer1.generation() != seen);
+  CHECK(waited < std::chrono::seconds(5));
+}
+
 }  // namespace streamrun

@@ -132,6 +132,49 @@ TEST_CASE("plan: sinks, and stateless steps feeding only sinks, take batches as 
   CHECK(Node(*plan, "both").time_merge);
 }
 
+TEST_CASE("plan: a keyed step reading a split file at its parallelism runs on the source's threads") {
+  auto spec = LoadPipelineFromString(R"(
+name: p
+sources:
+  clicks: {type: file, path: clicks.jsonl, event_time: ts}
+  shared: {type: file, path: shared.jsonl, event_time: ts}
+steps:
+  clean: {type: filter, from: clicks, where: 'userId != null'}
+  counts: {type: window, from: clean, key_by: [userId], window: {type: tumbling, size: 1m}, aggregate: {n: count()}}
+  a: {type: window, from: shared, key_by: [userId], window: {type: tumbling, size: 1m}, aggregate: {n: count()}}
+  b: {type: window, from: shared, key_by: [page], window: {type: tumbling, size: 1m}, aggregate: {n: count()}}
+sinks:
+  out: {type: file, from: counts, path: out.jsonl}
+  out_a: {type: file, from: a, path: a.jsonl}
+  out_b: {type: file, from: b, path: b.jsonl}
+)", "/tmp/p.yaml", LoadOptions());
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  auto plan = BuildPlan(*spec, 2);
+  REQUIRE(plan.ok());
+  CHECK(Node(*plan, "clean").chained);
+  CHECK(Node(*plan, "counts").colocated);
+  // A source feeding two keyed steps hosts neither: one guest per thread.
+  CHECK_FALSE(Node(*plan, "a").colocated);
+  CHECK_FALSE(Node(*plan, "b").colocated);
+  // Nothing to take turns with at parallelism 1 (all chained).
+  auto p1 = BuildPlan(*spec, 1);
+  REQUIRE(p1.ok());
+  CHECK_FALSE(Node(*p1, "counts").colocated);
+  CHECK(Node(*p1, "counts").chained);
+}
+
+TEST_CASE("plan: only nodes at or upstream of an event-time step are told of bare watermarks") {
+  PipelineSpec spec = Load();
+  auto plan = BuildPlan(spec, 2);
+  REQUIRE(plan.ok());
+  CHECK(Node(*plan, "clicks").needs_watermarks);
+  CHECK(Node(*plan, "clean").needs_watermarks);
+  CHECK(Node(*plan, "counts").needs_watermarks);
+  CHECK_FALSE(Node(*plan, "out").needs_watermarks);
+  CHECK_FALSE(Node(*plan, "late").needs_watermarks);
+  CHECK_FALSE(Node(*plan, "bad").needs_watermarks);
+}
+
 TEST_CASE("plan: parallelism above max_parallelism is an error") {
   PipelineSpec spec = Load();
   auto plan = BuildPlan(spec, 129);
