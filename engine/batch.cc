@@ -82,7 +82,8 @@ Value CopyValue(Arena& arena, const Value& v) {
 size_t Batch::AddRow(const Row& proto) {
   Row row = proto;
   row.slot = static_cast<uint32_t>(slots.size());
-  slots.resize(slots.size() + width);
+  // Element by element: a row has few slots, and resize() is an out-of-line call per row.
+  for (uint32_t i = 0; i < width; ++i) slots.emplace_back();
   rows.push_back(row);
   return rows.size() - 1;
 }
