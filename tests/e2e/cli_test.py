@@ -251,6 +251,30 @@ sinks:
   out: { type: file, from: src, path: out.jsonl }
 """, prepare=lambda: self.write_jsonl("d.jsonl", self.DATA))
 
+    def test_sigint_while_a_kafka_sink_cannot_reach_its_brokers(self):
+        # The sink's producer waits for brokers that never answer (librdkafka's timeouts run to
+        # a minute): `run` gives the job 5 s after the interrupt, then exits 130 anyway.
+        path = self.write("p.yaml", """name: ks
+sources:
+  gen: { type: generator, profile: clickstream, rate: 100 }
+sinks:
+  out: { type: kafka, from: gen, brokers: "127.0.0.1:1", topic: t }
+""")
+        proc = subprocess.Popen([harness.binary(), "run", path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            rc = proc.wait(timeout=20)
+            self.assertLess(time.monotonic() - start, 8)
+            self.assertEqual(rc, 130, proc.stderr.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+
     def progress_pipeline(self):
         self.write("big.jsonl", "".join('{"ts":%d,"u":"x"}\n' % i for i in range(3000)))
         return self.write("p.yaml", """name: pr
