@@ -217,11 +217,21 @@ class CurrentJob {
     std::lock_guard<std::mutex> lock(mu_);
     return stop_requested_;
   }
+  // Why no job runs: "starting" until the first one runs, "restarting" after a failure.
+  void SetPhase(std::string phase) {
+    std::lock_guard<std::mutex> lock(mu_);
+    phase_ = std::move(phase);
+  }
+  std::string phase() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return phase_;
+  }
 
  private:
   std::mutex mu_;
   std::shared_ptr<Job> job_;
   bool stop_requested_ = false;
+  std::string phase_ = "starting";
 };
 
 std::string JsonError(const std::string& message) {
@@ -272,7 +282,7 @@ std::string AnswerControl(CurrentJob* current, const std::string& state_dir,
     target = doc["target"].GetString();
   }
   if (command == "status") {
-    std::string answer = JsonError("no job is running (restarting)");
+    std::string answer = JsonError("no job is running (" + current->phase() + ")");
     current->With([&](Job* job) { answer = job->StatusJson(); });
     return answer;
   }
@@ -280,7 +290,7 @@ std::string AnswerControl(CurrentJob* current, const std::string& state_dir,
     // Savepoint blocks until complete; the job keeps running meanwhile. The lock is not held
     // while waiting (the job may end, or restart).
     std::shared_ptr<Job> job = current->Get();
-    if (job == nullptr) return JsonError("no job is running (restarting)");
+    if (job == nullptr) return JsonError("no job is running (" + current->phase() + ")");
     auto path = job->Savepoint(target);
     if (!path.ok()) return JsonError("savepoint failed: " + path.status().message());
     spdlog::info("savepoint taken: {}", *path);
@@ -405,7 +415,11 @@ int RunPipeline(const RunOptionsCli& opts) {
     st = job->Run();
     if (progress) progress->Stop();
     current.Set(nullptr);
-    if (st.ok() || st.code() == Status::Code::kCancelled || current.stop_requested()) break;
+    if (st.ok() || st.code() == Status::Code::kCancelled || current.stop_requested()) {
+      current.SetPhase("stopping");
+      break;
+    }
+    current.SetPhase("restarting");
     // An operator failed. fixed_delay: go again from the newest checkpoint.
     const RestartSpec& restart = spec->restart;
     if (!restart.fixed_delay || attempt >= restart.attempts) {

@@ -264,6 +264,10 @@ sinks:
                                 stderr=subprocess.PIPE)
         try:
             time.sleep(1.0)
+            # Still opening its sink: `status` says so (it said "restarting").
+            st = harness.run(["status", path], timeout=10)
+            self.assertEqual(st.returncode, 1, st.stdout)
+            self.assertIn("no job is running (starting)", st.stderr.decode())
             proc.send_signal(signal.SIGINT)
             start = time.monotonic()
             rc = proc.wait(timeout=20)
