@@ -19,7 +19,10 @@
 
 Data is generated into bench/data/ (deterministic seeds) and reused when present. Each figure is
 the median of several runs (min and max reported too), printed with the machine and the commit,
-and written to bench/results.json. `--quick` uses smaller inputs (and more runs).
+and written to bench/results.json. `--quick` uses smaller inputs (and more runs). In a and b the
+figures compared run in rounds (baseline, p1, p2, then again), and a ratio is the median of the
+ratios within each round: the machine is shared, and its speed drifts by tens of percent over a
+minute, which separate series of runs would read as a difference between them.
 """
 import argparse
 import datetime
@@ -202,38 +205,53 @@ class Runner:
         self.runs = runs
         self.tmp = tempfile.mkdtemp(prefix="streamrun-bench-")
 
-    def streamrun_rate(self, pipeline, data, lines, parallelism, runs=None, rss=False):
+    def streamrun_once(self, pipeline, data, lines, parallelism, rss=False):
+        """One run: (events/s, events per CPU-second, peak RSS MB or None)."""
         out = os.path.join(self.tmp, "out.jsonl")
+        state = os.path.join(self.tmp, "state")
+        env = dict(os.environ, BENCH_INPUT=data, BENCH_OUTPUT=out, BENCH_STATE=state)
+        secs, peak = timed([self.streamrun, "run", os.path.join(BENCH, pipeline),
+                            "--parallelism", str(parallelism)], env=env, rss=rss)
+        shutil.rmtree(state, ignore_errors=True)
+        if os.path.exists(out):
+            os.remove(out)
+        return lines / secs, lines / CPU_SECONDS[-1], peak
+
+    def streamrun_rate(self, pipeline, data, lines, parallelism, runs=None, rss=False):
         rates, peaks, cpu = [], [], []
-        for i in range(runs or self.runs):
-            state = os.path.join(self.tmp, "state-%d" % i)
-            env = dict(os.environ, BENCH_INPUT=data, BENCH_OUTPUT=out, BENCH_STATE=state)
-            secs, peak = timed([self.streamrun, "run", os.path.join(BENCH, pipeline),
-                                "--parallelism", str(parallelism)], env=env, rss=rss)
-            rates.append(lines / secs)
-            cpu.append(lines / CPU_SECONDS[-1])
+        for _ in range(runs or self.runs):
+            rate, cpu_rate, peak = self.streamrun_once(pipeline, data, lines, parallelism, rss)
+            rates.append(rate)
+            cpu.append(cpu_rate)
             if peak is not None:
                 peaks.append(peak)
-            shutil.rmtree(state, ignore_errors=True)
-            if os.path.exists(out):
-                os.remove(out)
         return summary(rates, cpu), (summary(peaks) if rss else None)
 
-    def baseline_rate(self, data, lines):
-        rates, cpu = [], []
-        for _ in range(self.runs):
-            secs, _ = timed([self.baseline, data])
-            rates.append(lines / secs)
-            cpu.append(lines / CPU_SECONDS[-1])
-        return summary(rates, cpu)
+    def baseline_once(self, data, lines):
+        secs, _ = timed([self.baseline, data])
+        return lines / secs, lines / CPU_SECONDS[-1], None
 
-    def jq_rate(self, data, lines):
-        rates, cpu = [], []
-        for _ in range(3):
-            secs, _ = timed(["jq", "-c", 'select(.action == "purchase")', data])
-            rates.append(lines / secs)
-            cpu.append(lines / CPU_SECONDS[-1])
-        return summary(rates, cpu)
+    def jq_once(self, data, lines):
+        secs, _ = timed(["jq", "-c", 'select(.action == "purchase")', data])
+        return lines / secs, lines / CPU_SECONDS[-1], None
+
+    def rounds(self, measures, runs=None):
+        """Runs every measure (name -> function returning (rate, cpu rate, peak)) once per
+        round, in turn, so that the machine's drift hits all of them alike. Returns, per name,
+        its summary, and, per round, the rates (for ratios within a round)."""
+        rates = {name: [] for name in measures}
+        cpu = {name: [] for name in measures}
+        for _ in range(runs or self.runs):
+            for name, measure in measures.items():
+                rate, cpu_rate, _ = measure()
+                rates[name].append(rate)
+                cpu[name].append(cpu_rate)
+        return {name: summary(rates[name], cpu[name]) for name in measures}, rates
+
+
+def paired_ratio(rates, num, den):
+    """The median over rounds of rate[num] / rate[den] within each round."""
+    return statistics.median(a / b for a, b in zip(rates[num], rates[den]))
 
     def kafka_rates(self, data, lines):
         """(kcat, streamrun) rates of reading `lines` records from a mock cluster's topic."""
@@ -564,16 +582,19 @@ def main():
         warm(data)
         if "a" in args.only:
             log("\n[a] throughput: filter + 1-minute tumbling count per user, %d lines" % lines)
-            base = r.baseline_rate(data, lines)
+            sums, per_round = r.rounds({
+                "base": lambda: r.baseline_once(data, lines),
+                "p1": lambda: r.streamrun_once("window_count.yaml", data, lines, 1),
+                "p2": lambda: r.streamrun_once("window_count.yaml", data, lines, 2)})
+            base, p1, p2 = sums["base"], sums["p1"], sums["p2"]
             log("  rapidjson DOM baseline: " + fmt_rate(base))
-            p1, _ = r.streamrun_rate("window_count.yaml", data, lines, 1)
             log("  streamrun p1:           " + fmt_rate(p1))
-            p2, _ = r.streamrun_rate("window_count.yaml", data, lines, 2)
             log("  streamrun p2:           " + fmt_rate(p2))
             results["window_throughput"] = {"baseline_rapidjson": base, "p1": p1, "p2": p2,
                                             "unit": "events/s"}
-            rows.append(("window p1 vs RapidJSON DOM", p1["median"] / base["median"], "> 1.0x"))
-            rows.append(("window p2 vs p1", p2["median"] / p1["median"], ">= 1.6x"))
+            rows.append(("window p1 vs RapidJSON DOM", paired_ratio(per_round, "p1", "base"),
+                         "> 1.0x"))
+            rows.append(("window p2 vs p1", paired_ratio(per_round, "p2", "p1"), ">= 1.6x"))
             results["window_throughput"]["p1_vs_baseline"] = rows[-2][1]
             results["window_throughput"]["p2_vs_p1"] = rows[-1][1]
         if "b" in args.only:
@@ -582,17 +603,19 @@ def main():
             log("\n[b] stateless filter (action == \"purchase\") vs jq, %d lines (jq: %d-line "
                 "prefix)" % (lines, jq_lines))
             r.check_filter_matches_jq(prefix)
-            jq = r.jq_rate(prefix, jq_lines)
+            sums, per_round = r.rounds({
+                "jq": lambda: r.jq_once(prefix, jq_lines),
+                "p1": lambda: r.streamrun_once("filter.yaml", data, lines, 1),
+                "p2": lambda: r.streamrun_once("filter.yaml", data, lines, 2)})
+            jq, f1, f2 = sums["jq"], sums["p1"], sums["p2"]
             log("  jq:           " + fmt_rate(jq))
-            f1, _ = r.streamrun_rate("filter.yaml", data, lines, 1)
             log("  streamrun p1: " + fmt_rate(f1))
-            f2, _ = r.streamrun_rate("filter.yaml", data, lines, 2)
             log("  streamrun p2: " + fmt_rate(f2))
             results["filter_vs_jq"] = {"jq": jq, "p1": f1, "p2": f2, "unit": "events/s",
-                                       "p1_vs_jq": f1["median"] / jq["median"],
-                                       "p2_vs_jq": f2["median"] / jq["median"]}
-            rows.append(("filter p1 vs jq", f1["median"] / jq["median"], ">= 20x"))
-            rows.append(("filter p2 vs jq", f2["median"] / jq["median"], ">= 20x"))
+                                       "p1_vs_jq": paired_ratio(per_round, "p1", "jq"),
+                                       "p2_vs_jq": paired_ratio(per_round, "p2", "jq")}
+            rows.append(("filter p1 vs jq", results["filter_vs_jq"]["p1_vs_jq"], ">= 20x"))
+            rows.append(("filter p2 vs jq", results["filter_vs_jq"]["p2_vs_jq"], ">= 20x"))
         if "c" in args.only:
             big = ensure_big(data, big_gib)
             size = os.path.getsize(big)
