@@ -90,6 +90,8 @@ class OutputEmitter : public Emitter {
  private:
   Status Push(Route& r, size_t target, BatchPtr b);
   Status PushCooperatively(Route& r, size_t target, BatchPtr b, CooperativeHost* host);
+  // Sends a keyed route's pending rows (batches not full yet).
+  Status FlushPending(Route& r);
   Status Send(Route& r, BatchPtr batch);
 
   std::vector<Route> routes_;
