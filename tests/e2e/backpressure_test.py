@@ -94,7 +94,10 @@ class BackpressureTest(harness.TempDirTest):
         self.assertEqual(lines, expected_lines)
         self.assertLess(slow_lines, expected_lines // 2, "the slow phase read most of the output")
         self.assertGreaterEqual(len(samples), 10)
-        self.assertLess(max(samples), RSS_LIMIT_KB, "RSS samples (kB): %s" % samples)
+        if not os.environ.get("STREAMRUN_SANITIZED"):
+            # Under AddressSanitizer (make asan) the resident set starts at ~165 MB (shadow
+            # memory, the allocator's quarantine): only the flatness below means anything there.
+            self.assertLess(max(samples), RSS_LIMIT_KB, "RSS samples (kB): %s" % samples)
         # Flat, not growing steadily: the second half of the slow phase stays within 20 MB of
         # the first half's peak.
         half = len(samples) // 2
