@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 
 #include <rapidjson/document.h>
@@ -25,6 +26,8 @@ namespace {
 // chunk order. Thread safety: every member is guarded by mu.
 class FileShared {
  public:
+  explicit FileShared(int parallelism) : parallelism_(static_cast<size_t>(std::max(1, parallelism))) {}
+
   // The file size every subtask uses: the first caller's.
   uint64_t AgreeOnSize(uint64_t size) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -83,15 +86,21 @@ class FileShared {
 
   // Checkpoint barriers and drains of a split file must fall between the same two chunks in
   // every subtask: the consumer reads the chunks in order. Called by a subtask before it starts
-  // chunk k; the first subtask to see a new request fixes its chunk: the first one no subtask
-  // has started. Returns the barrier id to send before chunk k (0: none) and sets *stop when
-  // the subtask must end its input before chunk k (drain).
-  uint64_t BeforeChunk(uint64_t k, uint64_t requested, uint64_t last_sent, bool drain,
-                       bool* stop, uint64_t* barrier_chunk) {
+  // chunk k. A new request (an id above every barrier fixed so far) is fixed at the first chunk
+  // no subtask has started. Every subtask then sends every fixed barrier it has not sent, in
+  // order, before its first chunk at or after the barrier's: a subtask that was slower to reach
+  // its next chunk than two requests were to come sends both there, where the others sent one
+  // each (skipping the older one would put different barriers at the same place, which the
+  // consumer rejects). Appends to *send the (id, chunk) of the barriers to send before chunk k,
+  // and sets *stop when the subtask must end its input before chunk k (drain).
+  void BeforeChunk(int subtask, uint64_t k, uint64_t requested, uint64_t last_sent, bool drain,
+                   bool* stop, std::vector<std::pair<uint64_t, uint64_t>>* send) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (requested > barrier_id_) {
-      barrier_id_ = requested;
-      barrier_chunk_ = std::max(k, next_start_);
+    if (static_cast<size_t>(subtask) >= at_.size()) at_.resize(subtask + 1, 0);
+    at_[subtask] = k;
+    const uint64_t newest = barriers_.empty() ? 0 : barriers_.back().first;
+    if (requested > newest && requested > dropped_) {
+      barriers_.emplace_back(requested, std::max(k, next_start_));
     }
     if (drain && !draining_) {
       draining_ = true;
@@ -99,10 +108,17 @@ class FileShared {
     }
     *stop = draining_ && k >= stop_chunk_;
     if (!*stop) next_start_ = std::max(next_start_, k + 1);
-    *barrier_chunk = barrier_chunk_;
-    return barrier_id_ > last_sent && k >= barrier_chunk_ ? barrier_id_ : 0;
+    for (const auto& [id, chunk] : barriers_) {
+      if (id > last_sent && k >= chunk) send->emplace_back(id, chunk);
+    }
+    // A barrier every subtask has passed (its chunks from now on are all later) is done.
+    // Subtasks that have not come here yet are at 0.
+    uint64_t slowest = at_.size() < parallelism_ ? 0 : *std::min_element(at_.begin(), at_.end());
+    while (!barriers_.empty() && barriers_.front().second < slowest) {
+      dropped_ = barriers_.front().first;
+      barriers_.pop_front();
+    }
   }
-
   // A subtask failed or was cancelled: nobody may wait for it.
   void Close() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -122,10 +138,12 @@ class FileShared {
   bool started_ = false;
   std::vector<ThreadSignal*> signals_;  // of co-located hosts that waited here
   uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started
-  uint64_t barrier_id_ = 0;       // the newest barrier, to be sent before barrier_chunk_
-  uint64_t barrier_chunk_ = 0;
   bool draining_ = false;
   uint64_t stop_chunk_ = 0;
+  size_t parallelism_ = 1;
+  std::deque<std::pair<uint64_t, uint64_t>> barriers_;  // (id, chunk), fixed, oldest first
+  uint64_t dropped_ = 0;          // the newest barrier every subtask has passed
+  std::vector<uint64_t> at_;      // per subtask: the chunk it is before or in
 };
 
 // Where a file source resumes: every line that starts at or after `offset`, with `max_ts` the
@@ -190,7 +208,7 @@ class FileSource : public SourceOperator {
       return StreamLines(ctx, maker, o_.common, so);
     }
     std::shared_ptr<FileShared> shared = std::static_pointer_cast<FileShared>(ctx.shared);
-    if (!shared) shared = std::make_shared<FileShared>();
+    if (!shared) shared = std::make_shared<FileShared>(1);
     Status st = RunChunks(ctx, maker, fd, *shared);
     if (!st.ok()) shared->Close();
     return st;
@@ -259,16 +277,17 @@ class FileSource : public SourceOperator {
     std::shared_ptr<std::string> owner;
     std::vector<BatchPtr> batches;
     uint64_t last_barrier = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> barriers;  // to send before the next chunk
     // Chunk k is read by subtask (k - base) % p and carries seq k - base.
     for (uint64_t k = base + static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
       if (IsCancelled(ctx)) return Status::Cancelled();
       if (ctx.barriers != nullptr || ctx.drain != nullptr) {
         bool stop = false;
-        uint64_t barrier_chunk = 0;
-        uint64_t id = shared.BeforeChunk(k, ctx.barriers ? ctx.barriers->requested() : 0, last_barrier,
-                                         ctx.drain && ctx.drain->load(std::memory_order_relaxed),
-                                         &stop, &barrier_chunk);
-        if (id != 0) {
+        barriers.clear();
+        shared.BeforeChunk(ctx.subtask, k, ctx.barriers ? ctx.barriers->requested() : 0,
+                           last_barrier, ctx.drain && ctx.drain->load(std::memory_order_relaxed),
+                           &stop, &barriers);
+        for (const auto& [id, barrier_chunk] : barriers) {
           last_barrier = id;
           std::string position = "null";
           if (k == barrier_chunk) {
@@ -373,8 +392,8 @@ class FileSourceConfig : public SourceConfig {
     return std::unique_ptr<SourceOperator>(std::make_unique<FileSource>(o_));
   }
   bool split_in_sequence() const override { return true; }
-  std::shared_ptr<void> CreateShared(int /*parallelism*/) const override {
-    return std::make_shared<FileShared>();
+  std::shared_ptr<void> CreateShared(int parallelism) const override {
+    return std::make_shared<FileShared>(parallelism);
   }
   std::string Describe() const override { return o_.path; }
 
