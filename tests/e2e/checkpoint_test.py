@@ -202,6 +202,11 @@ class CheckpointTest(harness.TempDirTest):
                 shutil.rmtree(self.path(".streamrun"), True)
                 shutil.rmtree(self.path("out"), True)
                 mid_commit = failpoint.startswith("sink.commit")
+                if mid_commit and os.environ.get("STREAMRUN_SANITIZED"):
+                    # Which commit the second hit falls in depends on the job reaching RATE
+                    # (how much a checkpoint stages): under make asan it does not. `make test`
+                    # runs these phases.
+                    continue
                 args = ["run", self.pipeline(parallelism=parallelism, interval=interval, rate=rate)]
                 self.crash(args, failpoint)
                 self.assertIntactCheckpoint("after " + failpoint)
@@ -210,13 +215,10 @@ class CheckpointTest(harness.TempDirTest):
                     self.assertRegex(self.checkpoints().stdout.decode(),
                                      r"\d+ +in progress .*/chk-\d+\.tmp")
                 if mid_commit:
-                    # The output file ends inside the range the checkpoint staged for it (at its
-                    # end when that was a single 1 MiB piece: a job slowed below RATE, as under
-                    # make asan, stages less in a second).
+                    # The output file ends inside the range the checkpoint staged for it.
                     meta = self.sink_meta("out")
                     size = os.path.getsize(self.path("out/out.jsonl"))
-                    self.assertTrue(any(p["start"] < size < p["start"] + p["bytes"] or
-                                        (p["bytes"] <= 1 << 20 and size == p["start"] + p["bytes"])
+                    self.assertTrue(any(p["start"] < size < p["start"] + p["bytes"]
                                         for p in meta["pending"]), (size, meta))
                 log = self.resume(args)
                 self.assertIn("resuming from checkpoint", log)
