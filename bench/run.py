@@ -249,10 +249,6 @@ class Runner:
         return {name: summary(rates[name], cpu[name]) for name in measures}, rates
 
 
-def paired_ratio(rates, num, den):
-    """The median over rounds of rate[num] / rate[den] within each round."""
-    return statistics.median(a / b for a, b in zip(rates[num], rates[den]))
-
     def kafka_rates(self, data, lines):
         """(kcat, streamrun) rates of reading `lines` records from a mock cluster's topic."""
         if shutil.which("kcat") is None:
@@ -312,6 +308,11 @@ def paired_ratio(rates, num, den):
         if ours != theirs:
             raise SystemExit("filter output differs from jq's (%d vs %d lines)"
                              % (len(ours), len(theirs)))
+
+
+def paired_ratio(rates, num, den):
+    """The median over rounds of rate[num] / rate[den] within each round."""
+    return statistics.median(a / b for a, b in zip(rates[num], rates[den]))
 
 
 def percentile(values, q):
