@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <vector>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <vector>
 
 #include <rapidjson/document.h>
 
