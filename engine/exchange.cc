@@ -11,6 +11,11 @@ OutputEmitter::OutputEmitter(std::vector<Route> routes, uint32_t width, bool ord
     if (r.kind == EdgeKind::kKeyed && r.gates.size() > 1) {
       r.pending.resize(r.gates.size());
       r.sent_watermark.assign(r.gates.size(), kMinTimestamp);
+      r.subtask_of_group.resize(static_cast<size_t>(r.max_parallelism));
+      for (int g = 0; g < r.max_parallelism; ++g) {
+        r.subtask_of_group[g] =
+            SubtaskOfKeyGroup(g, static_cast<int>(r.gates.size()), r.max_parallelism);
+      }
     }
   }
 }
@@ -126,11 +131,14 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   const size_t rows = in.rows.size();
   targets_.resize(rows);
   hashes_.resize(rows);
+  const uint64_t groups = static_cast<uint64_t>(r.max_parallelism);
+  const bool mask = (groups & (groups - 1)) == 0;  // KeyGroupOf is then a mask
   for (size_t row = 0; row < rows; ++row) {
     EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
     uint64_t hash = HashKey(key_);
     hashes_[row] = hash;
-    targets_[row] = SubtaskOfKeyGroup(KeyGroupOf(hash, r.max_parallelism), n, r.max_parallelism);
+    const int group = mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
+    targets_[row] = r.subtask_of_group[group];
   }
   for (size_t row = 0; row < rows; ++row) {
     const int t = targets_[row];
