@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -22,8 +23,10 @@
 namespace streamrun {
 namespace {
 
-// Shared by the subtasks of one file source: the hand-over of cumulative max event times in
-// chunk order. Thread safety: every member is guarded by mu.
+// Shared by the subtasks of one file source: the cumulative max event time in chunk order.
+// Subtasks deposit each chunk's own max event time as soon as they have parsed it, in any order;
+// a chunk can be sent once every chunk before it has been deposited. Thread safety: every member
+// is guarded by mu.
 class FileShared {
  public:
   explicit FileShared(int parallelism) : parallelism_(static_cast<size_t>(std::max(1, parallelism))) {}
@@ -37,15 +40,39 @@ class FileShared {
     }
     return size_;
   }
-  // Waits until chunks 0..k-1 have published; `*prev` gets their max event time. A subtask
-  // hosting a co-located consumer (engine/exchange.h CooperativeHost) runs it meanwhile.
-  Status WaitFor(uint64_t k, const std::atomic<bool>* cancelled, int64_t* prev) {
+  // Chunk k is parsed; its lines' max event time is `max_ts`.
+  void Deposit(uint64_t k, int64_t max_ts) {
+    std::lock_guard<std::mutex> lock(mu_);
+    parsed_[k] = max_ts;
+    bool moved = false;
+    for (auto it = parsed_.begin(); it != parsed_.end() && it->first == next_;) {
+      before_[next_] = max_ts_;
+      max_ts_ = std::max(max_ts_, it->second);
+      ++next_;
+      it = parsed_.erase(it);
+      moved = true;
+    }
+    if (!moved) return;
+    cv_.notify_all();
+    for (ThreadSignal* s : signals_) s->Notify();
+  }
+  // Whether chunks 0..k-1 have all been deposited (WaitFor(k) would not wait).
+  bool Ready(uint64_t k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_ >= k;
+  }
+  // Waits until chunks 0..k-1 have been deposited; `*prev` gets their max event time. `done`:
+  // the caller will not ask about chunk k again. A subtask hosting a co-located consumer
+  // (engine/exchange.h CooperativeHost) runs it meanwhile.
+  Status WaitFor(uint64_t k, const std::atomic<bool>* cancelled, int64_t* prev, bool done) {
     CooperativeHost* host = tls_host;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       if (closed_) return Status::Cancelled("another subtask of the source stopped");
-      if (next_ == k) {
-        *prev = max_ts_;
+      if (next_ >= k) {
+        auto it = before_.find(k);
+        *prev = it == before_.end() ? max_ts_ : it->second;
+        if (done && it != before_.end()) before_.erase(it);
         return Status::Ok();
       }
       if (cancelled != nullptr && cancelled->load()) return Status::Cancelled();
@@ -62,16 +89,9 @@ class FileShared {
       bool progressed = false;
       Status st = host->StepGuest(&progressed);
       if (!st.ok()) return st;
-      if (!progressed) host->Wait(seen);  // Publish and Close notify the signal
+      if (!progressed) host->Wait(seen);  // Deposit and Close notify the signal
       lock.lock();
     }
-  }
-  void Publish(uint64_t k, int64_t max_ts) {
-    std::lock_guard<std::mutex> lock(mu_);
-    next_ = k + 1;
-    max_ts_ = max_ts;
-    cv_.notify_all();
-    for (ThreadSignal* s : signals_) s->Notify();
   }
   // Resuming at chunk `first` (a checkpoint's position): chunks before it count as published,
   // with the running maximum event time `max_ts`.
@@ -85,9 +105,9 @@ class FileShared {
   }
 
   // Checkpoint barriers and drains of a split file must fall between the same two chunks in
-  // every subtask: the consumer reads the chunks in order. Called by a subtask before it starts
+  // every subtask: the consumer reads the chunks in order. Called by a subtask before it sends
   // chunk k. A new request (an id above every barrier fixed so far) is fixed at the first chunk
-  // no subtask has started. Every subtask then sends every fixed barrier it has not sent, in
+  // no subtask has started sending. Every subtask then sends every fixed barrier it has not sent, in
   // order, before its first chunk at or after the barrier's: a subtask that was slower to reach
   // its next chunk than two requests were to come sends both there, where the others sent one
   // each (skipping the older one would put different barriers at the same place, which the
@@ -132,12 +152,14 @@ class FileShared {
   std::condition_variable cv_;
   bool size_known_ = false;
   uint64_t size_ = 0;
-  uint64_t next_ = 0;             // the chunk that may publish next
+  uint64_t next_ = 0;             // chunks 0..next_-1 are deposited
   int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
+  std::map<uint64_t, int64_t> parsed_;  // deposited chunks after next_: their max event time
+  std::map<uint64_t, int64_t> before_;  // chunks up to next_ not sent yet: max event time before
   bool closed_ = false;
   bool started_ = false;
   std::vector<ThreadSignal*> signals_;  // of co-located hosts that waited here
-  uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started
+  uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started sending
   bool draining_ = false;
   uint64_t stop_chunk_ = 0;
   size_t parallelism_ = 1;
@@ -176,6 +198,46 @@ Result<ChunkPosition> ParsePosition(const std::string& positions, uint64_t size)
   }
   return out;
 }
+
+// Bad lines of a chunk parsed ahead, reported when the chunk is sent: between the same
+// checkpoint barriers as its records, and not at all when a drain ends the input before it.
+class DeferredErrors : public ErrorReporter {
+ public:
+  Status Report(const Batch&, size_t, std::string_view, std::string_view) override {
+    return Status::RuntimeError("file source: a step's error reached a chunk's parser");
+  }
+  Status ReportInput(uint16_t origin, uint64_t offset, std::string_view text,
+                     std::string_view reason) override {
+    items_.push_back({origin, offset, std::string(text), std::string(reason)});
+    return Status::Ok();
+  }
+  Status Flush() override { return Status::Ok(); }
+  Status ReplayTo(ErrorReporter& to) {
+    for (const Item& e : items_) SR_RETURN_IF_ERROR(to.ReportInput(e.origin, e.offset, e.text, e.reason));
+    items_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  struct Item {
+    uint16_t origin;
+    uint64_t offset;
+    std::string text;
+    std::string reason;
+  };
+  std::vector<Item> items_;
+};
+
+// A chunk read and parsed, waiting to be sent: its rows' watermarks still lack the max event
+// time of the chunks before it. Until then row.wm and batch.watermark hold the chunk's own
+// running max event time (before the row, after the batch).
+struct ParsedChunk {
+  uint64_t k = 0;
+  std::vector<BatchPtr> batches;  // at least one, possibly empty
+  int64_t max_ts = kMinTimestamp;
+  uint64_t bytes = 0;  // the chunk's size, for progress
+  DeferredErrors errors;
+};
 
 class Fd {
  public:
@@ -232,6 +294,72 @@ class FileSource : public SourceOperator {
     return got;
   }
 
+  // Reads and parses chunk pc->k into `buffer`, which its rows then point into.
+  Status ParseChunk(int fd, uint64_t size, uint64_t base, uint64_t resume_offset, uint32_t width,
+                    RecordMaker& maker, std::shared_ptr<std::string> buffer, ParsedChunk* pc) {
+    const uint64_t c = o_.chunk_bytes;
+    const uint64_t k = pc->k;
+    std::string& buf = *buffer;
+    maker.SetLineOwner(std::move(buffer));
+    maker.SetErrorReporter(&pc->errors);
+    // A generator with delay -1: row.wm and batch.watermark get the chunk's own max event time.
+    WatermarkGenerator local(-1);
+    std::vector<BatchPtr>& batches = pc->batches;
+    batches.push_back(NewBatch(width));
+    const uint64_t begin = k * c, end = std::min(begin + c, size);
+    pc->bytes = end - begin;
+    const uint64_t pos = k == 0 ? 0 : begin - 1;
+    SR_ASSIGN_OR_RETURN(size_t len, ReadAt(fd, pos, end - pos, buf, 0));
+    size_t start = 0;
+    bool any = true;
+    if (k > 0) {  // the first line starts after the first newline at or after begin-1
+      const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
+      if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+    }
+    if (any && k == base && resume_offset > pos + start) {
+      // Resuming inside this chunk: the first line is the one starting at resume_offset
+      // (the first after the newline before it).
+      const char* nl = static_cast<const char*>(
+          std::memchr(buf.data() + (resume_offset - 1 - pos), '\n', len - (resume_offset - 1 - pos)));
+      if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+    }
+    if (any) {
+      // The last line may run past the chunk: read on to its newline.
+      while (len > start && buf[len - 1] != '\n' && pos + len < size) {
+        size_t old = len;
+        SR_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, pos + len, std::min<uint64_t>(64 * 1024, size - pos - len), buf, len));
+        if (got == 0) break;
+        len += got;
+        const char* nl = static_cast<const char*>(std::memchr(buf.data() + old, '\n', len - old));
+        if (nl != nullptr) len = nl - buf.data() + 1;
+      }
+      maker.BeginLines(buf.data() + start, len - start);
+      while (start < len) {
+        const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
+        size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
+        size_t line_end = stop;
+        if (line_end > start && buf[line_end - 1] == '\r') --line_end;
+        if (line_end > start) {
+          BatchPtr& b = batches.back();
+          const char* next = buf.data() + std::min(stop + 1, len);
+          SR_RETURN_IF_ERROR(maker.AddLine(*b, std::string_view(buf.data() + start, line_end - start),
+                                           pos + start, local, next));
+          if (b->full()) {
+            b->watermark = local.current();
+            batches.push_back(NewBatch(width));
+          }
+        }
+        start = stop + 1;
+      }
+    }
+    maker.SetLineOwner(nullptr);
+    maker.SetErrorReporter(nullptr);
+    if (batches.size() > 1 && batches.back()->rows.empty()) batches.pop_back();
+    batches.back()->watermark = local.current();
+    pc->max_ts = local.max_timestamp();
+    return Status::Ok();
+  }
+
   Status RunChunks(SourceContext& ctx, RecordMaker& maker, int fd, FileShared& shared) {
     struct stat stat_buf;
     if (::fstat(fd, &stat_buf) != 0) {
@@ -274,19 +402,22 @@ class FileSource : public SourceOperator {
       }
       return std::make_shared<std::string>();  // all in flight: one for this chunk only
     };
-    std::shared_ptr<std::string> owner;
-    std::vector<BatchPtr> batches;
+    // A subtask parses ahead: when the chunk before its next one is still being parsed by
+    // another subtask, it parses its following chunk instead of waiting (up to kAhead chunks),
+    // and sends its chunks in order as soon as their watermarks are known.
+    constexpr size_t kAhead = 4;
+    std::deque<ParsedChunk> ready;
     uint64_t last_barrier = 0;
     std::vector<std::pair<uint64_t, uint64_t>> barriers;  // to send before the next chunk
-    // Chunk k is read by subtask (k - base) % p and carries seq k - base.
-    for (uint64_t k = base + static_cast<uint64_t>(ctx.subtask); k < chunks; k += p) {
-      if (IsCancelled(ctx)) return Status::Cancelled();
+    // Sends chunk `pc` (its barriers first); *stop when a drain ends the input before it.
+    auto send = [&](ParsedChunk& pc, bool* stop) -> Status {
+      const uint64_t k = pc.k;
+      *stop = false;
       if (ctx.barriers != nullptr || ctx.drain != nullptr) {
-        bool stop = false;
         barriers.clear();
         shared.BeforeChunk(ctx.subtask, k, ctx.barriers ? ctx.barriers->requested() : 0,
                            last_barrier, ctx.drain && ctx.drain->load(std::memory_order_relaxed),
-                           &stop, &barriers);
+                           stop, &barriers);
         for (const auto& [id, barrier_chunk] : barriers) {
           last_barrier = id;
           std::string position = "null";
@@ -294,84 +425,49 @@ class FileSource : public SourceOperator {
             // The owner of the barrier's chunk says where the source resumes: that chunk, with
             // the max event time of the chunks before it.
             int64_t before = kMinTimestamp;
-            SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &before));
+            SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &before, /*done=*/false));
             position = PositionJson(k, before, c, size);
           }
           SR_RETURN_IF_ERROR(ctx.barriers->Barrier(id, std::move(position)));
         }
-        if (stop) return Status::Ok();
+        if (*stop) return Status::Ok();
       }
-      maker.SetLineOwner(nullptr);
-      owner.reset();
-      owner = free_buffer();
-      std::string& buf = *owner;
-      maker.SetLineOwner(owner);
-      // While parsing, a generator with delay -1 makes row.wm and batch.watermark hold the
-      // chunk-local max event time (before the row, after the batch); fixed up below.
-      WatermarkGenerator local(-1);
-      batches.clear();
-      batches.push_back(NewBatch(width));
-      const uint64_t begin = k * c, end = std::min(begin + c, size);
-      const uint64_t pos = k == 0 ? 0 : begin - 1;
-      SR_ASSIGN_OR_RETURN(size_t len, ReadAt(fd, pos, end - pos, buf, 0));
-      size_t start = 0;
-      bool any = true;
-      if (k > 0) {  // the first line starts after the first newline at or after begin-1
-        const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
-        if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
-      }
-      if (any && k == base && resume_offset > pos + start) {
-        // Resuming inside this chunk: the first line is the one starting at resume_offset
-        // (the first after the newline before it).
-        const char* nl = static_cast<const char*>(
-            std::memchr(buf.data() + (resume_offset - 1 - pos), '\n', len - (resume_offset - 1 - pos)));
-        if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
-      }
-      if (any) {
-        // The last line may run past the chunk: read on to its newline.
-        while (len > start && buf[len - 1] != '\n' && pos + len < size) {
-          size_t old = len;
-          SR_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, pos + len, std::min<uint64_t>(64 * 1024, size - pos - len), buf, len));
-          if (got == 0) break;
-          len += got;
-          const char* nl = static_cast<const char*>(std::memchr(buf.data() + old, '\n', len - old));
-          if (nl != nullptr) len = nl - buf.data() + 1;
-        }
-        maker.BeginLines(buf.data() + start, len - start);
-        while (start < len) {
-          const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
-          size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
-          size_t line_end = stop;
-          if (line_end > start && buf[line_end - 1] == '\r') --line_end;
-          if (line_end > start) {
-            BatchPtr& b = batches.back();
-            const char* next = buf.data() + std::min(stop + 1, len);
-            SR_RETURN_IF_ERROR(maker.AddLine(*b, std::string_view(buf.data() + start, line_end - start),
-                                             pos + start, local, next));
-            if (b->full()) {
-              b->watermark = local.current();
-              batches.push_back(NewBatch(width));
-            }
-          }
-          start = stop + 1;
-        }
-      }
-      if (batches.size() > 1 && batches.back()->rows.empty()) batches.pop_back();
-      batches.back()->watermark = local.current();
       int64_t prev = kMinTimestamp;
-      SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &prev));
-      shared.Publish(k, std::max(prev, local.max_timestamp()));
-      for (size_t i = 0; i < batches.size(); ++i) {
-        Batch& b = *batches[i];
+      SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &prev, /*done=*/true));
+      if (ctx.errors != nullptr) SR_RETURN_IF_ERROR(pc.errors.ReplayTo(*ctx.errors));
+      for (size_t i = 0; i < pc.batches.size(); ++i) {
+        Batch& b = *pc.batches[i];
         for (Row& row : b.rows) row.wm = real.WatermarkFor(std::max(prev, row.wm));
         b.watermark = real.WatermarkFor(std::max(prev, b.watermark));
         b.seq = k - base;
-        b.seq_last = i + 1 == batches.size();
+        b.seq_last = i + 1 == pc.batches.size();
       }
-      for (size_t i = 0; i < batches.size(); ++i) {
-        uint64_t bytes = i + 1 == batches.size() ? end - begin : 0;
-        SR_RETURN_IF_ERROR(EmitBatch(ctx, std::move(batches[i]), bytes));
+      for (size_t i = 0; i < pc.batches.size(); ++i) {
+        uint64_t bytes = i + 1 == pc.batches.size() ? pc.bytes : 0;
+        SR_RETURN_IF_ERROR(EmitBatch(ctx, std::move(pc.batches[i]), bytes));
       }
+      return Status::Ok();
+    };
+    // Chunk k is read by subtask (k - base) % p and carries seq k - base.
+    uint64_t next = base + static_cast<uint64_t>(ctx.subtask);
+    for (;;) {
+      if (IsCancelled(ctx)) return Status::Cancelled();
+      // Send what can go: the oldest parsed chunk once the chunks before it are all parsed, or
+      // at once (waiting for them) when there is nothing more to parse or no room to.
+      while (!ready.empty() &&
+             (next >= chunks || ready.size() >= kAhead || shared.Ready(ready.front().k))) {
+        bool stop = false;
+        SR_RETURN_IF_ERROR(send(ready.front(), &stop));
+        if (stop) return Status::Ok();
+        ready.pop_front();
+      }
+      if (next >= chunks) break;
+      ready.emplace_back();
+      ParsedChunk& pc = ready.back();
+      pc.k = next;
+      next += static_cast<uint64_t>(p);
+      SR_RETURN_IF_ERROR(ParseChunk(fd, size, base, resume_offset, width, maker, free_buffer(), &pc));
+      shared.Deposit(pc.k, pc.max_ts);
     }
     return Status::Ok();
   }

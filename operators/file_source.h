@@ -6,8 +6,11 @@
 // holds the lines that START in [k*C, (k+1)*C). Subtask i of P reads chunks k = i (mod P) with
 // pread. Every batch of chunk k has seq = k, and exactly the last one has seq_last (a chunk
 // without rows still sends one empty batch): the runtime merges the subtasks' outputs in chunk
-// order. Watermark tags equal a single-threaded read: before emitting chunk k, a subtask waits
-// in the shared object (CreateShared) for chunk k-1's cumulative max event time.
+// order. Watermark tags equal a single-threaded read: a subtask parses a chunk, deposits the
+// chunk's max event time in the shared object (CreateShared), and sends the chunk once every
+// chunk before it has been deposited (their cumulative max event time completes its rows'
+// watermarks). Meanwhile it parses ahead, up to 4 chunks, instead of waiting; bad lines of a
+// chunk parsed ahead are reported when the chunk is sent.
 #pragma once
 
 #include <cstdint>

@@ -106,8 +106,9 @@ Status RecordMaker::Init() {
 Status RecordMaker::Bad(Batch& batch, std::string_view text, uint64_t offset,
                         std::string_view reason) {
   (void)batch;
-  if (ctx_.errors == nullptr) return Status::DataError(std::string(reason));
-  return ctx_.errors->ReportInput(ctx_.origin, offset, text, reason);
+  ErrorReporter* errors = errors_ != nullptr ? errors_ : ctx_.errors;
+  if (errors == nullptr) return Status::DataError(std::string(reason));
+  return errors->ReportInput(ctx_.origin, offset, text, reason);
 }
 
 void RecordMaker::DropLastRow(Batch& batch) {

@@ -103,6 +103,8 @@ class RecordMaker {
   // holds it: rows point into it instead of copying their bytes, and their batches pin it.
   // Null (the default): every line is copied into its batch's arena.
   void SetLineOwner(std::shared_ptr<const void> owner) { line_owner_ = std::move(owner); }
+  // Where bad input goes from now on instead of ctx.errors (null: back to ctx.errors).
+  void SetErrorReporter(ErrorReporter* errors) { errors_ = errors; }
 
   // For sources that fill a row themselves (generators): the last row of `batch` has raw, offset
   // and slots set; computes its ts and wm like AddLine, or reports and removes it.
@@ -132,6 +134,7 @@ class RecordMaker {
 
   const SourceCommon& common_;
   const SourceContext& ctx_;
+  ErrorReporter* errors_ = nullptr;  // SetErrorReporter
   LineFormat format_;
   uint32_t width_;
   std::unique_ptr<JsonExtractor> extractor_;
