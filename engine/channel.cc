@@ -82,6 +82,14 @@ BatchPtr InputGate::PopFrom(int producer) {
 }
 
 BatchPtr InputGate::PopAny(int* producer, const std::vector<bool>* skip) {
+  return PopAnyImpl(producer, skip, /*wait=*/true);
+}
+
+BatchPtr InputGate::TryPopAny(int* producer, const std::vector<bool>* skip) {
+  return PopAnyImpl(producer, skip, /*wait=*/false);
+}
+
+BatchPtr InputGate::PopAnyImpl(int* producer, const std::vector<bool>* skip, bool wait) {
   std::unique_lock<std::mutex> lock(mu_);
   const size_t n = queues_.size();
   for (;;) {
@@ -98,6 +106,7 @@ BatchPtr InputGate::PopAny(int* producer, const std::vector<bool>* skip) {
         return b;
       }
     }
+    if (!wait) return nullptr;
     not_empty_.wait(lock);
   }
 }

@@ -66,6 +66,8 @@ class InputGate {
   // first). Null when cancelled.
   // REQUIRES: some producer is not skipped and will still send something.
   BatchPtr PopAny(int* producer, const std::vector<bool>* skip = nullptr);
+  // Like PopAny, but null instead of waiting when nothing is queued. Never blocks.
+  BatchPtr TryPopAny(int* producer, const std::vector<bool>* skip = nullptr);
 
   // Like PopFrom, but gives up (returns null, *stalled = true) instead of waiting while some
   // other producer's queue is full: waiting then could deadlock a diamond-shaped graph, whose
@@ -94,6 +96,7 @@ class InputGate {
  private:
   // After a batch of `producer` was taken: wakes producers waiting for room.
   void Taken(size_t producer);
+  BatchPtr PopAnyImpl(int* producer, const std::vector<bool>* skip, bool wait);
 
   mutable std::mutex mu_;
   std::condition_variable not_empty_;

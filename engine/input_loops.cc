@@ -10,9 +10,9 @@ namespace streamrun {
 Status Job::Impl::RunInputLoop(Task& t) {
   const PlanNode& pn = plan_.nodes[t.head];
   if (pn.time_merge) return RunTimeMergeLoop(t);
-  if (pn.inputs.size() == 1 && pn.inputs[0].ordered) {
+  if (pn.inputs.size() == 1 && (pn.inputs[0].ordered || pn.inputs[0].row_watermarks)) {
     StepResult r = StepResult::kProgress;
-    while (r != StepResult::kDone) SR_RETURN_IF_ERROR(StepOrderedInput(t, /*block=*/true, &r));
+    while (r != StepResult::kDone) SR_RETURN_IF_ERROR(StepInput(t, /*block=*/true, &r));
     return Status::Ok();
   }
   Operator* head = HeadOperator(t);
@@ -131,25 +131,23 @@ Status Job::Impl::RunInputLoop(Task& t) {
   return Status::Ok();
 }
 
-// Reads one input in chunk order (a split file source's subtasks, PlanInput::ordered): chunk k
-// comes from producer k % producers, and its last batch is marked seq_last. One batch per step,
-// so that a co-located host can run this task's input between its own pushes (block = false:
-// return kWouldBlock instead of waiting; engine/runtime.cc "Co-location").
-Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
-  const PlanNode& pn = plan_.nodes[t.head];
-  InputGate& gate = *t.gate;
-  const int slots = gate.producers();
-  OrderedInput& in = t.ordered;
-  if (!in.started) {
-    in.started = true;
-    in.ended.assign(slots, false);
-    in.live = slots;
-  }
-  *result = StepResult::kWouldBlock;
-  if (in.live == 0) {
+Status Job::Impl::StepInput(Task& t, bool block, StepResult* result) {
+  t.stepped.Start(t.gate->producers());
+  if (t.stepped.live == 0) {
     *result = StepResult::kDone;
     return Status::Ok();
   }
+  *result = StepResult::kWouldBlock;
+  if (plan_.nodes[t.head].inputs[0].row_watermarks) return StepRowWatermarkInput(t, block, result);
+  return StepOrderedInput(t, block, result);
+}
+
+// Reads one input in chunk order (a split file source's subtasks, PlanInput::ordered): chunk k
+// comes from producer k % producers, and its last batch is marked seq_last. One batch per step.
+Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
+  InputGate& gate = *t.gate;
+  const int slots = gate.producers();
+  SteppedInput& in = t.stepped;
   int slot = static_cast<int>(in.next_seq % static_cast<uint64_t>(slots));
   if (in.ended[slot]) {
     // The producer of the next chunk has ended: there are no more chunks. Collect the others'
@@ -211,13 +209,90 @@ Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
     return Status::Ok();
   }
   if (b->seq_last) ++in.next_seq;
-  const PlanInput& input = pn.inputs[0];
+  return ProcessStepped(t, std::move(b));
+}
+
+// A data batch of the one input of a stepped task: to the head operator's layout and into it.
+Status Job::Impl::ProcessStepped(Task& t, BatchPtr b) {
+  const PlanInput& input = plan_.nodes[t.head].inputs[0];
   if (!input.remap.empty()) ApplyRemap(*b, input.remap);
   NodeMetrics& m = *metrics_[t.head];
   m.records_in.fetch_add(b->rows.size(), std::memory_order_relaxed);
   m.watermark.store(b->watermark, std::memory_order_relaxed);
   SR_RETURN_IF_ERROR(HeadOperator(t)->Process(std::move(b)));
   return t.errors->Flush();
+}
+
+// Reads one input of a split file as batches come (PlanInput::row_watermarks), one batch per
+// step. Rows keep their own watermark (the file order's); a batch carries the minimum over the
+// producers' watermarks. Barriers are aligned: a producer whose barrier came is not read until
+// every live one's came (a split file's subtasks put it before the same chunk, so the snapshot
+// holds exactly the chunks before it, as in chunk order).
+Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result) {
+  const PlanNode& pn = plan_.nodes[t.head];
+  InputGate& gate = *t.gate;
+  SteppedInput& in = t.stepped;
+  // Producers that ended or are at the barrier being aligned are not read.
+  auto skipped = [&]() -> const std::vector<bool>* { return in.aligning != 0 ? &in.at_barrier : nullptr; };
+  int slot = 0;
+  BatchPtr b;
+  if (block) {
+    ScopedWait idle(&t.metrics.idle);
+    b = gate.PopAny(&slot, skipped());
+    if (!b) return Status::Cancelled();
+  } else {
+    b = gate.TryPopAny(&slot, skipped());
+    if (!b) return Status::Ok();
+  }
+  *result = StepResult::kProgress;
+  auto merge = [&](int s, int64_t wm) {
+    in.slot_wm[s] = std::max(in.slot_wm[s], wm);
+    in.merged = *std::min_element(in.slot_wm.begin(), in.slot_wm.end());
+  };
+  auto finish_alignment = [&]() -> Status {
+    const uint64_t id = in.aligning;
+    in.aligning = 0;
+    in.at_barrier_count = 0;
+    std::fill(in.at_barrier.begin(), in.at_barrier.end(), false);
+    return PassBarrier(t, id, "");
+  };
+
+  if (b->kind == Batch::Kind::kBarrier) {
+    // A newer barrier than the one being aligned abandons it (aborted, or skipped by the
+    // source); older ones are stale.
+    const uint64_t id = b->barrier_id;
+    if (id <= t.last_barrier || id < in.aligning) return Status::Ok();
+    if (id > in.aligning) {
+      std::fill(in.at_barrier.begin(), in.at_barrier.end(), false);
+      in.at_barrier_count = 0;
+      in.aligning = id;
+      t.align_started_ns = SteadyNowNs();
+    }
+    in.at_barrier[slot] = true;
+    ++in.at_barrier_count;
+    if (in.at_barrier_count == in.live) return finish_alignment();
+    return Status::Ok();
+  }
+  if (b->kind == Batch::Kind::kEnd) {
+    in.ended[slot] = true;
+    --in.live;
+    // The barrier being aligned no longer waits for it (a producer at the barrier is not read,
+    // so this one was not at it).
+    if (in.aligning != 0 && in.at_barrier_count == in.live && in.live > 0) {
+      SR_RETURN_IF_ERROR(finish_alignment());
+    }
+    const int64_t before = in.merged;
+    merge(slot, kMaxTimestamp);
+    if (in.merged > before && in.live > 0) {
+      BatchPtr tick = NewBatch(static_cast<uint32_t>(pn.in_layout.size()));
+      tick->watermark = in.merged;
+      SR_RETURN_IF_ERROR(HeadOperator(t)->Process(std::move(tick)));
+    }
+    return Status::Ok();
+  }
+  merge(slot, b->watermark);
+  b->watermark = in.merged;
+  return ProcessStepped(t, std::move(b));
 }
 
 // Reads the producers of a bounded union merged by event time: the next record is always the

@@ -71,12 +71,28 @@ class Job::Impl {
     Task* task_;
   };
 
-  // Where a task reading one input in chunk order is (StepOrderedInput).
-  struct OrderedInput {
+  // Where a task reading one input of a split file is (StepOrderedInput, StepRowWatermarkInput).
+  struct SteppedInput {
     bool started = false;
     std::vector<bool> ended;  // per producer slot
     int live = 0;
-    uint64_t next_seq = 0;    // the chunk to read next
+    uint64_t next_seq = 0;    // in chunk order: the chunk to read next
+    // With row watermarks: each producer's watermark, the slot to try first, and the barrier
+    // being aligned (0: none) with the producers already at it.
+    std::vector<int64_t> slot_wm;
+    int64_t merged = kMinTimestamp;
+    int next_slot = 0;
+    uint64_t aligning = 0;
+    std::vector<bool> at_barrier;
+    int at_barrier_count = 0;
+    void Start(int slots) {
+      if (started) return;
+      started = true;
+      ended.assign(slots, false);
+      live = slots;
+      slot_wm.assign(slots, kMinTimestamp);
+      at_barrier.assign(slots, false);
+    }
   };
   enum class StepResult { kProgress, kWouldBlock, kDone };
 
@@ -104,7 +120,7 @@ class Job::Impl {
     std::deque<RestoreContext> restore_ctx;
     uint64_t last_barrier = 0;  // the newest barrier this task passed on
     int64_t align_started_ns = 0;  // several inputs: when the first barrier came; 0: none
-    OrderedInput ordered;
+    SteppedInput stepped;
     // Co-location (PlanNode::colocated): the guest task runs on its host's thread, in turns
     // with it (see runtime.cc). `signal` (hosts only) wakes the host.
     Task* host = nullptr;
@@ -152,7 +168,14 @@ class Job::Impl {
   Status RunTaskBody(Task& t);
   Status RunInputLoop(Task& t);
   Status RunTimeMergeLoop(Task& t);
+  // A task with one input from a split file reads it a batch per step, so that a co-located
+  // host can run it between its own pushes (block = false: return kWouldBlock instead of
+  // waiting; engine/runtime.cc "Co-location"). StepInput picks the way: in chunk order, or as
+  // batches come with row watermarks (PlanInput).
+  Status StepInput(Task& t, bool block, StepResult* result);
   Status StepOrderedInput(Task& t, bool block, StepResult* result);
+  Status StepRowWatermarkInput(Task& t, bool block, StepResult* result);
+  Status ProcessStepped(Task& t, BatchPtr b);
   // Runs task `t` and, when it hosts a guest, the guest after it, on the calling thread.
   void RunThread(Task* t);
   void TaskDone(Task* t, const Status& st);

@@ -128,11 +128,15 @@ struct OperatorContext {
   std::string working_dir;
   // Non-null when the job resumes from a checkpoint or savepoint: Open restores from it.
   const RestoreContext* restore = nullptr;
+  // Each row's `wm` is the watermark of the row's own place in its source (PlanInput::
+  // row_watermarks), which may be ahead of the operator's watermark (batch->watermark, the
+  // minimum over its producers). Only order_free() steps get this.
+  bool row_watermarks = false;
 };
 
 // A step or a sink. Its input is one logical stream: the runtime merges the inputs of a union
 // and rewrites each row's `wm` to the operator's watermark (the minimum over its inputs) before
-// Process sees it.
+// Process sees it (except with OperatorContext::row_watermarks).
 class Operator {
  public:
   virtual ~Operator() = default;
@@ -264,6 +268,11 @@ class NodeConfig {
   // True when the node's output records are its input records, transformed in place with the
   // same layout (filter): its output stream then carries its input's layout.
   virtual bool passes_layout_through() const { return false; }
+  // Keyed steps: true when the step's results cannot depend on the order its records come in,
+  // provided each record is judged late by its own watermark (a tumbling or sliding count with
+  // no trigger and no allowed lateness). Such a step reads a split file's subtasks as their
+  // batches come instead of in chunk order (PlanInput::row_watermarks).
+  virtual bool order_free() const { return false; }
 
   // Steps and sinks: one operator per subtask.
   virtual Result<std::unique_ptr<Operator>> CreateOperator() const {

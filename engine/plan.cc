@@ -240,6 +240,10 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     in.ordered = in.port == Port::kMain && plan.nodes[head].role == NodeRole::kSource &&
                  plan.nodes[head].parallelism > 1 &&
                  plan.nodes[head].spec->config->split_in_sequence();
+    if (in.ordered && in.kind == EdgeKind::kKeyed && pn.spec->config->order_free()) {
+      in.ordered = false;
+      in.row_watermarks = true;
+    }
     bool trivial_exchange = in.kind == EdgeKind::kForward ||
                             (up.parallelism == 1 && pn.parallelism == 1);
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&
@@ -251,7 +255,10 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
   for (auto& pn : plan.nodes) {
     if (pn.role == NodeRole::kSource || pn.chained || pn.inputs.size() != 1) continue;
     const PlanInput& in = pn.inputs[0];
-    if (!in.ordered || in.kind != EdgeKind::kKeyed || in.port != Port::kMain) continue;
+    if (!(in.ordered || in.row_watermarks) || in.kind != EdgeKind::kKeyed ||
+        in.port != Port::kMain) {
+      continue;
+    }
     int head = in.node;
     while (plan.nodes[head].chained) head = plan.nodes[head].inputs[0].node;
     // One guest per host: the stream must feed nobody else.
@@ -278,7 +285,7 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     PlanNode& pn = plan.nodes[k];
     pn.needs_watermarks = order_sensitive(k);
     if (pn.role == NodeRole::kSource || pn.chained || !pn.bounded) continue;
-    if (pn.inputs.size() == 1 && pn.inputs[0].ordered) continue;
+    if (pn.inputs.size() == 1 && (pn.inputs[0].ordered || pn.inputs[0].row_watermarks)) continue;
     if (!order_sensitive(k)) continue;
     int producers = 0;
     for (const auto& in : pn.inputs) {

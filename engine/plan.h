@@ -17,13 +17,18 @@
 //   producers are taken smallest event time first (ties: the earlier input), so a union of files
 //   gives the same result on every run. Sinks and stateless steps feeding only sinks take
 //   batches as they come: their output is the same multiset in any order.
-// - A keyed step that reads a split file source in chunk order at the source's parallelism runs
-//   co-located: subtask i on the thread of source subtask i, whenever the source would wait to
+// - A keyed step that reads a split file source (in chunk order, or with row_watermarks) at the
+//   source's parallelism runs co-located: subtask i on the thread of source subtask i, whenever the source would wait to
 //   push (so there are no more threads than cores, and half the rows stay on their core).
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
 //   subtasks in sequence (NodeConfig::split_in_sequence: a file) through chained stateless
 //   steps: consumers then see the records in file order. A Kafka source's subtasks read
 //   partitions of their own, whose batches are taken as they come.
+// - A keyed step whose results cannot depend on the order of its records (NodeConfig::
+//   order_free: a tumbling or sliding count) reads such a stream as batches come instead
+//   (row_watermarks): every row carries the watermark of its place in the file, which decides
+//   whether it is late, and the step fires at the minimum over its producers. The result is the
+//   one of file order, and no subtask waits for another's chunk to go on.
 #pragma once
 
 #include <string>
@@ -50,6 +55,10 @@ struct PlanInput {
   Port port = Port::kMain;
   EdgeKind kind = EdgeKind::kForward;
   bool ordered = false;  // read in chunk order
+  // Instead of in chunk order, read as batches come, each row keeping the watermark of its
+  // place in the file: a keyed step whose results cannot depend on the order
+  // (NodeConfig::order_free) reading a split file. See "Rules".
+  bool row_watermarks = false;
   // For each slot of the consumer's input layout, the slot of the upstream's layout that feeds
   // it (-1: Missing). Empty when the layouts are identical.
   std::vector<int> remap;

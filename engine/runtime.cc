@@ -116,7 +116,7 @@ class GuestRunner : public CooperativeHost {
     WaitTime* backpressure = tls_backpressure;
     tls_backpressure = &guest_->metrics.backpressured;
     Job::Impl::StepResult r = Job::Impl::StepResult::kWouldBlock;
-    Status st = job_->StepOrderedInput(*guest_, /*block=*/false, &r);
+    Status st = job_->StepInput(*guest_, /*block=*/false, &r);
     tls_backpressure = backpressure;
     tls_host = this;
     EndWait(&host_->metrics.backpressured);
@@ -247,7 +247,9 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
       }
       r.cooperative = cn.colocated && in.kind == EdgeKind::kKeyed && port == Port::kMain;
       r.rows_only = !cn.needs_watermarks && !in.ordered;
-      ordered = ordered || in.ordered;
+      // Readers with row_watermarks take no chunk order, but batches held to the end of a
+      // chunk are fuller (OutputEmitter::Send).
+      ordered = ordered || in.ordered || in.row_watermarks;
       routes.push_back(std::move(r));
     }
   }
@@ -475,6 +477,7 @@ Status Job::Impl::Build() {
       oc.late = late;
       oc.errors = t.errors.get();
       oc.cancelled = &cancelled_;
+      oc.row_watermarks = c == 0 && pn.inputs.size() == 1 && pn.inputs[0].row_watermarks;
       // Subtask s owns the key groups g with g * p / maxp == s (engine/key.h).
       const int maxp = spec_.max_parallelism, p = pn.parallelism;
       oc.first_key_group = (t.subtask * maxp + p - 1) / p;

@@ -35,6 +35,23 @@ class WindowConfig : public NodeConfig {
   bool keyed() const override { return true; }
   std::vector<FieldPath> key_fields() const override { return options.key_paths; }
   std::vector<std::string> side_outputs() const override { return {"late"}; }
+  // Counting into tumbling or sliding windows commutes, and a record late by its own watermark
+  // is late in any order (see WindowOperator::Process). Sessions merge, a trigger or allowed
+  // lateness emits per record, and min, max, first, last, sum and avg may keep one of two
+  // equal-comparing values (1 and 1.0) or round differently, by arrival.
+  bool order_free() const override {
+    if (options.window.type == WindowType::kSession || !fire_on.empty() ||
+        options.allowed_lateness_ms != 0) {
+      return false;
+    }
+    for (const auto& a : options.aggregates) {
+      if (a.kind != AggKind::kCount && a.kind != AggKind::kCountIf &&
+          a.kind != AggKind::kCountDistinct) {
+        return false;
+      }
+    }
+    return true;
+  }
 
   Result<std::unique_ptr<Operator>> CreateOperator() const override {
     std::vector<std::unique_ptr<Expr>> exprs;

@@ -551,8 +551,9 @@ struct WindowOperator::Impl {
     return Status::Ok();
   }
 
-  bool IsLate(const TimeWindow& w) const {
-    return SaturatingAdd(w.max_timestamp(), opt.allowed_lateness_ms) <= wm;
+  // `row_wm`: the row's own watermark (OperatorContext::row_watermarks), or kMinTimestamp.
+  bool IsLate(const TimeWindow& w, int64_t row_wm) const {
+    return SaturatingAdd(w.max_timestamp(), opt.allowed_lateness_ms) <= std::max(wm, row_wm);
   }
 
   // `ahead`: the row's key (EncodeKey, HashKey) and its last window's hash (Prepare).
@@ -595,8 +596,9 @@ struct WindowOperator::Impl {
       } else {
         AssignWindows(opt.window, row.ts, &assigned);
       }
+      const int64_t row_wm = ctx->row_watermarks ? row.wm : kMinTimestamp;
       for (const TimeWindow& tw : assigned) {
-        if (IsLate(tw)) continue;
+        if (IsLate(tw, row_wm)) continue;
         uint64_t h = tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
         uint32_t e = table.Find(h, ahead.key, tw.start);
         if (e == kNoEntry && Spilled()) {
@@ -618,7 +620,7 @@ struct WindowOperator::Impl {
       }
       TimeWindow cover = MergeSessions(open, fresh, &merged);
       // Windows that are not late never merge into a late one, so only a lone window is late.
-      if (!IsLate(cover)) {
+      if (!IsLate(cover, kMinTimestamp)) {
         if (merged.empty()) {
           targets.push_back(NewWindow(ahead.key_hash, ahead.key, cover));
         } else {
@@ -821,7 +823,14 @@ Status WindowOperator::Process(BatchPtr batch) {
     if (r + Impl::kPrepareAhead < n) m.Prepare(*batch, r + Impl::kPrepareAhead);
     if (r + Impl::kEntryAhead < n) m.PrefetchEntry(r + Impl::kEntryAhead);
     if (r + Impl::kAccAhead < n) m.PrefetchAccs(r + Impl::kAccAhead);
-    if (batch->rows[r].wm > m.wm) SR_RETURN_IF_ERROR(m.Advance(batch->rows[r].wm));
+    // With row_watermarks a row's own watermark only decides whether it is late; the windows
+    // fire at the batch's (the minimum over the producers). That gives the result of reading
+    // in file order: a row not late by its own watermark finds its windows open, as every
+    // producer's watermark rises through the file and the minimum is at most the row's; a row
+    // late by it was late there too.
+    if (batch->rows[r].wm > m.wm && !m.ctx->row_watermarks) {
+      SR_RETURN_IF_ERROR(m.Advance(batch->rows[r].wm));
+    }
     SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));
   }
   SR_RETURN_IF_ERROR(m.Advance(batch->watermark));

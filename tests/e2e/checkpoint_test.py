@@ -108,15 +108,17 @@ class CheckpointTest(harness.TempDirTest):
         # Nothing is left to resume after a job whose input ended.
         self.assertFalse(os.path.exists(os.path.join(self.free_dir, ".streamrun/ck/checkpoints")))
 
-    def kill_loop(self, parallelism, seed, rate, kills, min_kills, after_checkpoint):
+    def kill_loop(self, parallelism, seed, rate, kills, min_kills, after_checkpoint,
+                  aggregates=support.AGGS_YAML, check_output=None):
         """Starts the same `run` again and again, killing it with SIGKILL at a random moment
         (seeded): `after_checkpoint` false, 0.1 to 0.5 s after the start; true, 0 to 20 ms
         after the job completed a checkpoint it had not resumed from (checkpoints every 20 ms;
         an unthrottled job reads ~100 000 records in 20 ms, so a later kill would let it reach the
         end of its input in a few attempts).
-        Then lets it finish."""
+        Then lets it finish. `check_output` checks the output (default: equal to the failure-free
+        run's)."""
         path = self.pipeline(parallelism=parallelism, rate=rate,
-                             interval="100ms" if rate else "20ms")
+                             interval="100ms" if rate else "20ms", aggregates=aggregates)
         args = ["run", path]
         rnd = random.Random(seed)
         killed, logs, finished = 0, [], False
@@ -153,7 +155,11 @@ class CheckpointTest(harness.TempDirTest):
         resumed = sum("resuming from checkpoint" in log for log in logs)
         self.assertGreaterEqual(resumed, 2, "the re-runs did not resume from checkpoints:\n" +
                                 "\n---\n".join(log[-800:] for log in logs))
-        self.assertFailureFreeOutput("after %d kills at parallelism %d" % (killed, parallelism))
+        what = "after %d kills at parallelism %d" % (killed, parallelism)
+        if check_output:
+            check_output(what)
+        else:
+            self.assertFailureFreeOutput(what)
         self.assertIn(b"no checkpoints", self.checkpoints().stdout)
 
     def test_kill_9_at_random_moments_parallelism_1(self):
@@ -165,6 +171,19 @@ class CheckpointTest(harness.TempDirTest):
     def test_kill_9_after_checkpoints_of_a_split_file_parallelism_2(self):
         # Unthrottled: two subtasks read the file in chunks and agree where each barrier goes.
         self.kill_loop(2, seed=3, rate=None, kills=8, min_kills=4, after_checkpoint=True)
+
+    def test_kill_9_after_checkpoints_of_a_split_file_counts_only_parallelism_2(self):
+        # Counts only: each window subtask reads the two source subtasks as their batches come
+        # and aligns barriers, instead of reading in chunk order.
+        expected_out, expected_late = support.model(self.items, support.COUNTS)
+
+        def check(what):
+            read = lambda name: harness.multiset(harness.read_jsonl(self.path("out/" + name)))
+            self.assertMultisetEqual(read("out.jsonl"), expected_out, what + ": out/out.jsonl")
+            self.assertMultisetEqual(read("late.jsonl"), expected_late, what + ": out/late.jsonl")
+
+        self.kill_loop(2, seed=4, rate=None, kills=8, min_kills=4, after_checkpoint=True,
+                       aggregates=support.COUNTS_YAML, check_output=check)
 
     # Each phase of a checkpoint, and of the sink's commit after it. @N: not the first one, so
     # that a checkpoint completed before the crash. Hits per checkpoint at parallelism 1: one

@@ -35,6 +35,13 @@ AGGS = [
     ("kinds", "count_distinct", ref.field("kind")),
 ]
 
+# The aggregates whose result does not depend on the order of the records.
+COUNTS_YAML = """
+      n: count()
+      a_count: count_if(kind == "a")
+      kinds: count_distinct(kind)"""
+COUNTS = [AGGS[0], AGGS[1], AGGS[8]]
+
 
 def iso(ms):
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
@@ -154,6 +161,20 @@ sinks:
     def test_sliding(self):
         self.check("{ type: sliding, size: 30s, slide: 10s }", ref.Sliding(30000, 10000), 1500)
 
+    # Counts only, without allowed lateness or a trigger: at parallelism > 1 the window reads its
+    # producers as batches come (engine/plan.h, row_watermarks) and judges each record late by
+    # its own place in the file. The results and the late records must still be exactly those of
+    # file order.
+    def test_tumbling_counts_only(self):
+        _, late = self.check("{ type: tumbling, size: 10s }", ref.Tumbling(10000), 2000,
+                             aggs_yaml=COUNTS_YAML, aggs=COUNTS)
+        self.assertGreater(len(late), 100)
+
+    def test_sliding_counts_only(self):
+        _, late = self.check("{ type: sliding, size: 30s, slide: 10s }", ref.Sliding(30000, 10000),
+                             1500, aggs_yaml=COUNTS_YAML, aggs=COUNTS)
+        self.assertGreater(len(late), 100)
+
     def test_sliding_allowed_lateness(self):
         self.check("{ type: sliding, size: 30s, slide: 10s }", ref.Sliding(30000, 10000), 1500,
                    lateness_ms=20000)
@@ -172,6 +193,58 @@ sinks:
     def test_session_fire_on_with_lateness(self):
         self.check("{ type: session, gap: 4s }", ref.Session(4000), 2000, lateness_ms=10000,
                    fire_on_yaml='kind == "stop"', fire_on=lambda r: r.get("kind") == "stop")
+
+    def test_damaged_lines_of_a_file_read_in_chunks_are_dead_letters_once_each(self):
+        # Damaged lines in every chunk: at parallelism > 1 a subtask parses chunks ahead of
+        # sending them, and their bad lines must still reach clicks.errors exactly once, while
+        # the good ones give the model's counts.
+        lines, items = data()
+        rnd = random.Random(7)
+        damaged, kept, out_lines = [], [], []
+        offset = 0
+        for line, item in zip(lines, items):
+            if rnd.random() < 0.01:
+                line = line[:rnd.randrange(1, len(line))]  # cut JSON
+                if line.endswith("}"):
+                    line = line[:-1]
+                damaged.append((offset, line))
+            else:
+                kept.append(item)
+            out_lines.append(line)
+            offset += len(line.encode()) + 1
+        self.assertGreater(len(damaged), 300)
+        self.write_input("events.jsonl", out_lines)
+        self.write("p.yaml", """name: dl
+sources:
+  events:
+    type: file
+    path: events.jsonl
+    event_time: ts
+    watermark: { max_out_of_orderness: 2000ms }
+    on_error: dead_letter
+steps:
+  w:
+    type: window
+    from: events
+    key_by: [user]
+    window: { type: tumbling, size: 10s }
+    aggregate:%s
+sinks:
+  out: { type: file, from: w, path: out/results.jsonl }
+  late: { type: file, from: w.late, path: out/late.jsonl }
+  bad: { type: file, from: events.errors, path: out/bad.jsonl }
+""" % COUNTS_YAML)
+        results, late = ref.run_window(ref.with_watermarks(kept, 2000), ["user"],
+                                       ref.Tumbling(10000), COUNTS)
+        for p in self.PARALLELISM:
+            with self.subTest(parallelism=p):
+                self.run_ok(["run", self.path("p.yaml"), "--parallelism", str(p)])
+                self.assertMultisetEqual(harness.read_multiset(self.path("out/results.jsonl")),
+                                         harness.multiset(results), "results")
+                self.assertMultisetEqual(harness.read_multiset(self.path("out/late.jsonl")),
+                                         harness.multiset(late), ".late")
+                bad = harness.read_jsonl(self.path("out/bad.jsonl"))
+                self.assertEqual(sorted((b["offset"], b["text"]) for b in bad), damaged)
 
     def test_filter_and_map_before_window(self):
         lines, items = data()

@@ -60,7 +60,7 @@ TEST_CASE("plan: at parallelism 1 a filter and a window are chained onto the sou
   CHECK_FALSE(Node(*plan, "late").chained);  // reads a side stream
 }
 
-TEST_CASE("plan: at parallelism 2 a split file source feeds a keyed exchange read in chunk order") {
+TEST_CASE("plan: at parallelism 2 a split file source feeds a keyed exchange") {
   PipelineSpec spec = Load();
   auto plan = BuildPlan(spec, 2);
   REQUIRE(plan.ok());
@@ -69,8 +69,46 @@ TEST_CASE("plan: at parallelism 2 a split file source feeds a keyed exchange rea
   CHECK(Node(*plan, "out").parallelism == 1);
   const PlanInput& in = Node(*plan, "counts").inputs[0];
   CHECK(in.kind == EdgeKind::kKeyed);
-  CHECK(in.ordered);
+  // count() and count_distinct() into tumbling windows: as batches come, rows keeping their
+  // own watermarks.
+  CHECK_FALSE(in.ordered);
+  CHECK(in.row_watermarks);
   CHECK(Node(*plan, "out").inputs[0].kind == EdgeKind::kGather);
+}
+
+TEST_CASE("plan: a window whose result depends on the order of its records reads in chunk order") {
+  // One window per line, each reading the split file `clicks`; `sliding_counts` alone can take
+  // batches as they come.
+  const char* windows[][2] = {
+      {"sliding_counts", "window: {type: sliding, size: 2m, slide: 1m}, aggregate: {n: count(), v: count_if(v > 1)}"},
+      {"sums", "window: {type: tumbling, size: 1m}, aggregate: {n: count(), s: sum(v)}"},
+      {"mins", "window: {type: tumbling, size: 1m}, aggregate: {m: min(v)}"},
+      {"firsts", "window: {type: tumbling, size: 1m}, aggregate: {f: first(v)}"},
+      {"sessions", "window: {type: session, gap: 1m}, aggregate: {n: count()}"},
+      {"lateness", "window: {type: tumbling, size: 1m}, allowed_lateness: 10s, aggregate: {n: count()}"},
+      {"triggered", "window: {type: tumbling, size: 1m}, trigger: {fire_on: v > 9}, aggregate: {n: count()}"},
+  };
+  for (const auto& w : windows) {
+    CAPTURE(w[0]);
+    std::string yaml = std::string(R"(
+name: p
+sources:
+  clicks: {type: file, path: clicks.jsonl, event_time: ts}
+steps:
+  w: {type: window, from: clicks, key_by: [userId], )") + w[1] + R"(}
+sinks:
+  out: {type: file, from: w, path: out.jsonl}
+)";
+    auto spec = LoadPipelineFromString(yaml, "/tmp/p.yaml", LoadOptions());
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    auto plan = BuildPlan(*spec, 2);
+    REQUIRE(plan.ok());
+    const PlanInput& in = Node(*plan, "w").inputs[0];
+    const bool free = std::string(w[0]) == "sliding_counts";
+    CHECK(in.row_watermarks == free);
+    CHECK(in.ordered == !free);
+    CHECK(Node(*plan, "w").colocated);
+  }
 }
 
 TEST_CASE("plan: a stream carries only the fields its consumers read") {
