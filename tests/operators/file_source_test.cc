@@ -161,6 +161,37 @@ TEST_CASE("file source: bad lines go to the reporter with their offsets") {
   std::filesystem::remove(path);
 }
 
+TEST_CASE("file source: bad lines of every chunk are reported once each, for P = 1, 2, 3") {
+  // Small chunks, a bad line in most of them: subtasks parse chunks ahead of sending them and
+  // report their bad lines when they send them.
+  std::string content;
+  std::vector<uint64_t> bad;
+  size_t good = 0;
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 7 == 3) {
+      bad.push_back(content.size());
+      content += "{\"ts\":" + std::to_string(i) + ",\"cut\n";
+    } else {
+      content += "{\"ts\":" + std::to_string(i) + "}\n";
+      ++good;
+    }
+  }
+  std::string path = TempFile(content);
+  auto config = NewFileSourceConfig(Options(path, 128));
+  for (int p = 1; p <= 3; ++p) {
+    CAPTURE(p);
+    RunResult res;
+    RunSource(*config, {{"ts"}}, p, res);
+    for (auto& st : res.statuses) CHECK(st.ok());
+    CHECK(Merged(res.out).size() == good);
+    std::vector<uint64_t> reported;
+    for (const auto& e : res.errors.inputs) reported.push_back(e.offset);
+    std::sort(reported.begin(), reported.end());
+    CHECK(reported == bad);
+  }
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("file source: on_error fail stops every subtask") {
   std::string content;
   for (int i = 0; i < 200; ++i) content += i == 150 ? "oops\n" : "{\"ts\":" + std::to_string(i) + "}\n";
