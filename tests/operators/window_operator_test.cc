@@ -128,7 +128,7 @@ struct Harness {
   // and evicts the rest to an LMDB store in a temporary directory.
   Harness(WindowSpec spec, std::vector<AggDef> aggs, int64_t lateness = 0,
           std::optional<std::string> fire_on = std::nullopt, bool with_late = true,
-          Layout output = {}, uint64_t cache_bytes = 0) {
+          Layout output = {}, uint64_t cache_bytes = 0, bool row_watermarks = false) {
     WindowOptions opt;
     opt.key_paths = {{"user"}};
     opt.key_names = {"user"};
@@ -148,6 +148,7 @@ struct Harness {
     ctx.main = &main;
     ctx.late = with_late ? &late : nullptr;
     ctx.errors = &errors;
+    ctx.row_watermarks = row_watermarks;
     if (cache_bytes > 0) {
       working = std::make_unique<TempDir>();
       ctx.working_dir = *working / "w-0";
@@ -240,6 +241,26 @@ TEST_CASE("window: late record goes to side stream") {
   CHECK(Sorted(h.Results()) == Sorted({R"({"user":"a","window_start":0,"window_end":10,"n":1})",
                                        R"({"user":"a","window_start":10,"window_end":20,"n":1})",
                                        R"({"user":"b","window_start":10,"window_end":20,"n":1})"}));
+}
+
+TEST_CASE("window: with row watermarks a row is late by its own, and windows fire at the batch's") {
+  // As an order-free window reads two producers (OperatorContext::row_watermarks): rows keep
+  // their source's watermark, the batch carries the minimum over the producers.
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::nullopt, true, {}, 0,
+            /*row_watermarks=*/true);
+  std::vector<BatchPtr> batches = MakeBatches({{"a", 5}, {"a", 15}}, 10);
+  for (Row& row : batches[0]->rows) row.wm = 12;  // far into the file
+  batches[0]->watermark = 3;                      // the other producer is behind
+  std::vector<BatchPtr> behind = MakeBatches({{"b", 7}}, 10);
+  behind[0]->rows[0].wm = 2;
+  behind[0]->watermark = 20;
+  batches.push_back(std::move(behind[0]));
+  h.Feed(std::move(batches), false);
+  // a@5 is late by its own watermark (12 > 9) though the window's is 3; b@7 (own 2) is not,
+  // though a later row was at 12; [0,10) and [10,20) fire at 20.
+  CHECK(h.Late() == std::vector<std::string>{"a@5"});
+  CHECK(Sorted(h.Results()) == Sorted({R"({"user":"b","window_start":0,"window_end":10,"n":1})",
+                                       R"({"user":"a","window_start":10,"window_end":20,"n":1})"}));
 }
 
 TEST_CASE("window: late records are counted when nobody reads the late stream") {
