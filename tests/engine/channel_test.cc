@@ -110,6 +110,27 @@ TEST_CASE("channel: TryPush never blocks and leaves the batch with the caller wh
   CHECK(gate.Peek(0) == nullptr);
 }
 
+TEST_CASE("channel: TryPopAny takes producers in turn, skips the skipped, never waits") {
+  InputGate gate(3, 4);
+  int producer = -1;
+  CHECK(gate.TryPopAny(&producer) == nullptr);
+  for (int p = 0; p < 3; ++p) {
+    REQUIRE(gate.Push(p, BatchWithSeq(10 * p + 1)));
+    REQUIRE(gate.Push(p, BatchWithSeq(10 * p + 2)));
+  }
+  std::vector<bool> skip = {false, true, false};  // producer 1 is at a barrier
+  std::vector<uint64_t> seqs;
+  while (BatchPtr b = gate.TryPopAny(&producer, &skip)) {
+    CHECK(producer != 1);
+    seqs.push_back(b->seq);
+  }
+  CHECK(seqs == std::vector<uint64_t>{1, 21, 2, 22});
+  REQUIRE(gate.TryPopAny(&producer) != nullptr);
+  CHECK(producer == 1);
+  gate.Cancel();
+  CHECK(gate.TryPopAny(&producer) == nullptr);
+}
+
 TEST_CASE("channel: signals tell a co-located host of queued batches, taken batches and cancel") {
   InputGate gate(2, 4);
   ThreadSignal consumer, producer1;
