@@ -137,7 +137,8 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
     EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
     uint64_t hash = HashKey(key_);
     hashes_[row] = hash;
-    const int group = mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
+    const int group =
+        mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
     targets_[row] = r.subtask_of_group[group];
   }
   for (size_t row = 0; row < rows; ++row) {

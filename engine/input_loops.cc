@@ -233,15 +233,15 @@ Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result)
   InputGate& gate = *t.gate;
   SteppedInput& in = t.stepped;
   // Producers that ended or are at the barrier being aligned are not read.
-  auto skipped = [&]() -> const std::vector<bool>* { return in.aligning != 0 ? &in.at_barrier : nullptr; };
+  const std::vector<bool>* skipped = in.aligning != 0 ? &in.at_barrier : nullptr;
   int slot = 0;
   BatchPtr b;
   if (block) {
     ScopedWait idle(&t.metrics.idle);
-    b = gate.PopAny(&slot, skipped());
+    b = gate.PopAny(&slot, skipped);
     if (!b) return Status::Cancelled();
   } else {
-    b = gate.TryPopAny(&slot, skipped());
+    b = gate.TryPopAny(&slot, skipped);
     if (!b) return Status::Ok();
   }
   *result = StepResult::kProgress;

@@ -18,8 +18,9 @@
 //   gives the same result on every run. Sinks and stateless steps feeding only sinks take
 //   batches as they come: their output is the same multiset in any order.
 // - A keyed step that reads a split file source (in chunk order, or with row_watermarks) at the
-//   source's parallelism runs co-located: subtask i on the thread of source subtask i, whenever the source would wait to
-//   push (so there are no more threads than cores, and half the rows stay on their core).
+//   source's parallelism runs co-located: subtask i on the thread of source subtask i,
+//   whenever the source would wait to push (so there are no more threads than cores, and half
+//   the rows stay on their core).
 // - A stream is read in chunk order (ordered) when it comes from a source split over several
 //   subtasks in sequence (NodeConfig::split_in_sequence: a file) through chained stateless
 //   steps: consumers then see the records in file order. A Kafka source's subtasks read

@@ -107,12 +107,12 @@ class FileShared {
   // Checkpoint barriers and drains of a split file must fall between the same two chunks in
   // every subtask: the consumer reads the chunks in order. Called by a subtask before it sends
   // chunk k. A new request (an id above every barrier fixed so far) is fixed at the first chunk
-  // no subtask has started sending. Every subtask then sends every fixed barrier it has not sent, in
-  // order, before its first chunk at or after the barrier's: a subtask that was slower to reach
-  // its next chunk than two requests were to come sends both there, where the others sent one
-  // each (skipping the older one would put different barriers at the same place, which the
-  // consumer rejects). Appends to *send the (id, chunk) of the barriers to send before chunk k,
-  // and sets *stop when the subtask must end its input before chunk k (drain).
+  // no subtask has started sending. Every subtask then sends every fixed barrier it has not
+  // sent, in order, before its first chunk at or after the barrier's: a subtask that was slower
+  // to reach its next chunk than two requests were to come sends both there, where the others
+  // sent one each (skipping the older one would put different barriers at the same place,
+  // which the consumer rejects). Appends to *send the (id, chunk) of the barriers to send before
+  // chunk k, and sets *stop when the subtask must end its input before chunk k (drain).
   void BeforeChunk(int subtask, uint64_t k, uint64_t requested, uint64_t last_sent, bool drain,
                    bool* stop, std::vector<std::pair<uint64_t, uint64_t>>* send) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -213,7 +213,9 @@ class DeferredErrors : public ErrorReporter {
   }
   Status Flush() override { return Status::Ok(); }
   Status ReplayTo(ErrorReporter& to) {
-    for (const Item& e : items_) SR_RETURN_IF_ERROR(to.ReportInput(e.origin, e.offset, e.text, e.reason));
+    for (const Item& e : items_) {
+      SR_RETURN_IF_ERROR(to.ReportInput(e.origin, e.offset, e.text, e.reason));
+    }
     items_.clear();
     return Status::Ok();
   }
@@ -466,7 +468,8 @@ class FileSource : public SourceOperator {
       ParsedChunk& pc = ready.back();
       pc.k = next;
       next += static_cast<uint64_t>(p);
-      SR_RETURN_IF_ERROR(ParseChunk(fd, size, base, resume_offset, width, maker, free_buffer(), &pc));
+      SR_RETURN_IF_ERROR(
+          ParseChunk(fd, size, base, resume_offset, width, maker, free_buffer(), &pc));
       shared.Deposit(pc.k, pc.max_ts);
     }
     return Status::Ok();
