@@ -212,9 +212,11 @@ class DeferredErrors : public ErrorReporter {
     return Status::Ok();
   }
   Status Flush() override { return Status::Ok(); }
-  Status ReplayTo(ErrorReporter& to) {
+  // `to` null: no reporter, so the first bad line fails the source (as RecordMaker does).
+  Status ReplayTo(ErrorReporter* to) {
     for (const Item& e : items_) {
-      SR_RETURN_IF_ERROR(to.ReportInput(e.origin, e.offset, e.text, e.reason));
+      if (to == nullptr) return Status::DataError(e.reason);
+      SR_RETURN_IF_ERROR(to->ReportInput(e.origin, e.offset, e.text, e.reason));
     }
     items_.clear();
     return Status::Ok();
@@ -436,7 +438,7 @@ class FileSource : public SourceOperator {
       }
       int64_t prev = kMinTimestamp;
       SR_RETURN_IF_ERROR(shared.WaitFor(k, ctx.cancelled, &prev, /*done=*/true));
-      if (ctx.errors != nullptr) SR_RETURN_IF_ERROR(pc.errors.ReplayTo(*ctx.errors));
+      SR_RETURN_IF_ERROR(pc.errors.ReplayTo(ctx.errors));
       for (size_t i = 0; i < pc.batches.size(); ++i) {
         Batch& b = *pc.batches[i];
         for (Row& row : b.rows) row.wm = real.WatermarkFor(std::max(prev, row.wm));
