@@ -33,11 +33,13 @@ class CheckpointTest(harness.TempDirTest):
     def setUpClass(cls):
         cls.shared = support.SharedInput("streamrun-e2e-ckpt-", SEED, N)
         cls.input, cls.items = cls.shared.path, cls.shared.items
-        # The failure-free run, with checkpoints (debug log: it says when they complete).
+        # The failure-free run, with checkpoints (debug log: it says when they complete). At
+        # RATE it lasts ~4 s: unthrottled it can end within 0.6 s, before a second checkpoint
+        # completes (one took 450 ms to sync on a busy disk).
         free = os.path.join(cls.shared.dir, "free")
         os.makedirs(free)
         with open(os.path.join(free, "p.yaml"), "w") as f:
-            f.write(support.pipeline(cls.input))
+            f.write(support.pipeline(cls.input, rate=RATE))
         p = harness.run(["run", os.path.join(free, "p.yaml"), "--log-level", "debug"], timeout=300)
         if p.returncode != 0:
             raise AssertionError("the failure-free run failed:\n" + p.stderr.decode()[-4000:])
