@@ -245,10 +245,6 @@ Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result)
     if (!b) return Status::Ok();
   }
   *result = StepResult::kProgress;
-  auto merge = [&](int s, int64_t wm) {
-    in.slot_wm[s] = std::max(in.slot_wm[s], wm);
-    in.merged = *std::min_element(in.slot_wm.begin(), in.slot_wm.end());
-  };
   auto finish_alignment = [&]() -> Status {
     const uint64_t id = in.aligning;
     in.aligning = 0;
@@ -281,17 +277,16 @@ Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result)
     if (in.aligning != 0 && in.at_barrier_count == in.live && in.live > 0) {
       SR_RETURN_IF_ERROR(finish_alignment());
     }
-    const int64_t before = in.merged;
-    merge(slot, kMaxTimestamp);
-    if (in.merged > before && in.live > 0) {
+    const int64_t before = in.merger.current();
+    const int64_t merged = in.merger.Advance(slot, kMaxTimestamp);
+    if (merged > before && in.live > 0) {
       BatchPtr tick = NewBatch(static_cast<uint32_t>(pn.in_layout.size()));
-      tick->watermark = in.merged;
+      tick->watermark = merged;
       SR_RETURN_IF_ERROR(HeadOperator(t)->Process(std::move(tick)));
     }
     return Status::Ok();
   }
-  merge(slot, b->watermark);
-  b->watermark = in.merged;
+  b->watermark = in.merger.Advance(slot, b->watermark);
   return ProcessStepped(t, std::move(b));
 }
 

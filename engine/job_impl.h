@@ -23,6 +23,7 @@
 #include "engine/exchange.h"
 #include "engine/metrics.h"
 #include "engine/runtime.h"
+#include "engine/watermark.h"
 
 namespace streamrun {
 
@@ -77,11 +78,9 @@ class Job::Impl {
     std::vector<bool> ended;  // per producer slot
     int live = 0;
     uint64_t next_seq = 0;    // in chunk order: the chunk to read next
-    // With row watermarks: each producer's watermark, the slot to try first, and the barrier
-    // being aligned (0: none) with the producers already at it.
-    std::vector<int64_t> slot_wm;
-    int64_t merged = kMinTimestamp;
-    int next_slot = 0;
+    // With row watermarks: the minimum over the producers' watermarks, and the barrier being
+    // aligned (0: none) with the producers already at it.
+    WatermarkMerger merger{1};
     uint64_t aligning = 0;
     std::vector<bool> at_barrier;
     int at_barrier_count = 0;
@@ -90,7 +89,7 @@ class Job::Impl {
       started = true;
       ended.assign(slots, false);
       live = slots;
-      slot_wm.assign(slots, kMinTimestamp);
+      merger = WatermarkMerger(static_cast<size_t>(slots));
       at_barrier.assign(slots, false);
     }
   };
