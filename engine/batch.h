@@ -109,6 +109,18 @@ struct Batch {
 
   // Appends a row whose slots are all Missing; returns its index.
   size_t AddRow(const Row& proto);
+  // The same for a row with only `origin` and `offset` set, written in place. Sources call this
+  // per record: a Row built on the stack and then copied cost a store-forwarding stall per row
+  // (its narrow field stores read back by wide loads), ~9 % of a JSON filter's time.
+  size_t AddRow(uint16_t origin, uint64_t offset) {
+    const size_t r = rows.size();
+    Row& row = rows.emplace_back();
+    row.origin = origin;
+    row.offset = offset;
+    row.slot = static_cast<uint32_t>(slots.size());
+    for (uint32_t i = 0; i < width; ++i) slots.emplace_back();
+    return r;
+  }
   // Appends row `r` of `src` (same width), copying its bytes and strings into this arena.
   void CopyRowFrom(const Batch& src, size_t r);
   // Appends row `r` of `src` (same width) by reference: its bytes and strings stay where they

@@ -948,11 +948,8 @@ class KafkaSource : public SourceOperator {
     std::memcpy(copy, payload.data(), payload.size());
     std::memset(copy + payload.size(), 0, pad);
     const std::string_view raw(copy, payload.size());
-    Row proto;
-    proto.origin = ctx_->origin;
-    proto.offset = static_cast<uint64_t>(m->offset);
-    proto.raw = raw;
-    const size_t r = b.AddRow(proto);
+    const size_t r = b.AddRow(ctx_->origin, static_cast<uint64_t>(m->offset));
+    b.rows[r].raw = raw;
     Value* slots = b.SlotsOf(r);
     if (extractor_) {
       if (!extractor_->Extract(raw, slots, b.arena, &error_)) {

@@ -121,10 +121,7 @@ Status RecordMaker::AddLine(Batch& batch, std::string_view line, uint64_t offset
   if (format_ == LineFormat::kRecording) [[unlikely]] {
     return AddRecordingLine(batch, line, offset, gen);
   }
-  Row proto;
-  proto.origin = ctx_.origin;
-  proto.offset = offset;
-  size_t r = batch.AddRow(proto);
+  size_t r = batch.AddRow(ctx_.origin, offset);
   Value* slots = batch.SlotsOf(r);
   if (format_ == LineFormat::kJson) {
     bool ok = next != nullptr ? extractor_->ExtractLine(line, next, slots, batch.arena, &error_)
@@ -177,10 +174,8 @@ Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64
     return Bad(batch, line, offset,
                "the value is binary (value_b64): a record must be JSON or text");
   }
-  Row proto;
-  proto.origin = ctx_.origin;
-  proto.offset = offset;  // where the line is in the file, for error reports
-  size_t r = batch.AddRow(proto);
+  // `offset`: where the line is in the file, for error reports.
+  size_t r = batch.AddRow(ctx_.origin, offset);
   Value* slots = batch.SlotsOf(r);
   std::string_view raw;
   if (rec.value_form == PayloadForm::kJson) {
