@@ -126,12 +126,13 @@ struct Batch {
   // Appends row `r` of `src` (same width) by reference: its bytes and strings stay where they
   // are. REQUIRES: `src` (or what its rows point into) is in `pins`.
   void AddRowRef(const Batch& src, size_t r) {
-    Row row = src.rows[r];
     const Value* vals = src.SlotsOf(r);
-    row.slot = static_cast<uint32_t>(slots.size());
+    // Copied straight into place, then `slot` set: a copy on the stack with `slot` changed was
+    // read back by wider loads than that store, a store-forwarding stall per row.
+    rows.push_back(src.rows[r]);
+    rows.back().slot = static_cast<uint32_t>(slots.size());
     // Element by element: rows carry a slot or two, too few for a memmove call to pay.
     for (uint32_t i = 0; i < width; ++i) slots.push_back(vals[i]);
-    rows.push_back(row);
   }
   // Keeps only the rows for which keep[r] is true, in order (slots stay where they are).
   void KeepRows(const std::vector<bool>& keep);

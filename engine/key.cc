@@ -23,54 +23,56 @@ uint32_t GetU32(const char* p) {
 }  // namespace
 
 void AppendKeyValue(std::string& out, const Value& v) {
-  // Built in a small buffer and appended once: keys are encoded once or twice per record.
-  char head[1 + 8];
-  auto put = [&head](size_t at, uint64_t x, int bytes) {
-    for (int i = 0; i < bytes; ++i) {
-      head[at + i] = static_cast<char>((x >> (8 * (bytes - 1 - i))) & 0xFF);
+  // Written straight into `out`, the big-endian numbers from registers (bswap): a header built
+  // byte by byte in a buffer and then copied was read back by wider loads than its stores, a
+  // store-forwarding stall per key (most of this function's time).
+  auto append = [&out](char kind, uint64_t big_endian, size_t bytes, std::string_view tail) {
+    const size_t at = out.size();
+    out.resize(at + 1 + bytes + tail.size());
+    char* p = out.data() + at;
+    p[0] = kind;
+    if (bytes == 8) {
+      std::memcpy(p + 1, &big_endian, 8);
+    } else if (bytes == 4) {
+      const uint32_t be32 = static_cast<uint32_t>(big_endian);
+      std::memcpy(p + 1, &be32, 4);
+    } else if (bytes == 1) {
+      p[1] = static_cast<char>(big_endian);
     }
+    if (!tail.empty()) std::memcpy(p + 1 + bytes, tail.data(), tail.size());
   };
   Value::Kind kind = v.kind();
   if (kind == Value::Kind::kMissing) kind = Value::Kind::kNull;
   if (kind == Value::Kind::kDouble) {
     double d = v.as_double();
     if (std::trunc(d) == d && std::fabs(d) < 9.2e18) {
-      head[0] = static_cast<char>(Value::Kind::kInt);
-      put(1, static_cast<uint64_t>(static_cast<int64_t>(d)), 8);
-      out.append(head, 9);
+      const auto i = static_cast<uint64_t>(static_cast<int64_t>(d));
+      append(static_cast<char>(Value::Kind::kInt), __builtin_bswap64(i), 8, {});
       return;
     }
   }
-  head[0] = static_cast<char>(kind);
   switch (kind) {
     case Value::Kind::kBool:
-      head[1] = v.as_bool() ? 1 : 0;
-      out.append(head, 2);
+      append(static_cast<char>(kind), v.as_bool() ? 1 : 0, 1, {});
       break;
     case Value::Kind::kInt:
-      put(1, static_cast<uint64_t>(v.as_int()), 8);
-      out.append(head, 9);
+      append(static_cast<char>(kind), __builtin_bswap64(static_cast<uint64_t>(v.as_int())), 8, {});
       break;
     case Value::Kind::kDouble: {
       uint64_t bits;
       double d = v.as_double();
       std::memcpy(&bits, &d, sizeof bits);
-      put(1, bits, 8);
-      out.append(head, 9);
+      append(static_cast<char>(kind), __builtin_bswap64(bits), 8, {});
       break;
     }
     case Value::Kind::kString:
     case Value::Kind::kJson: {
       std::string_view str = v.as_string();
-      put(1, static_cast<uint32_t>(str.size()), 4);
-      const size_t at = out.size();
-      out.resize(at + 5 + str.size());
-      std::memcpy(out.data() + at, head, 5);
-      std::memcpy(out.data() + at + 5, str.data(), str.size());
+      append(static_cast<char>(kind), __builtin_bswap32(static_cast<uint32_t>(str.size())), 4, str);
       break;
     }
     default:
-      out.append(head, 1);
+      append(static_cast<char>(kind), 0, 0, {});
       break;
   }
 }

@@ -67,6 +67,31 @@ TEST_CASE("key: the hash is stable (stored in checkpoints)") {
   CHECK(KeyGroupOf(HashKey(key), 128) == static_cast<int>(HashKey(key) % 128));
 }
 
+TEST_CASE("key: every kind encodes to fixed bytes (stored in checkpoints)") {
+  // Kind byte (value.h: null 1, bool 2, int 3, double 4, string 5, json 6), then the payload
+  // big-endian: the layout docs/state-format.md describes, written out by hand.
+  auto enc = [](const Value& v) {
+    std::string k;
+    AppendKeyValue(k, v);
+    return k;
+  };
+  CHECK(enc(Value::Null()) == std::string("\x01", 1));
+  CHECK(enc(Value::Bool(true)) == std::string("\x02\x01", 2));
+  CHECK(enc(Value::Bool(false)) == std::string("\x02\x00", 2));
+  CHECK(enc(Value::Int(0x0102030405060708)) == std::string("\x03\x01\x02\x03\x04\x05\x06\x07\x08", 9));
+  CHECK(enc(Value::Int(-2)) == std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xfe", 9));
+  CHECK(enc(Value::Double(-3.0)) == std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xfd", 9));
+  // 1.5 is 0x3FF8000000000000.
+  CHECK(enc(Value::Double(1.5)) == std::string("\x04\x3f\xf8\x00\x00\x00\x00\x00\x00", 9));
+  const std::string long_text(300, 'x');
+  CHECK(enc(Value::String(long_text)) == std::string("\x05\x00\x00\x01\x2c", 5) + long_text);
+  CHECK(enc(Value::Json("[1]")) == std::string("\x06\x00\x00\x00\x03[1]", 8));
+  // Appended after what is there.
+  std::string two = enc(Value::Int(1));
+  AppendKeyValue(two, Value::String("a"));
+  CHECK(two == std::string("\x03\x00\x00\x00\x00\x00\x00\x00\x01\x05\x00\x00\x00\x01" "a", 15));
+}
+
 TEST_CASE("key: subtasks own contiguous, complete ranges of key groups") {
   for (int p : {1, 2, 3, 4, 7, 128}) {
     int prev = 0;
