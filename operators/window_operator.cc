@@ -453,12 +453,12 @@ struct WindowOperator::Impl {
     json.push_back('}');
 
     if (!out) out = NewBatch(static_cast<uint32_t>(ctx->output_layout.size()));
-    Row proto;
-    proto.ts = bounds.max_timestamp();
-    proto.wm = stamp;
-    proto.raw = out->arena.Copy(json);
-    proto.origin = win.origin;
-    size_t r = out->AddRow(proto);
+    // Filled in place (Batch::AddRow(origin, offset) says why).
+    size_t r = out->AddRow(win.origin, 0);
+    Row& row = out->rows[r];
+    row.ts = bounds.max_timestamp();
+    row.wm = stamp;
+    row.raw = out->arena.Copy(json);
     Value* slots = out->SlotsOf(r);
     for (size_t s = 0; s < out_fields.size(); ++s) {
       auto [what, i] = out_fields[s];
