@@ -1,6 +1,7 @@
 // Key encoding and hashing (see key.h for the stable format).
 #include "engine/key.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -26,6 +27,7 @@ void AppendKeyValue(std::string& out, const Value& v) {
   // Written straight into `out`, the big-endian numbers from registers (bswap): a header built
   // byte by byte in a buffer and then copied was read back by wider loads than its stores, a
   // store-forwarding stall per key (most of this function's time).
+  static_assert(std::endian::native == std::endian::little, "big-endian bytes come from bswap");
   auto append = [&out](char kind, uint64_t big_endian, size_t bytes, std::string_view tail) {
     const size_t at = out.size();
     out.resize(at + 1 + bytes + tail.size());

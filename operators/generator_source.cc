@@ -174,11 +174,8 @@ class GeneratorSource : public SourceOperator {
         AppendJson(json, e.fields[f].value);
       }
       json.push_back('}');
-      Row proto;
-      proto.origin = ctx.origin;
-      proto.offset = i;
-      proto.raw = batch->arena.Copy(json);
-      size_t r = batch->AddRow(proto);
+      size_t r = batch->AddRow(ctx.origin, i);
+      batch->rows[r].raw = batch->arena.Copy(json);
       Value* slots = batch->SlotsOf(r);
       for (uint32_t s = 0; s < width; ++s) {
         const FieldPath& path = ctx.layout[s];

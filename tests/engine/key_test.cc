@@ -78,7 +78,8 @@ TEST_CASE("key: every kind encodes to fixed bytes (stored in checkpoints)") {
   CHECK(enc(Value::Null()) == std::string("\x01", 1));
   CHECK(enc(Value::Bool(true)) == std::string("\x02\x01", 2));
   CHECK(enc(Value::Bool(false)) == std::string("\x02\x00", 2));
-  CHECK(enc(Value::Int(0x0102030405060708)) == std::string("\x03\x01\x02\x03\x04\x05\x06\x07\x08", 9));
+  CHECK(enc(Value::Int(0x0102030405060708)) ==
+        std::string("\x03\x01\x02\x03\x04\x05\x06\x07\x08", 9));
   CHECK(enc(Value::Int(-2)) == std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xfe", 9));
   CHECK(enc(Value::Double(-3.0)) == std::string("\x03\xff\xff\xff\xff\xff\xff\xff\xfd", 9));
   // 1.5 is 0x3FF8000000000000.
