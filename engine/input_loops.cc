@@ -39,64 +39,34 @@ Status Job::Impl::RunInputLoop(Task& t) {
   WatermarkMerger merger(std::max(wm_inputs, 1));
   int64_t merged = kMinTimestamp;
 
-  // Checkpoint barriers. Either way the task snapshots once every live producer's barrier came
-  // (`at_barrier`), so the snapshot holds every record each producer sent before its barrier.
-  // exactly_once aligns: a producer whose barrier came is not read until then, so the snapshot
-  // holds nothing after a barrier either. at_least_once reads on: the records after an early
-  // barrier are in the snapshot and read again after a recovery from it (counted twice, never
-  // lost). A barrier newer than the one being aligned abandons it (that checkpoint was aborted
-  // or a source skipped it); older ones are stale and ignored.
+  // Checkpoint barriers (BarrierAlignment). exactly_once aligns: a producer whose barrier came
+  // is not read until every live one's came, so the snapshot holds nothing after a barrier
+  // either. at_least_once reads on: the records after an early barrier are in the snapshot and
+  // read again after a recovery from it (counted twice, never lost).
   const bool align = spec_.checkpoints.exactly_once;
-  std::vector<bool> at_barrier(slots, false);
-  int at_barrier_count = 0;
-  uint64_t aligning = 0;
-  auto alignment_done = [&]() { return aligning != 0 && at_barrier_count == live; };
-  auto finish_alignment = [&]() -> Status {
-    uint64_t id = aligning;
-    aligning = 0;
-    at_barrier_count = 0;
-    std::fill(at_barrier.begin(), at_barrier.end(), false);
-    return PassBarrier(t, id, "");
-  };
-  auto on_barrier = [&](int slot, uint64_t id) -> Status {
-    if (id <= t.last_barrier || id < aligning) return Status::Ok();
-    if (id > aligning) {
-      std::fill(at_barrier.begin(), at_barrier.end(), false);
-      at_barrier_count = 0;
-      aligning = id;
-      t.align_started_ns = SteadyNowNs();
-    }
-    if (!at_barrier[slot]) {
-      at_barrier[slot] = true;
-      ++at_barrier_count;
-    }
-    if (alignment_done()) return finish_alignment();
-    return Status::Ok();
-  };
+  BarrierAlignment barriers;
+  barriers.Start(slots);
+  auto pass = [&](uint64_t id) { return id != 0 ? PassBarrier(t, id, "") : Status::Ok(); };
 
   while (live > 0) {
     int slot = 0;
     BatchPtr b;
     {
       ScopedWait idle(&t.metrics.idle);
-      b = t.gate->PopAny(&slot, align && aligning != 0 ? &at_barrier : nullptr);
+      b = t.gate->PopAny(&slot, align ? barriers.skip() : nullptr);
     }
     if (!b) return Status::Cancelled();
 
     if (b->kind == Batch::Kind::kBarrier) {
-      SR_RETURN_IF_ERROR(on_barrier(slot, b->barrier_id));
+      SR_RETURN_IF_ERROR(
+          pass(barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, live, &t.align_started_ns)));
       continue;
     }
 
     if (b->kind == Batch::Kind::kEnd) {
       ended[slot] = true;
       --live;
-      if (at_barrier[slot]) {  // at_least_once: it ended after its barrier
-        at_barrier[slot] = false;
-        --at_barrier_count;
-      }
-      // The barrier being aligned no longer waits for this producer.
-      if (alignment_done() && live > 0) SR_RETURN_IF_ERROR(finish_alignment());
+      SR_RETURN_IF_ERROR(pass(barriers.OnEnd(slot, live)));
       if (slot_wm[slot] >= 0) {
         int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
         if (m > merged && live > 0) {
@@ -129,6 +99,38 @@ Status Job::Impl::RunInputLoop(Task& t) {
     SR_RETURN_IF_ERROR(t.errors->Flush());
   }
   return Status::Ok();
+}
+
+uint64_t Job::Impl::BarrierAlignment::OnBarrier(int slot, uint64_t id, uint64_t last_passed,
+                                                int live, int64_t* align_started_ns) {
+  if (id <= last_passed || id < aligning) return 0;
+  if (id > aligning) {
+    std::fill(at_barrier.begin(), at_barrier.end(), false);
+    at_barrier_count = 0;
+    aligning = id;
+    *align_started_ns = SteadyNowNs();
+  }
+  if (!at_barrier[slot]) {
+    at_barrier[slot] = true;
+    ++at_barrier_count;
+  }
+  return at_barrier_count == live ? Finish() : 0;
+}
+
+uint64_t Job::Impl::BarrierAlignment::OnEnd(int slot, int live) {
+  if (at_barrier[slot]) {  // at_least_once: it ended after its barrier
+    at_barrier[slot] = false;
+    --at_barrier_count;
+  }
+  return aligning != 0 && at_barrier_count == live && live > 0 ? Finish() : 0;
+}
+
+uint64_t Job::Impl::BarrierAlignment::Finish() {
+  const uint64_t id = aligning;
+  aligning = 0;
+  at_barrier_count = 0;
+  std::fill(at_barrier.begin(), at_barrier.end(), false);
+  return id;
 }
 
 Status Job::Impl::StepInput(Task& t, bool block, StepResult* result) {
@@ -233,49 +235,27 @@ Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result)
   InputGate& gate = *t.gate;
   SteppedInput& in = t.stepped;
   // Producers that ended or are at the barrier being aligned are not read.
-  const std::vector<bool>* skipped = in.aligning != 0 ? &in.at_barrier : nullptr;
   int slot = 0;
   BatchPtr b;
   if (block) {
     ScopedWait idle(&t.metrics.idle);
-    b = gate.PopAny(&slot, skipped);
+    b = gate.PopAny(&slot, in.barriers.skip());
     if (!b) return Status::Cancelled();
   } else {
-    b = gate.TryPopAny(&slot, skipped);
+    b = gate.TryPopAny(&slot, in.barriers.skip());
     if (!b) return Status::Ok();
   }
   *result = StepResult::kProgress;
-  auto finish_alignment = [&]() -> Status {
-    const uint64_t id = in.aligning;
-    in.aligning = 0;
-    in.at_barrier_count = 0;
-    std::fill(in.at_barrier.begin(), in.at_barrier.end(), false);
-    return PassBarrier(t, id, "");
-  };
-
   if (b->kind == Batch::Kind::kBarrier) {
-    // A newer barrier than the one being aligned abandons it (aborted, or skipped by the
-    // source); older ones are stale.
-    const uint64_t id = b->barrier_id;
-    if (id <= t.last_barrier || id < in.aligning) return Status::Ok();
-    if (id > in.aligning) {
-      std::fill(in.at_barrier.begin(), in.at_barrier.end(), false);
-      in.at_barrier_count = 0;
-      in.aligning = id;
-      t.align_started_ns = SteadyNowNs();
-    }
-    in.at_barrier[slot] = true;
-    ++in.at_barrier_count;
-    if (in.at_barrier_count == in.live) return finish_alignment();
-    return Status::Ok();
+    const uint64_t id =
+        in.barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, in.live, &t.align_started_ns);
+    return id != 0 ? PassBarrier(t, id, "") : Status::Ok();
   }
   if (b->kind == Batch::Kind::kEnd) {
     in.ended[slot] = true;
     --in.live;
-    // The barrier being aligned no longer waits for it (a producer at the barrier is not read,
-    // so this one was not at it).
-    if (in.aligning != 0 && in.at_barrier_count == in.live && in.live > 0) {
-      SR_RETURN_IF_ERROR(finish_alignment());
+    if (const uint64_t id = in.barriers.OnEnd(slot, in.live); id != 0) {
+      SR_RETURN_IF_ERROR(PassBarrier(t, id, ""));
     }
     const int64_t before = in.merger.current();
     const int64_t merged = in.merger.Advance(slot, kMaxTimestamp);

@@ -72,25 +72,48 @@ class Job::Impl {
     Task* task_;
   };
 
+  // Checkpoint barriers from a task's producers. The task snapshots once every live producer's
+  // barrier came, so the snapshot holds every record each producer sent before its barrier. A
+  // barrier newer than the one being aligned abandons it (that checkpoint was aborted or a
+  // source skipped it); older ones are stale and ignored. Whether a producer at the barrier is
+  // read on meanwhile (skip()) is the caller's choice: exactly_once does not.
+  struct BarrierAlignment {
+    std::vector<bool> at_barrier;  // per producer slot
+    int at_barrier_count = 0;
+    uint64_t aligning = 0;         // the checkpoint being aligned; 0: none
+
+    void Start(int slots) { at_barrier.assign(static_cast<size_t>(slots), false); }
+    // The producers not to read while a barrier is aligned (null: none).
+    const std::vector<bool>* skip() const { return aligning != 0 ? &at_barrier : nullptr; }
+    // Barrier `id` came from `slot`; `live` producers have not ended. Returns the checkpoint to
+    // pass on now (every live producer's barrier came), else 0. A new alignment sets
+    // *align_started_ns.
+    uint64_t OnBarrier(int slot, uint64_t id, uint64_t last_passed, int live,
+                       int64_t* align_started_ns);
+    // Producer `slot` ended; `live` producers are left. Returns the checkpoint to pass on now
+    // (the one being aligned waited only for it), else 0.
+    uint64_t OnEnd(int slot, int live);
+
+   private:
+    uint64_t Finish();
+  };
+
   // Where a task reading one input of a split file is (StepOrderedInput, StepRowWatermarkInput).
   struct SteppedInput {
     bool started = false;
     std::vector<bool> ended;  // per producer slot
     int live = 0;
     uint64_t next_seq = 0;    // in chunk order: the chunk to read next
-    // With row watermarks: the minimum over the producers' watermarks, and the barrier being
-    // aligned (0: none) with the producers already at it.
+    // With row watermarks: the minimum over the producers' watermarks, and the barriers.
     WatermarkMerger merger{1};
-    uint64_t aligning = 0;
-    std::vector<bool> at_barrier;
-    int at_barrier_count = 0;
+    BarrierAlignment barriers;
     void Start(int slots) {
       if (started) return;
       started = true;
       ended.assign(slots, false);
       live = slots;
       merger = WatermarkMerger(static_cast<size_t>(slots));
-      at_barrier.assign(slots, false);
+      barriers.Start(slots);
     }
   };
   enum class StepResult { kProgress, kWouldBlock, kDone };

@@ -323,15 +323,16 @@ class FileSource : public SourceOperator {
     if (any && k == base && resume_offset > pos + start) {
       // Resuming inside this chunk: the first line is the one starting at resume_offset
       // (the first after the newline before it).
-      const char* nl = static_cast<const char*>(
-          std::memchr(buf.data() + (resume_offset - 1 - pos), '\n', len - (resume_offset - 1 - pos)));
+      const size_t from = resume_offset - 1 - pos;
+      const char* nl = static_cast<const char*>(std::memchr(buf.data() + from, '\n', len - from));
       if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
     }
     if (any) {
       // The last line may run past the chunk: read on to its newline.
       while (len > start && buf[len - 1] != '\n' && pos + len < size) {
         size_t old = len;
-        SR_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, pos + len, std::min<uint64_t>(64 * 1024, size - pos - len), buf, len));
+        const size_t more = std::min<uint64_t>(64 * 1024, size - pos - len);
+        SR_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, pos + len, more, buf, len));
         if (got == 0) break;
         len += got;
         const char* nl = static_cast<const char*>(std::memchr(buf.data() + old, '\n', len - old));
@@ -339,15 +340,16 @@ class FileSource : public SourceOperator {
       }
       maker.BeginLines(buf.data() + start, len - start);
       while (start < len) {
-        const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
+        const char* nl =
+            static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
         size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
         size_t line_end = stop;
         if (line_end > start && buf[line_end - 1] == '\r') --line_end;
         if (line_end > start) {
           BatchPtr& b = batches.back();
           const char* next = buf.data() + std::min(stop + 1, len);
-          SR_RETURN_IF_ERROR(maker.AddLine(*b, std::string_view(buf.data() + start, line_end - start),
-                                           pos + start, local, next));
+          const std::string_view line(buf.data() + start, line_end - start);
+          SR_RETURN_IF_ERROR(maker.AddLine(*b, line, pos + start, local, next));
           if (b->full()) {
             b->watermark = local.current();
             batches.push_back(NewBatch(width));

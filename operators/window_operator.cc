@@ -818,6 +818,7 @@ Status WindowOperator::Process(BatchPtr batch) {
   Impl& m = *impl_;
   m.eval_arena.Reset();
   const size_t n = batch->rows.size();
+  const bool advance_per_row = !m.ctx->row_watermarks;
   for (size_t r = 0; r < std::min(n, Impl::kPrepareAhead); ++r) m.Prepare(*batch, r);
   for (size_t r = 0; r < n; ++r) {
     if (r + Impl::kPrepareAhead < n) m.Prepare(*batch, r + Impl::kPrepareAhead);
@@ -828,7 +829,7 @@ Status WindowOperator::Process(BatchPtr batch) {
     // in file order: a row not late by its own watermark finds its windows open, as every
     // producer's watermark rises through the file and the minimum is at most the row's; a row
     // late by it was late there too.
-    if (batch->rows[r].wm > m.wm && !m.ctx->row_watermarks) {
+    if (advance_per_row && batch->rows[r].wm > m.wm) {
       SR_RETURN_IF_ERROR(m.Advance(batch->rows[r].wm));
     }
     SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));

@@ -80,13 +80,16 @@ TEST_CASE("plan: a window whose result depends on the order of its records reads
   // One window per line, each reading the split file `clicks`; `sliding_counts` alone can take
   // batches as they come.
   const char* windows[][2] = {
-      {"sliding_counts", "window: {type: sliding, size: 2m, slide: 1m}, aggregate: {n: count(), v: count_if(v > 1)}"},
+      {"sliding_counts",
+       "window: {type: sliding, size: 2m, slide: 1m}, aggregate: {n: count(), v: count_if(v > 1)}"},
       {"sums", "window: {type: tumbling, size: 1m}, aggregate: {n: count(), s: sum(v)}"},
       {"mins", "window: {type: tumbling, size: 1m}, aggregate: {m: min(v)}"},
       {"firsts", "window: {type: tumbling, size: 1m}, aggregate: {f: first(v)}"},
       {"sessions", "window: {type: session, gap: 1m}, aggregate: {n: count()}"},
-      {"lateness", "window: {type: tumbling, size: 1m}, allowed_lateness: 10s, aggregate: {n: count()}"},
-      {"triggered", "window: {type: tumbling, size: 1m}, trigger: {fire_on: v > 9}, aggregate: {n: count()}"},
+      {"lateness",
+       "window: {type: tumbling, size: 1m}, allowed_lateness: 10s, aggregate: {n: count()}"},
+      {"triggered",
+       "window: {type: tumbling, size: 1m}, trigger: {fire_on: v > 9}, aggregate: {n: count()}"},
   };
   for (const auto& w : windows) {
     CAPTURE(w[0]);
