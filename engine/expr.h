@@ -49,6 +49,9 @@ class Expr {
   virtual Value Eval(EvalContext& ctx) const = 0;
   // The source text, for messages and graphs.
   virtual const std::string& text() const = 0;
+  // REQUIRES: Bind succeeded. The slot the expression reads when it is nothing but one field
+  // (`ts`, `meta.time`), or -1: callers on a per-record path read that slot directly.
+  virtual int BoundFieldSlot() const { return -1; }
 };
 
 // Where and why a text is not an expression.

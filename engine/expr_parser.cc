@@ -34,6 +34,9 @@ class CompiledExpr final : public Expr {
   Status Bind(const Layout& layout) override;
   Value Eval(EvalContext& ctx) const override { return root_->eval(*root_, ctx); }
   const std::string& text() const override { return text_; }
+  int BoundFieldSlot() const override {
+    return root_->op == Op::kField ? static_cast<int>(root_->slot) : -1;
+  }
 
  private:
   friend class Parser;

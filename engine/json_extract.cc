@@ -6,6 +6,9 @@
 #include <cstring>
 
 #include <simdjson.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace streamrun {
 
@@ -13,11 +16,47 @@ namespace od = simdjson::ondemand;
 
 namespace {
 
+// A wanted key, with its first 8 bytes as a word so that most keys are told apart by one
+// compare of one load (a byte loop's exit branch, mispredicted per field, cost more).
+struct TrieKey {
+  std::string key;
+  uint64_t prefix = 0;  // key bytes 0..7 as loaded little-endian, zero beyond the key
+  uint64_t mask = 0;    // which bytes of a loaded word belong to the key
+  int node = 0;         // index into the node table
+  bool plain = true;    // no '"' or '\\': the key appears as is in JSON, without escapes
+};
+
 // One segment of the wanted paths. `slot` >= 0 when the path ending here is wanted itself.
 struct TrieNode {
   int slot = -1;
-  std::vector<std::pair<std::string, int>> children;  // key, index into the node table
+  std::vector<TrieKey> children;
 };
+
+uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+// The first '"' or '\\' at or after `p`. Strings and keys in a buffer simdjson accepted end with
+// a quote before the buffer's end, and the buffer has SIMDJSON_PADDING readable bytes after it,
+// so the 16-byte loads stay inside it. One load and compare per 16 bytes replaces a byte loop
+// whose exit branch was mispredicted on every field and string.
+const char* FindQuoteOrBackslash(const char* p) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  for (;; p += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int m = _mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    if (m != 0) return p + __builtin_ctz(static_cast<unsigned>(m));
+  }
+#else
+  while (*p != '"' && *p != '\\') ++p;
+  return p;
+#endif
+}
 
 std::string Describe(simdjson::error_code err) {
   switch (err) {
@@ -57,38 +96,61 @@ struct JsonExtractor::Impl {
   static constexpr size_t kMaxAloneRun = 4096;
   // for a path wanted both whole and in parts
   simdjson::error_code error = simdjson::SUCCESS;
+  // The line being read has no backslash: no key or string in it has an escape, so keys compare
+  // as raw bytes and strings end at their closing quote, without searching for either.
+  bool no_escapes = false;
+  const char* next_backslash = nullptr;  // BeginLines: the first one at or after the last line
 
-  int Child(int node, std::string_view key) const {
-    for (const auto& [k, idx] : nodes[node].children) {
-      if (SameKey(k, key)) return idx;
+  // The child of `node` for the key whose unescaped bytes start at `raw` and end `len` bytes
+  // later at its closing quote: the padding after it makes one 8-byte load safe.
+  int ChildRaw(int node, const char* raw, size_t len) const {
+    const uint64_t head = Load64(raw);
+    for (const TrieKey& c : nodes[node].children) {
+      if (c.key.size() != len || ((head ^ c.prefix) & c.mask) != 0) continue;
+      if (len <= 8 || SameBytes(c.key.data() + 8, raw + 8, len - 8)) return c.node;
     }
     return -1;
   }
 
-  // Keys are short: comparing them inline is cheaper than a call to memcmp per field.
-  static bool SameKey(const std::string& k, std::string_view key) {
-    if (k.size() != key.size()) return false;
-    for (size_t i = 0; i < k.size(); ++i) {
-      if (k[i] != key[i]) return false;
+  // Keys are short: comparing them inline is cheaper than a call to memcmp.
+  static bool SameBytes(const char* a, const char* b, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
     }
     return true;
   }
 
-  // The key of `field`, unescaped when needed; empty optional-like `ok` false on error.
-  bool Key(od::field& field, std::string_view* key) {
+  // The trie child for the key starting at `raw` (just after its opening quote), or -1.
+  // REQUIRES: no_escapes. Then a key is a wanted key exactly when its bytes are followed by the
+  // closing quote; padding after the line makes the 8-byte load and raw[len] readable.
+  int ChildPlain(int node, const char* raw) const {
+    const uint64_t head = Load64(raw);
+    for (const TrieKey& c : nodes[node].children) {
+      const size_t len = c.key.size();
+      if (!c.plain || raw[len] != '"' || ((head ^ c.prefix) & c.mask) != 0) continue;
+      if (len <= 8 || SameBytes(c.key.data() + 8, raw + 8, len - 8)) return c.node;
+    }
+    return -1;
+  }
+
+  // The trie child for the key of `field` (-1 when not wanted); false on a bad escape.
+  bool ChildOfField(od::field& field, int node, int* child) {
     const char* raw = field.key().raw();
-    const char* p = raw;
-    while (*p != '"' && *p != '\\') ++p;
-    if (*p == '"') {
-      *key = std::string_view(raw, p - raw);
+    const char* end = FindQuoteOrBackslash(raw);
+    if (*end == '"') {
+      *child = ChildRaw(node, raw, static_cast<size_t>(end - raw));
       return true;
     }
-    auto r = field.unescaped_key();
+    auto r = field.unescaped_key();  // an escape in the key: compare its unescaped bytes
     if (r.error()) {
       error = r.error();
       return false;
     }
-    *key = r.value_unsafe();
+    std::string_view key = r.value_unsafe();
+    *child = -1;
+    for (const TrieKey& c : nodes[node].children) {
+      if (c.key == key) *child = c.node;
+    }
     return true;
   }
 
@@ -101,9 +163,12 @@ struct JsonExtractor::Impl {
         return false;
       }
       od::field& field = field_result.value_unsafe();
-      std::string_view key;
-      if (!Key(field, &key)) return false;
-      int child = Child(node, key);
+      int child;
+      if (no_escapes) {
+        child = ChildPlain(node, field.key().raw());
+      } else if (!ChildOfField(field, node, &child)) {
+        return false;
+      }
       if (child < 0) continue;  // the iterator skips the value
       const TrieNode& c = nodes[child];
       od::value& v = field.value();
@@ -180,11 +245,18 @@ struct JsonExtractor::Impl {
       }
       case od::json_type::string: {
         std::string_view tok = v.raw_json_token();
+        if (no_escapes) {
+          // tok runs from the opening quote to the next token: the closing quote ends it, or
+          // whitespace follows that.
+          size_t n = tok.size();
+          while (n > 2 && tok[n - 1] != '"') --n;
+          *out = Value::String(tok.substr(1, n - 2));
+          return true;
+        }
         // tok starts with the opening quote; an unescaped string ends at the next quote.
-        size_t i = 1;
-        while (i < tok.size() && tok[i] != '"' && tok[i] != '\\') ++i;
-        if (i < tok.size() && tok[i] == '"') {
-          *out = Value::String(tok.substr(1, i - 1));
+        const char* end = FindQuoteOrBackslash(tok.data() + 1);
+        if (*end == '"') {
+          *out = Value::String(std::string_view(tok.data() + 1, end - tok.data() - 1));
           return true;
         }
         std::string_view s;
@@ -257,11 +329,24 @@ JsonExtractor::JsonExtractor(const Layout& layout) : impl_(std::make_unique<Impl
     if (path.empty() || (!path[0].empty() && path[0][0] == '$')) continue;  // metadata
     int node = 0;
     for (const auto& seg : path) {
-      int child = impl_->Child(node, seg);
+      int child = -1;
+      for (const TrieKey& c : impl_->nodes[node].children) {
+        if (c.key == seg) child = c.node;
+      }
       if (child < 0) {
         child = static_cast<int>(impl_->nodes.size());
         impl_->nodes.emplace_back();
-        impl_->nodes[node].children.emplace_back(seg, child);
+        TrieKey k;
+        k.key = seg;
+        const size_t head = std::min<size_t>(seg.size(), 8);
+        // In memory order, like Load64: the same on either byte order.
+        unsigned char ones[8] = {};
+        std::memset(ones, 0xff, head);
+        std::memcpy(&k.prefix, seg.data(), head);
+        std::memcpy(&k.mask, ones, sizeof ones);
+        k.node = child;
+        k.plain = seg.find_first_of("\"\\") == std::string::npos;
+        impl_->nodes[node].children.push_back(std::move(k));
       }
       node = child;
     }
@@ -282,6 +367,7 @@ bool JsonExtractor::Extract(std::string_view line, Value* slots, Arena& arena, s
   for (size_t i = 0; i < width_; ++i) slots[i] = Value::Missing();
   Impl& im = *impl_;
   im.error = simdjson::SUCCESS;
+  im.no_escapes = std::memchr(line.data(), '\\', line.size()) == nullptr;
   simdjson::padded_string_view input(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING);
   od::document doc;
   bool ok = false;
@@ -313,6 +399,8 @@ void JsonExtractor::BeginLines(const char* data, size_t size) {
   Impl& im = *impl_;
   im.stream_live = false;
   im.many_end = data + size;
+  const void* bs = std::memchr(data, '\\', size);
+  im.next_backslash = bs != nullptr ? static_cast<const char*>(bs) : im.many_end;
   im.alone_left = 0;
   im.alone_run = Impl::kMinAloneRun;
 }
@@ -335,6 +423,12 @@ bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* 
     im.stream_live = true;
     im.since_start = 0;
   }
+  // Whether the line has a backslash: one search per stretch of lines without any.
+  if (im.next_backslash < line.data()) {
+    const void* bs = std::memchr(line.data(), '\\', im.many_end - line.data());
+    im.next_backslash = bs != nullptr ? static_cast<const char*>(bs) : im.many_end;
+  }
+  im.no_escapes = im.next_backslash >= line.data() + line.size();
   // Take the line from the shared pass when its document is exactly the line.
   bool verify = false;
   bool taken = false;

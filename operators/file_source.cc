@@ -16,12 +16,58 @@
 #include <vector>
 
 #include <rapidjson/document.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "engine/exchange.h"
 #include "operators/factories.h"
 
 namespace streamrun {
 namespace {
+
+// The newlines of a chunk, in order, found 64 bytes per step (two vector compares and a mask)
+// instead of by a memchr call per ~70-byte line, whose call and set-up cost more than its search.
+// REQUIRES: 64 readable bytes after data + size (the chunk buffer's padding).
+class NewlineScanner {
+ public:
+  NewlineScanner(const char* data, size_t size, size_t from)
+      : data_(data), size_(size), block_(from & ~size_t{63}) {
+    mask_ = block_ < size_ ? Mask(block_) & (~uint64_t{0} << (from & 63)) : 0;
+  }
+  // The next newline's position, or size when there is none before it.
+  size_t Next() {
+    while (mask_ == 0) {
+      block_ += 64;
+      if (block_ >= size_) return size_;
+      mask_ = Mask(block_);
+    }
+    const size_t pos = block_ + static_cast<size_t>(__builtin_ctzll(mask_));
+    mask_ &= mask_ - 1;
+    return std::min(pos, size_);
+  }
+
+ private:
+  uint64_t Mask(size_t at) const {
+#if defined(__AVX2__)
+    const __m256i nl = _mm256_set1_epi8('\n');
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data_ + at));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data_ + at + 32));
+    const uint32_t m0 = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)));
+    const uint32_t m1 = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)));
+    return (uint64_t{m1} << 32) | m0;
+#else
+    uint64_t m = 0;
+    for (size_t i = 0; i < 64; ++i) m |= uint64_t{data_[at + i] == '\n'} << i;
+    return m;
+#endif
+  }
+
+  const char* data_;
+  size_t size_;
+  size_t block_;   // the 64-byte block mask_ is of
+  uint64_t mask_;  // its newlines not returned yet
+};
 
 // Shared by the subtasks of one file source: the cumulative max event time in chunk order.
 // Subtasks deposit each chunk's own max event time as soon as they have parsed it, in any order;
@@ -339,10 +385,9 @@ class FileSource : public SourceOperator {
         if (nl != nullptr) len = nl - buf.data() + 1;
       }
       maker.BeginLines(buf.data() + start, len - start);
+      NewlineScanner newlines(buf.data(), len, start);
       while (start < len) {
-        const char* nl =
-            static_cast<const char*>(std::memchr(buf.data() + start, '\n', len - start));
-        size_t stop = nl == nullptr ? len : static_cast<size_t>(nl - buf.data());
+        const size_t stop = newlines.Next();
         size_t line_end = stop;
         if (line_end > start && buf[line_end - 1] == '\r') --line_end;
         if (line_end > start) {

@@ -37,26 +37,30 @@ class Filter : public Operator {
   }
 
   Status Process(BatchPtr batch) override {
-    const size_t n = batch->rows.size();
-    keep_.assign(n, false);
+    // Kept rows move down in place as they are decided (one pass, no keep flags to reread).
+    std::vector<Row>& rows = batch->rows;
+    const size_t n = rows.size();
+    size_t kept = 0;
     EvalContext ec;
     ec.arena = &batch->arena;
     for (size_t r = 0; r < n; ++r) {
       ec.slots = batch->SlotsOf(r);
-      ec.row = &batch->rows[r];
-      Value v = where_->Eval(ec);
-      if (ec.error.empty()) {
-        bool keep = IsTrue(v, ec);
-        if (ec.error.empty()) {
-          keep_[r] = keep;
-          continue;
-        }
+      ec.row = &rows[r];
+      const Value v = where_->Eval(ec);
+      bool keep = v.kind() == Value::Kind::kBool ? v.as_bool() : IsTrue(v, ec);
+      if (!ec.error.empty()) [[unlikely]] {
+        // The record goes to its source's errors stream (or fails the job). Rows from r on are
+        // still where they were.
+        SR_RETURN_IF_ERROR(ctx_->errors->Report(*batch, r, ctx_->name, ec.error));
+        ec.error.clear();
+        keep = false;
       }
-      // The record goes to its source's errors stream (or fails the job).
-      SR_RETURN_IF_ERROR(ctx_->errors->Report(*batch, r, ctx_->name, ec.error));
-      ec.error.clear();
+      if (keep) {
+        if (kept != r) rows[kept] = rows[r];
+        ++kept;
+      }
     }
-    batch->KeepRows(keep_);
+    rows.resize(kept);
     return ctx_->main->Emit(std::move(batch));
   }
 
@@ -65,7 +69,6 @@ class Filter : public Operator {
  private:
   std::unique_ptr<Expr> where_;
   const OperatorContext* ctx_ = nullptr;
-  std::vector<bool> keep_;
 };
 
 Result<std::unique_ptr<Operator>> FilterConfig::CreateOperator() const {

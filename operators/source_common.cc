@@ -100,7 +100,9 @@ Status RecordMaker::Init() {
   if (!event_time_) {
     return Status::PipelineError("source '" + ctx_.name + "': event_time: " + perr.message);
   }
-  return event_time_->Bind(ctx_.layout);
+  SR_RETURN_IF_ERROR(event_time_->Bind(ctx_.layout));
+  event_time_slot_ = event_time_->BoundFieldSlot();
+  return Status::Ok();
 }
 
 Status RecordMaker::Bad(Batch& batch, std::string_view text, uint64_t offset,
@@ -236,35 +238,48 @@ Value RecordMaker::RecordedMeta(const MetaSlot& m, Arena& arena) {
 }
 
 Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
-  size_t r = batch.rows.size() - 1;
-  Row& row = batch.rows[r];
-  int64_t ts = 0;
+  int64_t ts;
   if (event_time_) {
-    EvalContext ec;
-    ec.slots = batch.SlotsOf(r);
-    ec.row = &row;
-    ec.arena = &batch.arena;
-    Value v = event_time_->Eval(ec);
-    std::string reason;
-    if (!ec.error.empty()) {
-      reason = "event_time: " + ec.error;
-    } else if (!ToEventTime(v, &ts)) {
-      reason = std::string("event_time: expected epoch milliseconds or an RFC 3339 string, got ") +
-               KindName(v.kind());
-    }
-    if (!reason.empty()) {
-      std::string_view text = row.raw;
-      uint64_t offset = row.offset;
-      DropLastRow(batch);
-      return Bad(batch, text, offset, reason);  // text stays valid: it is in the arena
+    // The common case inline: event_time names a field holding epoch milliseconds.
+    const Value* slot = event_time_slot_ >= 0 ? &batch.SlotsOf(batch.rows.size() - 1)[event_time_slot_]
+                                              : nullptr;
+    if (slot != nullptr && slot->kind() == Value::Kind::kInt) {
+      ts = slot->as_int();
+    } else {
+      Status status;
+      if (!EvalEventTime(batch, &ts, &status)) return status;
     }
   } else {
     ts = chunk_read_ms_ != kMinTimestamp ? chunk_read_ms_ : WallClockMs();
   }
+  Row& row = batch.rows.back();
   row.ts = ts;
   row.wm = gen.current();
   gen.Observe(ts);
   return Status::Ok();
+}
+
+bool RecordMaker::EvalEventTime(Batch& batch, int64_t* ts, Status* status) {
+  const size_t r = batch.rows.size() - 1;
+  Row& row = batch.rows[r];
+  EvalContext ec;
+  ec.slots = batch.SlotsOf(r);
+  ec.row = &row;
+  ec.arena = &batch.arena;
+  Value v = event_time_->Eval(ec);
+  std::string reason;
+  if (!ec.error.empty()) {
+    reason = "event_time: " + ec.error;
+  } else if (!ToEventTime(v, ts)) {
+    reason = std::string("event_time: expected epoch milliseconds or an RFC 3339 string, got ") +
+             KindName(v.kind());
+  }
+  if (reason.empty()) return true;
+  std::string_view text = row.raw;
+  uint64_t offset = row.offset;
+  DropLastRow(batch);
+  *status = Bad(batch, text, offset, reason);  // text stays valid: it is in the arena
+  return false;
 }
 
 RateLimiter::RateLimiter(double rate)

@@ -123,6 +123,9 @@ class RecordMaker {
   };
 
   Status Bad(Batch& batch, std::string_view text, uint64_t offset, std::string_view reason);
+  // FinishRow's event time of the last row of `batch` by evaluating event_time; false when it
+  // fails (the row is then reported and removed, with *status the report's).
+  bool EvalEventTime(Batch& batch, int64_t* ts, Status* status);
   // AddLine for format recording: the row is the line's payload, its slots the payload's fields
   // and the metadata.
   Status AddRecordingLine(Batch& batch, std::string_view line, uint64_t offset,
@@ -140,6 +143,7 @@ class RecordMaker {
   std::unique_ptr<JsonExtractor> extractor_;
   std::shared_ptr<const void> line_owner_;
   std::unique_ptr<Expr> event_time_;
+  int event_time_slot_ = -1;  // event_time is this one field (Expr::BoundFieldSlot)
   int offset_slot_ = -1;
   int line_slot_ = -1;
   // Format recording.

@@ -265,5 +265,92 @@ TEST_CASE("json_extract: lines read many at a time give what each gives alone") 
   }
 }
 
+// Lines without a backslash take a faster path (keys compared as raw bytes, strings ended at
+// their closing quote); these pin its results to what the JSON means.
+TEST_CASE("json_extract: keys and strings with and without escapes on the line") {
+  Arena arena;
+  SUBCASE("an escaped key still names a wanted field") {
+    Padded p(R"({"act\u0069on":"buy","n":1})");
+    auto r = Run({{"action"}, {"n"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0] == Value::String("buy"));
+    CHECK(r.slots[1].as_int() == 1);
+  }
+  SUBCASE("a backslash elsewhere on the line") {
+    Padded p(R"({"x":"a\\b","action":"buy"})");
+    auto r = Run({{"action"}, {"x"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0] == Value::String("buy"));
+    CHECK(r.slots[1] == Value::String("a\\b"));
+  }
+  SUBCASE("whitespace between a string and the next token") {
+    Padded p("{\"a\" : \"x\"  ,\t\"b\":\"y\" }");
+    auto r = Run({{"a"}, {"b"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0] == Value::String("x"));
+    CHECK(r.slots[1] == Value::String("y"));
+  }
+  SUBCASE("empty strings and keys") {
+    Padded p(R"({"":"e","a":""})");
+    auto r = Run({{""}, {"a"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0] == Value::String("e"));
+    CHECK(r.slots[1] == Value::String(""));
+  }
+  SUBCASE("a key that is a prefix of a wanted one, or has one as its prefix") {
+    Padded p(R"({"ab":1,"abcd":2,"longer_key_namf":3,"longer_key_name_":4})");
+    auto r = Run({{"abc"}, {"longer_key_name"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0].kind() == Value::Kind::kMissing);
+    CHECK(r.slots[1].kind() == Value::Kind::kMissing);
+    Padded q(R"({"abc":5,"longer_key_name":6})");
+    auto s = Run({{"abc"}, {"longer_key_name"}}, q, arena);
+    REQUIRE(s.ok);
+    CHECK(s.slots[0].as_int() == 5);
+    CHECK(s.slots[1].as_int() == 6);
+  }
+  SUBCASE("a wanted key with a quote in it matches only its escaped form") {
+    // The raw bytes after the key "a" are `":"x"`: a wanted key `a":` must not match them.
+    Padded p(R"({"a":"x"})");
+    auto r = Run({{"a\":"}, {"a"}}, p, arena);
+    REQUIRE(r.ok);
+    CHECK(r.slots[0].kind() == Value::Kind::kMissing);
+    CHECK(r.slots[1] == Value::String("x"));
+    Padded q(R"({"a\":":7})");
+    auto s = Run({{"a\":"}, {"a"}}, q, arena);
+    REQUIRE(s.ok);
+    CHECK(s.slots[0].as_int() == 7);
+    CHECK(s.slots[1].kind() == Value::Kind::kMissing);
+  }
+  SUBCASE("many lines at a time, escaped lines among plain ones") {
+    // Every third line spells its key and value with escapes; expected values by construction.
+    std::string text;
+    for (int i = 0; i < 3000; ++i) {
+      if (i % 3 == 0) {
+        text += "{\"n\":" + std::to_string(i) + ",\"k\\u0065y\":\"v\\u00e9" + std::to_string(i) +
+                "\"}\n";
+      } else {
+        text += "{\"n\":" + std::to_string(i) + ",\"key\":\"v" + std::to_string(i) + "\"}\n";
+      }
+    }
+    std::string buf = text;
+    buf.append(JsonExtractor::padding(), 'x');
+    JsonExtractor ex({{"key"}, {"n"}});
+    ex.BeginLines(buf.data(), text.size());
+    std::vector<Value> slots(2);
+    std::string error;
+    size_t start = 0;
+    for (int i = 0; i < 3000; ++i) {
+      const size_t stop = text.find('\n', start);
+      std::string_view line(buf.data() + start, stop - start);
+      REQUIRE(ex.ExtractLine(line, buf.data() + stop + 1, slots.data(), arena, &error));
+      const std::string want = (i % 3 == 0 ? "v\xC3\xA9" : "v") + std::to_string(i);
+      CHECK(slots[0].as_string() == want);
+      CHECK(slots[1].as_int() == i);
+      start = stop + 1;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace streamrun
