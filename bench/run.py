@@ -202,6 +202,8 @@ class Runner:
     def __init__(self, build, runs):
         self.streamrun = os.path.join(build, "streamrun")
         self.baseline = os.path.join(build, "rapidjson_baseline")
+        self.core_latency_tool = os.path.join(build, "core_latency")
+        self.latencies = []  # core_latency() results, in order
         self.runs = runs
         self.tmp = tempfile.mkdtemp(prefix="streamrun-bench-")
 
@@ -226,6 +228,16 @@ class Runner:
             if peak is not None:
                 peaks.append(peak)
         return summary(rates, cpu), (summary(peaks) if rss else None)
+
+    def core_latency(self):
+        """One-way cache-line hand-over between CPU 0 and 1 in ns (BENCHMARKS.md, session 7):
+        ~30 when the host runs the two vCPUs near each other, ~160 when far apart."""
+        try:
+            ns = float(sh([self.core_latency_tool]).strip())
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            return None
+        self.latencies.append(ns)
+        return ns
 
     def baseline_once(self, data, lines):
         secs, _ = timed([self.baseline, data])
@@ -586,13 +598,18 @@ def main():
             sums, per_round = r.rounds({
                 "base": lambda: r.baseline_once(data, lines),
                 "p1": lambda: r.streamrun_once("window_count.yaml", data, lines, 1),
-                "p2": lambda: r.streamrun_once("window_count.yaml", data, lines, 2)})
+                "p2": lambda: (r.core_latency(),
+                               r.streamrun_once("window_count.yaml", data, lines, 2))[1]})
             base, p1, p2 = sums["base"], sums["p1"], sums["p2"]
             log("  rapidjson DOM baseline: " + fmt_rate(base))
             log("  streamrun p1:           " + fmt_rate(p1))
             log("  streamrun p2:           " + fmt_rate(p2))
+            if r.latencies:
+                log("  cross-core latency before each p2 run: %s ns (~30: near, ~160: far apart)"
+                    % ", ".join("%.0f" % x for x in r.latencies))
             results["window_throughput"] = {"baseline_rapidjson": base, "p1": p1, "p2": p2,
-                                            "unit": "events/s"}
+                                            "unit": "events/s",
+                                            "core_latency_ns_before_p2": list(r.latencies)}
             rows.append(("window p1 vs RapidJSON DOM", paired_ratio(per_round, "p1", "base"),
                          "> 1.0x"))
             rows.append(("window p2 vs p1", paired_ratio(per_round, "p2", "p1"), ">= 1.6x"))
