@@ -20,8 +20,8 @@ namespace {
 // compare of one load (a byte loop's exit branch, mispredicted per field, cost more).
 struct TrieKey {
   std::string key;
-  uint64_t prefix = 0;  // key bytes 0..7 as loaded little-endian, zero beyond the key
-  uint64_t mask = 0;    // which bytes of a loaded word belong to the key
+  uint64_t prefix = 0;  // the key's first 8 bytes as Load64 reads them, zero beyond the key
+  uint64_t mask = 0;    // which bytes of such a word belong to the key
   int node = 0;         // index into the node table
   bool plain = true;    // no '"' or '\\': the key appears as is in JSON, without escapes
 };

@@ -241,8 +241,9 @@ Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
   int64_t ts;
   if (event_time_) {
     // The common case inline: event_time names a field holding epoch milliseconds.
-    const Value* slot = event_time_slot_ >= 0 ? &batch.SlotsOf(batch.rows.size() - 1)[event_time_slot_]
-                                              : nullptr;
+    const Value* slot = event_time_slot_ >= 0
+                            ? batch.SlotsOf(batch.rows.size() - 1) + event_time_slot_
+                            : nullptr;
     if (slot != nullptr && slot->kind() == Value::Kind::kInt) {
       ts = slot->as_int();
     } else {
