@@ -7,6 +7,11 @@
 // that is not an object. (Skipped values are checked for structure, not for every detail of
 // their syntax: `{"a":[1 2]}` may pass when `a` is not wanted.)
 //
+// A line without a backslash has no escapes in its keys or strings: keys are then compared as
+// raw bytes (a wanted key matches when its bytes are followed by the closing quote) and strings
+// end at the last quote of their token, with no search for either. BeginLines finds the next
+// backslash once per stretch of lines.
+//
 // Values point into the line wherever possible (zero copy): strings without escapes, and objects
 // and arrays (as their raw JSON text). Escaped strings are unescaped into the caller's arena.
 // Integers that fit an int64 become Int, all other numbers Double.
