@@ -263,6 +263,60 @@ TEST_CASE("window: with row watermarks a row is late by its own, and windows fir
                                        R"({"user":"a","window_start":10,"window_end":20,"n":1})"}));
 }
 
+TEST_CASE("window: with row watermarks due windows fire 1,024 per input batch, all by a snapshot") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::nullopt, true, {}, 0,
+            /*row_watermarks=*/true);
+  // 2,500 users with one record each in [0, 10), then a batch whose watermark (20) makes all
+  // 2,500 windows due at once.
+  std::vector<Rec> recs;
+  for (int u = 0; u < 2500; ++u) recs.push_back({"u" + std::to_string(u), u % 10});
+  std::vector<BatchPtr> batches = MakeBatches(recs, 1000);
+  for (auto& b : batches) {
+    for (Row& row : b->rows) row.wm = 0;
+    b->watermark = 0;
+  }
+  h.Feed(std::move(batches), false);
+  CHECK(h.Results().empty());
+  auto tick = [&](std::vector<Rec> rows, int64_t own_wm) {
+    std::vector<BatchPtr> b = MakeBatches(rows, 10);
+    if (b.empty()) b.push_back(NewBatch(3));
+    for (Row& row : b[0]->rows) row.wm = own_wm;
+    b[0]->watermark = 20;
+    h.Feed(std::move(b), false);
+  };
+  tick({}, 0);
+  CHECK(h.Results().size() == 1024);
+  // Until the last due window has fired, results and batches carry the watermark from before.
+  CHECK(h.main.batches.back()->watermark == 0);
+  // A record of a due window that has not fired yet is late by its own watermark, and a record
+  // of a later window opens it.
+  tick({{"u2499", 9}, {"u0", 25}}, 20);
+  CHECK(h.Late() == std::vector<std::string>{"u2499@9"});
+  CHECK(h.Results().size() == 2048);
+  OperatorSnapshot snap;
+  REQUIRE(h.op->Snapshot(1, &snap).ok());
+  std::vector<std::string> results = h.Results();
+  REQUIRE(results.size() == 2500);
+  CHECK(h.main.batches.back()->watermark == 20);
+  std::vector<std::string> expect;
+  for (int u = 0; u < 2500; ++u) {
+    expect.push_back(R"({"user":"u)" + std::to_string(u) + R"(","window_start":0,"window_end":10,"n":1})");
+  }
+  CHECK(Sorted(results) == Sorted(expect));
+  CHECK(h.op->open_windows() == 1);  // u0's [20, 30)
+  REQUIRE(h.op->Finish().ok());
+  CHECK(h.Results().back() == R"({"user":"u0","window_start":20,"window_end":30,"n":1})");
+}
+
+TEST_CASE("window: without row watermarks every due window fires at once") {
+  Harness h(kTumbling10, {{"n", AggKind::kCount}});
+  std::vector<Rec> recs;
+  for (int u = 0; u < 2500; ++u) recs.push_back({"u" + std::to_string(u), 5});
+  recs.push_back({"z", 25});
+  h.Feed(MakeBatches(recs, 3000), false);
+  CHECK(h.Results().size() == 2500);
+}
+
 TEST_CASE("window: late records are counted when nobody reads the late stream") {
   Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::nullopt, /*with_late=*/false);
   h.Feed(MakeBatches({{"a", 5}, {"a", 15}, {"a", 9}}, 1));
