@@ -46,6 +46,7 @@ bool InputGate::Push(int producer, BatchPtr batch) {
   }
   if (cancelled_) return false;
   q.push_back(std::move(batch));
+  ++pushes_;
   lock.unlock();
   not_empty_.notify_one();
   if (consumer_signal_) consumer_signal_->Notify();
@@ -58,6 +59,7 @@ InputGate::TryPushResult InputGate::TryPush(int producer, BatchPtr& batch) {
   auto& q = queues_[producer];
   if (q.size() >= capacity_) return TryPushResult::kFull;
   q.push_back(std::move(batch));
+  ++pushes_;
   lock.unlock();
   not_empty_.notify_one();
   if (consumer_signal_) consumer_signal_->Notify();
@@ -150,6 +152,25 @@ const Batch* InputGate::Peek(int producer) {
   auto& q = queues_[producer];
   if (cancelled_ || q.empty()) return nullptr;
   return q.front().get();
+}
+
+void InputGate::PeekAll(std::vector<const Batch*>* heads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  heads->resize(queues_.size());
+  for (size_t p = 0; p < queues_.size(); ++p) {
+    (*heads)[p] = cancelled_ || queues_[p].empty() ? nullptr : queues_[p].front().get();
+  }
+}
+
+uint64_t InputGate::pushes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pushes_;
+}
+
+bool InputGate::WaitForPush(uint64_t seen) {
+  std::unique_lock<std::mutex> lock(mu_);
+  not_empty_.wait(lock, [&] { return cancelled_ || pushes_ != seen; });
+  return !cancelled_;
 }
 
 void InputGate::Cancel() {

@@ -79,6 +79,15 @@ class InputGate {
   // The consumer's own view: valid until it pops that batch.
   const Batch* Peek(int producer);
 
+  // The next batch of every producer, as Peek gives it (null where none is queued), taken at
+  // one moment.
+  void PeekAll(std::vector<const Batch*>* heads);
+  // Batches queued so far, all producers together; WaitForPush(seen) blocks until that moves on
+  // from `seen` (false: the gate was cancelled). Together: wait for whatever comes next from
+  // anyone.
+  uint64_t pushes() const;
+  bool WaitForPush(uint64_t seen);
+
   // Signals to notify: `consumer` whenever a batch is queued, `producer_signal` whenever a batch
   // of `producer` is taken; both on Cancel. Set before the gate is used.
   void SetConsumerSignal(ThreadSignal* signal) { consumer_signal_ = signal; }
@@ -106,6 +115,7 @@ class InputGate {
   size_t next_ = 0;         // round-robin start for PopAny; guarded by mu_
   bool cancelled_ = false;  // guarded by mu_
   uint64_t blocked_ns_ = 0; // guarded by mu_
+  uint64_t pushes_ = 0;     // guarded by mu_
   ThreadSignal* consumer_signal_ = nullptr;
   std::vector<ThreadSignal*> producer_signals_;  // per producer; empty when none is set
 };

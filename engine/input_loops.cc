@@ -144,74 +144,76 @@ Status Job::Impl::StepInput(Task& t, bool block, StepResult* result) {
   return StepOrderedInput(t, block, result);
 }
 
-// Reads one input in chunk order (a split file source's subtasks, PlanInput::ordered): chunk k
-// comes from producer k % producers, and its last batch is marked seq_last. One batch per step.
+// Reads one input in chunk order (a split file source's subtasks, PlanInput::ordered), one batch
+// per step. The subtasks claim chunks as they go (operators/file_source.h), so chunk k may come
+// from any producer, but each producer sends its chunks in increasing order, the last batch of
+// each marked seq_last. So once chunk `next_seq` is sent, its batches are at the head of one
+// producer's queue, and every other live producer's next batch is a later chunk, the barrier
+// the subtasks put before the same chunk (operators/file_source.cc, BeforeChunk), or its End.
+// A barrier is passed once every live producer's next batch is that barrier: no chunk before
+// it can come after that.
 Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
   InputGate& gate = *t.gate;
   const int slots = gate.producers();
   SteppedInput& in = t.stepped;
-  int slot = static_cast<int>(in.next_seq % static_cast<uint64_t>(slots));
-  if (in.ended[slot]) {
-    // The producer of the next chunk has ended: there are no more chunks. Collect the others'
-    // ends.
+  std::vector<const Batch*>& heads = in.heads;
+  for (;;) {
+    const uint64_t seen = gate.pushes();
+    gate.PeekAll(&heads);
+    int next = -1;          // the producer whose next batch is of chunk next_seq
+    bool barrier = true;    // every live producer's next batch is a barrier
+    bool missing = false;   // some live producer has nothing queued
+    uint64_t id = 0;        // a barrier's id, if some producer's next batch is one
     for (int s = 0; s < slots; ++s) {
       if (in.ended[s]) continue;
-      if (!block && gate.Peek(s) == nullptr) return Status::Ok();
-      BatchPtr e = gate.PopFrom(s);
-      if (!e) return Status::Cancelled();
-      if (e->kind != Batch::Kind::kEnd) {
-        return Status::RuntimeError("runtime: chunk " + std::to_string(e->seq) +
-                                    " arrived after the end of its source");
-      }
-      in.ended[s] = true;
-      --in.live;
-    }
-    in.live = 0;
-    *result = StepResult::kDone;
-    return Status::Ok();
-  }
-  if (!block) {
-    const Batch* next = gate.Peek(slot);
-    if (next == nullptr) return Status::Ok();
-    if (next->kind == Batch::Kind::kBarrier) {
-      for (int s = 0; s < slots; ++s) {
-        if (s != slot && !in.ended[s] && gate.Peek(s) == nullptr) return Status::Ok();
-      }
-    }
-  }
-  BatchPtr b;
-  {
-    ScopedWait idle(block ? &t.metrics.idle : nullptr);
-    b = gate.PopFrom(slot);
-  }
-  if (!b) return Status::Cancelled();
-  *result = StepResult::kProgress;
-
-  if (b->kind == Batch::Kind::kBarrier) {
-    // A split source's subtasks all put the barrier before the same chunk, so after the chunks
-    // before it every producer's next batch is that barrier (or its end).
-    uint64_t id = b->barrier_id;
-    for (int s = 0; s < slots; ++s) {
-      if (s == slot || in.ended[s]) continue;
-      BatchPtr other = gate.PopFrom(s);
-      if (!other) return Status::Cancelled();
-      if (other->kind == Batch::Kind::kEnd) {
+      const Batch* h = heads[s];
+      if (h == nullptr) {
+        missing = true;
+        barrier = false;
+      } else if (h->kind == Batch::Kind::kEnd) {
+        gate.PopFrom(s);
         in.ended[s] = true;
         --in.live;
-      } else if (other->kind != Batch::Kind::kBarrier || other->barrier_id != id) {
-        return Status::RuntimeError("runtime: checkpoint barrier " + std::to_string(id) +
-                                    " is not at the same chunk in every subtask of the source");
+        *result = StepResult::kProgress;
+      } else if (h->kind == Batch::Kind::kData) {
+        barrier = false;
+        if (h->seq == in.next_seq) next = s;
+      } else if (id == 0) {
+        id = h->barrier_id;
       }
     }
-    return PassBarrier(t, id, "");
+    if (in.live == 0) {
+      *result = StepResult::kDone;
+      return Status::Ok();
+    }
+    if (next >= 0) {
+      BatchPtr b = gate.PopFrom(next);
+      if (!b) return Status::Cancelled();
+      *result = StepResult::kProgress;
+      if (b->seq_last) ++in.next_seq;
+      return ProcessStepped(t, std::move(b));
+    }
+    if (barrier) {
+      for (int s = 0; s < slots; ++s) {
+        if (in.ended[s]) continue;
+        BatchPtr other = gate.PopFrom(s);
+        if (!other) return Status::Cancelled();
+        if (other->barrier_id != id) {
+          return Status::RuntimeError("runtime: checkpoint barrier " + std::to_string(id) +
+                                      " is not at the same chunk in every subtask of the source");
+        }
+      }
+      *result = StepResult::kProgress;
+      return PassBarrier(t, id, "");
+    }
+    if (!missing) {
+      return Status::RuntimeError("runtime: chunk " + std::to_string(in.next_seq) +
+                                  " of a split source never came");
+    }
+    if (!block || *result == StepResult::kProgress) return Status::Ok();
+    ScopedWait idle(&t.metrics.idle);
+    if (!gate.WaitForPush(seen)) return Status::Cancelled();
   }
-  if (b->kind == Batch::Kind::kEnd) {
-    in.ended[slot] = true;
-    --in.live;
-    return Status::Ok();
-  }
-  if (b->seq_last) ++in.next_seq;
-  return ProcessStepped(t, std::move(b));
 }
 
 // A data batch of the one input of a stepped task: to the head operator's layout and into it.

@@ -104,6 +104,7 @@ class Job::Impl {
     std::vector<bool> ended;  // per producer slot
     int live = 0;
     uint64_t next_seq = 0;    // in chunk order: the chunk to read next
+    std::vector<const Batch*> heads;  // in chunk order: scratch for InputGate::PeekAll
     // With row watermarks: the minimum over the producers' watermarks, and the barriers.
     WatermarkMerger merger{1};
     BarrierAlignment barriers;

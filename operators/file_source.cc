@@ -139,12 +139,20 @@ class FileShared {
       lock.lock();
     }
   }
+  // The next chunk nobody has claimed: subtasks take chunks as they go, so a subtask slowed down
+  // (its core shared with the sink, a busier neighbour on the host) reads fewer of them instead
+  // of holding the others back. A claimed chunk is parsed and deposited at once.
+  uint64_t Claim() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_claim_++;
+  }
   // Resuming at chunk `first` (a checkpoint's position): chunks before it count as published,
-  // with the running maximum event time `max_ts`.
+  // with the running maximum event time `max_ts`. Every subtask calls it before its first claim.
   void StartAt(uint64_t first, int64_t max_ts) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) return;
     started_ = true;
+    next_claim_ = first;
     next_ = first;
     next_start_ = first;
     max_ts_ = max_ts;
@@ -198,6 +206,7 @@ class FileShared {
   std::condition_variable cv_;
   bool size_known_ = false;
   uint64_t size_ = 0;
+  uint64_t next_claim_ = 0;       // chunks before it are claimed
   uint64_t next_ = 0;             // chunks 0..next_-1 are deposited
   int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
   std::map<uint64_t, int64_t> parsed_;  // deposited chunks after next_: their max event time
@@ -421,7 +430,6 @@ class FileSource : public SourceOperator {
     const uint64_t c = o_.chunk_bytes;
     const uint64_t chunks = (size + c - 1) / c;
     const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
-    const int p = std::max(1, ctx.parallelism);
     WatermarkGenerator real(o_.common.max_out_of_orderness_ms);
     // Resuming: the chunk to start at, and the max event time before it (file_source.h).
     uint64_t base = 0;
@@ -499,24 +507,31 @@ class FileSource : public SourceOperator {
       }
       return Status::Ok();
     };
-    // Chunk k is read by subtask (k - base) % p and carries seq k - base.
-    uint64_t next = base + static_cast<uint64_t>(ctx.subtask);
+    // Chunk k is read by the subtask that claimed it and carries seq k - base. Each subtask's
+    // claims, and so the chunks it sends, go up.
+    bool claimed_all = false;
     for (;;) {
       if (IsCancelled(ctx)) return Status::Cancelled();
       // Send what can go: the oldest parsed chunk once the chunks before it are all parsed, or
       // at once (waiting for them) when there is nothing more to parse or no room to.
       while (!ready.empty() &&
-             (next >= chunks || ready.size() >= kAhead || shared.Ready(ready.front().k))) {
+             (claimed_all || ready.size() >= kAhead || shared.Ready(ready.front().k))) {
         bool stop = false;
         SR_RETURN_IF_ERROR(send(ready.front(), &stop));
         if (stop) return Status::Ok();
         ready.pop_front();
       }
-      if (next >= chunks) break;
+      if (claimed_all) break;
+      // Claimed right before it is parsed and deposited, with no wait between: every claimed
+      // chunk is deposited soon, so waiting for the chunks before one's own always ends.
+      const uint64_t k = shared.Claim();
+      if (k >= chunks) {
+        claimed_all = true;
+        continue;
+      }
       ready.emplace_back();
       ParsedChunk& pc = ready.back();
-      pc.k = next;
-      next += static_cast<uint64_t>(p);
+      pc.k = k;
       SR_RETURN_IF_ERROR(
           ParseChunk(fd, size, base, resume_offset, width, maker, free_buffer(), &pc));
       shared.Deposit(pc.k, pc.max_ts);

@@ -3,10 +3,12 @@
 // by one subtask, line by line.
 //
 // Splitting: without `follow` and `rate`, the file is cut into chunks of chunk_bytes; chunk k
-// holds the lines that START in [k*C, (k+1)*C). Subtask i of P reads chunks k = i (mod P) with
-// pread. Every batch of chunk k has seq = k, and exactly the last one has seq_last (a chunk
+// holds the lines that START in [k*C, (k+1)*C). The subtasks claim chunks as they go (the next
+// one nobody has, from the shared object) and read them with pread, so a subtask slowed down
+// by the machine reads fewer chunks instead of holding the others back; a subtask's chunks go
+// up. Every batch of chunk k has seq = k, and exactly the last one has seq_last (a chunk
 // without rows still sends one empty batch): the runtime merges the subtasks' outputs in chunk
-// order. Watermark tags equal a single-threaded read: a subtask parses a chunk, deposits the
+// order, finding each chunk at the head of whichever subtask's queue it is in. Watermark tags equal a single-threaded read: a subtask parses a chunk, deposits the
 // chunk's max event time in the shared object (CreateShared), and sends the chunk once every
 // chunk before it has been deposited (their cumulative max event time completes its rows'
 // watermarks). Meanwhile it parses ahead, up to 4 chunks, instead of waiting; bad lines of a

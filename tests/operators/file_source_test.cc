@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/watermark.h"
 #include "tests/operators/source_test_util.h"
 
 namespace streamrun {
@@ -135,6 +137,87 @@ TEST_CASE("file source: watermark tags equal a single-threaded read for P = 1, 2
     CHECK(res.progress.records.load() == ts.size());
     CHECK(res.progress.bytes.load() == content.size());
     CHECK(res.progress.total_bytes.load() == content.size());
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("file source: subtasks claim chunks as they go; a slow one reads fewer") {
+  // 400 chunks of ~10 lines; subtask 1 takes 2 ms per batch it sends, subtask 0 no time.
+  std::string content;
+  std::vector<int64_t> ts;
+  for (int i = 0; i < 4000; ++i) {
+    ts.push_back(1000 + (i * 7919) % 500 + i);  // out of order within ~500 ms
+    content += "{\"ts\":" + std::to_string(ts.back()) + "}\n";
+  }
+  std::string path = TempFile(content);
+  const uint64_t chunk = content.size() / 400;
+  const uint64_t chunks = (content.size() + chunk - 1) / chunk;
+  auto config = NewFileSourceConfig(Options(path, chunk, 100));
+  struct Slow : CaptureEmitter {
+    explicit Slow(int ms) : ms(ms) {}
+    Status Emit(BatchPtr b) override {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      return CaptureEmitter::Emit(std::move(b));
+    }
+    int ms;
+  };
+  Slow fast(0), slow(2);
+  auto shared = config->CreateShared(2);
+  std::atomic<bool> never{false};
+  std::vector<SourceContext> ctxs(2);
+  std::vector<Status> statuses(2);
+  CaptureReporter errors;
+  for (int i = 0; i < 2; ++i) {
+    ctxs[i].name = "src";
+    ctxs[i].subtask = i;
+    ctxs[i].parallelism = 2;
+    ctxs[i].layout = {{"ts"}};
+    ctxs[i].out = i == 0 ? &fast : &slow;
+    ctxs[i].errors = &errors;
+    ctxs[i].cancelled = &never;
+    ctxs[i].shared = shared;
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      auto src = config->CreateSource();
+      REQUIRE(src.ok());
+      statuses[i] = src.value()->Run(ctxs[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& st : statuses) CHECK(st.ok());
+  // Each chunk came from exactly one subtask, each subtask's in increasing order.
+  std::map<uint64_t, int> owner;
+  for (int i = 0; i < 2; ++i) {
+    CaptureEmitter& out = i == 0 ? static_cast<CaptureEmitter&>(fast) : slow;
+    uint64_t last = 0;
+    bool first = true;
+    for (const auto& b : out.batches) {
+      CHECK((first || b.seq >= last));
+      first = false;
+      last = b.seq;
+      auto [it, added] = owner.try_emplace(b.seq, i);
+      CHECK(it->second == i);
+    }
+  }
+  CHECK(owner.size() == chunks);
+  size_t slow_chunks = 0;
+  for (auto& [k, i] : owner) slow_chunks += i;
+  CHECK(slow_chunks < chunks / 4);  // with fixed shares it would read half
+  // Merged in chunk order, the rows are the file's, with a single-threaded read's watermarks.
+  CaptureEmitter all;
+  for (CaptureEmitter* out : {static_cast<CaptureEmitter*>(&fast), static_cast<CaptureEmitter*>(&slow)}) {
+    for (auto& b : out->batches) all.batches.push_back(std::move(b));
+  }
+  auto rows = Merged(all);
+  REQUIRE(rows.size() == ts.size());
+  WatermarkGenerator gen(100);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CAPTURE(i);
+    CHECK(rows[i].ts == ts[i]);
+    CHECK(rows[i].wm == gen.current());
+    gen.Observe(ts[i]);
   }
   std::filesystem::remove(path);
 }
