@@ -109,13 +109,6 @@ void Batch::CopyRowFrom(const Batch& src, size_t r) {
   rows.push_back(row);
 }
 
-void Batch::KeepRows(const std::vector<bool>& keep) {
-  size_t out = 0;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (keep[r]) rows[out++] = rows[r];
-  }
-  rows.resize(out);
-}
 
 void Batch::Clear() {
   kind = Kind::kData;

@@ -134,11 +134,27 @@ struct Batch {
     // Element by element: rows carry a slot or two, too few for a memmove call to pay.
     for (uint32_t i = 0; i < width; ++i) slots.push_back(vals[i]);
   }
-  // Keeps only the rows for which keep[r] is true, in order (slots stay where they are).
-  void KeepRows(const std::vector<bool>& keep);
   bool full() const { return rows.size() >= kBatchRows || arena.used() >= kBatchBytes; }
   // Empties the batch for reuse (keeps its capacity).
   void Clear();
+};
+
+// Drops rows of a batch in place while a step decides them one at a time, in order: Keep(r) for
+// every row r to keep, then Finish(). One pass and no keep flags to read again; rows from the
+// one being decided on are still where they were, so a step can report row r by its index
+// before dropping it. Slots stay where they are.
+class KeptRows {
+ public:
+  explicit KeptRows(Batch& batch) : rows_(batch.rows) {}
+  void Keep(size_t r) {
+    if (kept_ != r) rows_[kept_] = rows_[r];
+    ++kept_;
+  }
+  void Finish() { rows_.resize(kept_); }
+
+ private:
+  std::vector<Row>& rows_;
+  size_t kept_ = 0;
 };
 
 // Batches come from and go back to a process-wide pool.

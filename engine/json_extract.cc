@@ -133,6 +133,15 @@ struct JsonExtractor::Impl {
     return -1;
   }
 
+  // The trie child of `node` named `key` (-1 when none): by comparing whole keys, for set-up
+  // and for keys with an escape.
+  int ChildNamed(int node, std::string_view key) const {
+    for (const TrieKey& c : nodes[node].children) {
+      if (c.key == key) return c.node;
+    }
+    return -1;
+  }
+
   // The trie child for the key of `field` (-1 when not wanted); false on a bad escape.
   bool ChildOfField(od::field& field, int node, int* child) {
     const char* raw = field.key().raw();
@@ -146,11 +155,7 @@ struct JsonExtractor::Impl {
       error = r.error();
       return false;
     }
-    std::string_view key = r.value_unsafe();
-    *child = -1;
-    for (const TrieKey& c : nodes[node].children) {
-      if (c.key == key) *child = c.node;
-    }
+    *child = ChildNamed(node, r.value_unsafe());
     return true;
   }
 
@@ -329,10 +334,7 @@ JsonExtractor::JsonExtractor(const Layout& layout) : impl_(std::make_unique<Impl
     if (path.empty() || (!path[0].empty() && path[0][0] == '$')) continue;  // metadata
     int node = 0;
     for (const auto& seg : path) {
-      int child = -1;
-      for (const TrieKey& c : impl_->nodes[node].children) {
-        if (c.key == seg) child = c.node;
-      }
+      int child = impl_->ChildNamed(node, seg);
       if (child < 0) {
         child = static_cast<int>(impl_->nodes.size());
         impl_->nodes.emplace_back();

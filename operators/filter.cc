@@ -37,10 +37,9 @@ class Filter : public Operator {
   }
 
   Status Process(BatchPtr batch) override {
-    // Kept rows move down in place as they are decided (one pass, no keep flags to reread).
     std::vector<Row>& rows = batch->rows;
     const size_t n = rows.size();
-    size_t kept = 0;
+    KeptRows kept(*batch);
     EvalContext ec;
     ec.arena = &batch->arena;
     for (size_t r = 0; r < n; ++r) {
@@ -55,12 +54,9 @@ class Filter : public Operator {
         ec.error.clear();
         keep = false;
       }
-      if (keep) {
-        if (kept != r) rows[kept] = rows[r];
-        ++kept;
-      }
+      if (keep) kept.Keep(r);
     }
-    rows.resize(kept);
+    kept.Finish();
     return ctx_->main->Emit(std::move(batch));
   }
 

@@ -97,7 +97,7 @@ class Map : public Operator {
     const uint32_t width = static_cast<uint32_t>(ctx_->output_layout.size());
     out_slots_.clear();
     out_slots_.reserve(n * width);
-    keep_.assign(n, true);
+    KeptRows kept(*batch);
     EvalContext ec;
     ec.arena = &batch->arena;
     for (size_t r = 0; r < n; ++r) {
@@ -120,7 +120,6 @@ class Map : public Operator {
       if (failed) {
         SR_RETURN_IF_ERROR(ctx_->errors->Report(*batch, r, ctx_->name, ec.error));
         ec.error.clear();
-        keep_[r] = false;
         // Keep the slot arithmetic simple: a dropped row still gets (unused) slots.
       }
       const Value* in = batch->SlotsOf(r);
@@ -133,10 +132,11 @@ class Map : public Operator {
         }
       }
       row.slot = first;
+      if (!failed) kept.Keep(r);
     }
     batch->slots.swap(out_slots_);
     batch->width = width;
-    batch->KeepRows(keep_);
+    kept.Finish();
     return ctx_->main->Emit(std::move(batch));
   }
 
@@ -243,7 +243,6 @@ class Map : public Operator {
   std::vector<Value> values_;
   std::vector<bool> done_;
   std::vector<Value> out_slots_;
-  std::vector<bool> keep_;
   std::string out_;
   std::string name_;
   std::vector<char> buf_;
