@@ -46,7 +46,6 @@ Status Job::Impl::RunInputLoop(Task& t) {
   const bool align = spec_.checkpoints.exactly_once;
   BarrierAlignment barriers;
   barriers.Start(slots);
-  auto pass = [&](uint64_t id) { return id != 0 ? PassBarrier(t, id, "") : Status::Ok(); };
 
   while (live > 0) {
     int slot = 0;
@@ -58,15 +57,16 @@ Status Job::Impl::RunInputLoop(Task& t) {
     if (!b) return Status::Cancelled();
 
     if (b->kind == Batch::Kind::kBarrier) {
-      SR_RETURN_IF_ERROR(
-          pass(barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, live, &t.align_started_ns)));
+      SR_RETURN_IF_ERROR(PassBarrier(
+          t, barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, live, &t.align_started_ns),
+          ""));
       continue;
     }
 
     if (b->kind == Batch::Kind::kEnd) {
       ended[slot] = true;
       --live;
-      SR_RETURN_IF_ERROR(pass(barriers.OnEnd(slot, live)));
+      SR_RETURN_IF_ERROR(PassBarrier(t, barriers.OnEnd(slot, live), ""));
       if (slot_wm[slot] >= 0) {
         int64_t m = merger.Advance(slot_wm[slot], kMaxTimestamp);
         if (m > merged && live > 0) {
@@ -249,16 +249,14 @@ Status Job::Impl::StepRowWatermarkInput(Task& t, bool block, StepResult* result)
   }
   *result = StepResult::kProgress;
   if (b->kind == Batch::Kind::kBarrier) {
-    const uint64_t id =
-        in.barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, in.live, &t.align_started_ns);
-    return id != 0 ? PassBarrier(t, id, "") : Status::Ok();
+    return PassBarrier(
+        t, in.barriers.OnBarrier(slot, b->barrier_id, t.last_barrier, in.live, &t.align_started_ns),
+        "");
   }
   if (b->kind == Batch::Kind::kEnd) {
     in.ended[slot] = true;
     --in.live;
-    if (const uint64_t id = in.barriers.OnEnd(slot, in.live); id != 0) {
-      SR_RETURN_IF_ERROR(PassBarrier(t, id, ""));
-    }
+    SR_RETURN_IF_ERROR(PassBarrier(t, in.barriers.OnEnd(slot, in.live), ""));
     const int64_t before = in.merger.current();
     const int64_t merged = in.merger.Advance(slot, kMaxTimestamp);
     if (merged > before && in.live > 0) {

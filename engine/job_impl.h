@@ -203,7 +203,8 @@ class Job::Impl {
   void RunThread(Task* t);
   void TaskDone(Task* t, const Status& st);
   // Checkpoint barrier `id` passed task `t` (after alignment): snapshot its operators, send the
-  // barrier on, ack. `position`: the source's, for source tasks.
+  // barrier on, ack. `position`: the source's, for source tasks. Does nothing for an id at or
+  // below the last one passed, 0 (BarrierAlignment's "none") included.
   Status PassBarrier(Task& t, uint64_t id, std::string position);
   friend class TaskBarrierHook;
   friend class GuestRunner;

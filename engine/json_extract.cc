@@ -58,6 +58,12 @@ const char* FindQuoteOrBackslash(const char* p) {
 #endif
 }
 
+// The first backslash in [p, end), or end.
+const char* FindBackslash(const char* p, const char* end) {
+  const void* bs = std::memchr(p, '\\', static_cast<size_t>(end - p));
+  return bs != nullptr ? static_cast<const char*>(bs) : end;
+}
+
 std::string Describe(simdjson::error_code err) {
   switch (err) {
     case simdjson::UTF8_ERROR: return "invalid UTF-8";
@@ -106,16 +112,17 @@ struct JsonExtractor::Impl {
   int ChildRaw(int node, const char* raw, size_t len) const {
     const uint64_t head = Load64(raw);
     for (const TrieKey& c : nodes[node].children) {
-      if (c.key.size() != len || ((head ^ c.prefix) & c.mask) != 0) continue;
-      if (len <= 8 || SameBytes(c.key.data() + 8, raw + 8, len - 8)) return c.node;
+      if (c.key.size() == len && SameKey(c, head, raw)) return c.node;
     }
     return -1;
   }
 
-  // Keys are short: comparing them inline is cheaper than a call to memcmp.
-  static bool SameBytes(const char* a, const char* b, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      if (a[i] != b[i]) return false;
+  // Whether the key.size() bytes at `raw` (the first 8 loaded in `head`) are `c`'s key. Keys are
+  // short: comparing the rest inline is cheaper than a call to memcmp.
+  static bool SameKey(const TrieKey& c, uint64_t head, const char* raw) {
+    if (((head ^ c.prefix) & c.mask) != 0) return false;
+    for (size_t i = 8; i < c.key.size(); ++i) {
+      if (c.key[i] != raw[i]) return false;
     }
     return true;
   }
@@ -126,9 +133,7 @@ struct JsonExtractor::Impl {
   int ChildPlain(int node, const char* raw) const {
     const uint64_t head = Load64(raw);
     for (const TrieKey& c : nodes[node].children) {
-      const size_t len = c.key.size();
-      if (!c.plain || raw[len] != '"' || ((head ^ c.prefix) & c.mask) != 0) continue;
-      if (len <= 8 || SameBytes(c.key.data() + 8, raw + 8, len - 8)) return c.node;
+      if (c.plain && raw[c.key.size()] == '"' && SameKey(c, head, raw)) return c.node;
     }
     return -1;
   }
@@ -369,7 +374,8 @@ bool JsonExtractor::Extract(std::string_view line, Value* slots, Arena& arena, s
   for (size_t i = 0; i < width_; ++i) slots[i] = Value::Missing();
   Impl& im = *impl_;
   im.error = simdjson::SUCCESS;
-  im.no_escapes = std::memchr(line.data(), '\\', line.size()) == nullptr;
+  const char* line_end = line.data() + line.size();
+  im.no_escapes = FindBackslash(line.data(), line_end) == line_end;
   simdjson::padded_string_view input(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING);
   od::document doc;
   bool ok = false;
@@ -401,8 +407,7 @@ void JsonExtractor::BeginLines(const char* data, size_t size) {
   Impl& im = *impl_;
   im.stream_live = false;
   im.many_end = data + size;
-  const void* bs = std::memchr(data, '\\', size);
-  im.next_backslash = bs != nullptr ? static_cast<const char*>(bs) : im.many_end;
+  im.next_backslash = FindBackslash(data, im.many_end);
   im.alone_left = 0;
   im.alone_run = Impl::kMinAloneRun;
 }
@@ -426,10 +431,7 @@ bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* 
     im.since_start = 0;
   }
   // Whether the line has a backslash: one search per stretch of lines without any.
-  if (im.next_backslash < line.data()) {
-    const void* bs = std::memchr(line.data(), '\\', im.many_end - line.data());
-    im.next_backslash = bs != nullptr ? static_cast<const char*>(bs) : im.many_end;
-  }
+  if (im.next_backslash < line.data()) im.next_backslash = FindBackslash(line.data(), im.many_end);
   im.no_escapes = im.next_backslash >= line.data() + line.size();
   // Take the line from the shared pass when its document is exactly the line.
   bool verify = false;

@@ -183,11 +183,12 @@ struct WindowOperator::Impl {
   size_t timer_refs = 0;  // in all buckets, stale ones included
 
   int64_t wm = kMinTimestamp;
-  int64_t emit_wm = kMinTimestamp;  // the smallest `wm` a result still to come may carry
+  // The smallest `wm` a result still to come may carry: `wm` once every window due at it has
+  // fired, the watermark from before the advance while some have not (firing in slices).
+  int64_t emit_wm = kMinTimestamp;
   bool wm_sent = true;              // downstream has seen `wm`
-  // Firing in slices (row_watermarks only, see Advance): windows due at `wm` are not all fired
-  // yet. `firing` is the due bucket (of time `firing_time`) being fired, from `firing_pos` on.
-  bool backlog = false;
+  // Firing in slices (see Advance): the due bucket (of time `firing_time`) being fired, from
+  // `firing_pos` on.
   std::vector<TimerRef> firing;
   size_t firing_pos = 0;
   int64_t firing_time = 0;
@@ -493,12 +494,10 @@ struct WindowOperator::Impl {
   static constexpr size_t kFireSlice = 1024;
   Status Advance(int64_t to, size_t budget = std::numeric_limits<size_t>::max()) {
     if (to > wm) {
-      if (!backlog) emit_wm = wm;  // the results still to come carry the watermark before
-      wm = to;
+      wm = to;  // emit_wm stays: the results still to come carry the watermark from before
       wm_sent = false;
-      backlog = true;
     }
-    if (!backlog) return Status::Ok();
+    if (emit_wm == wm) return Status::Ok();  // every window due at wm has fired
     const int64_t stamp = emit_wm;
     for (;;) {
       if (firing_pos < firing.size()) {
@@ -531,7 +530,6 @@ struct WindowOperator::Impl {
       last_bucket = nullptr;
       timer_refs -= firing.size();
     }
-    backlog = false;
     emit_wm = wm;
     return Status::Ok();
   }
