@@ -23,60 +23,90 @@ uint32_t GetU32(const char* p) {
 
 }  // namespace
 
-void AppendKeyValue(std::string& out, const Value& v) {
-  // Written straight into `out`, the big-endian numbers from registers (bswap): a header built
-  // byte by byte in a buffer and then copied was read back by wider loads than its stores, a
-  // store-forwarding stall per key (most of this function's time).
+namespace {
+
+// The bytes AppendKeyValue writes for one value: a tag byte, 0, 1, 4 or 8 payload bytes (already
+// big-endian, from registers: bswap), then the string bytes.
+struct KeyPart {
+  char tag;
+  uint8_t bytes;
+  uint64_t big_endian;
+  std::string_view tail;
+  size_t size() const { return 1 + bytes + tail.size(); }
+};
+
+inline KeyPart PartOf(const Value& v) {
   static_assert(std::endian::native == std::endian::little, "big-endian bytes come from bswap");
-  auto append = [&out](char kind, uint64_t big_endian, size_t bytes, std::string_view tail) {
-    const size_t at = out.size();
-    out.resize(at + 1 + bytes + tail.size());
-    char* p = out.data() + at;
-    p[0] = kind;
-    if (bytes == 8) {
-      std::memcpy(p + 1, &big_endian, 8);
-    } else if (bytes == 4) {
-      const uint32_t be32 = static_cast<uint32_t>(big_endian);
-      std::memcpy(p + 1, &be32, 4);
-    } else if (bytes == 1) {
-      p[1] = static_cast<char>(big_endian);
-    }
-    if (!tail.empty()) std::memcpy(p + 1 + bytes, tail.data(), tail.size());
-  };
   Value::Kind kind = v.kind();
-  if (kind == Value::Kind::kMissing) kind = Value::Kind::kNull;
-  if (kind == Value::Kind::kDouble) {
-    double d = v.as_double();
-    if (std::trunc(d) == d && std::fabs(d) < 9.2e18) {
-      const auto i = static_cast<uint64_t>(static_cast<int64_t>(d));
-      append(static_cast<char>(Value::Kind::kInt), __builtin_bswap64(i), 8, {});
-      return;
-    }
-  }
   switch (kind) {
-    case Value::Kind::kBool:
-      append(static_cast<char>(kind), v.as_bool() ? 1 : 0, 1, {});
-      break;
-    case Value::Kind::kInt:
-      append(static_cast<char>(kind), __builtin_bswap64(static_cast<uint64_t>(v.as_int())), 8, {});
-      break;
-    case Value::Kind::kDouble: {
-      uint64_t bits;
-      double d = v.as_double();
-      std::memcpy(&bits, &d, sizeof bits);
-      append(static_cast<char>(kind), __builtin_bswap64(bits), 8, {});
-      break;
-    }
     case Value::Kind::kString:
     case Value::Kind::kJson: {
-      std::string_view str = v.as_string();
-      append(static_cast<char>(kind), __builtin_bswap32(static_cast<uint32_t>(str.size())), 4, str);
-      break;
+      const std::string_view str = v.as_string();
+      return {static_cast<char>(kind), 4, __builtin_bswap32(static_cast<uint32_t>(str.size())), str};
     }
+    case Value::Kind::kInt:
+      return {static_cast<char>(kind), 8, __builtin_bswap64(static_cast<uint64_t>(v.as_int())), {}};
+    case Value::Kind::kDouble: {
+      const double d = v.as_double();
+      if (std::trunc(d) == d && std::fabs(d) < 9.2e18) {  // 1.0 is the key 1
+        const auto i = static_cast<uint64_t>(static_cast<int64_t>(d));
+        return {static_cast<char>(Value::Kind::kInt), 8, __builtin_bswap64(i), {}};
+      }
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof bits);
+      return {static_cast<char>(kind), 8, __builtin_bswap64(bits), {}};
+    }
+    case Value::Kind::kBool:
+      return {static_cast<char>(kind), 1, v.as_bool() ? 1u : 0u, {}};
+    case Value::Kind::kMissing:
+      return {static_cast<char>(Value::Kind::kNull), 0, 0, {}};
     default:
-      append(static_cast<char>(kind), 0, 0, {});
-      break;
+      return {static_cast<char>(kind), 0, 0, {}};
   }
+}
+
+// Writes `k` at `p` (room for k.size() bytes); returns the end. Strings up to 16 bytes (user ids,
+// device names) are copied with two overlapping loads and stores instead of a memcpy call.
+inline char* Write(char* p, const KeyPart& k) {
+  p[0] = k.tag;
+  if (k.bytes == 8) {
+    std::memcpy(p + 1, &k.big_endian, 8);
+  } else if (k.bytes == 4) {
+    const uint32_t be32 = static_cast<uint32_t>(k.big_endian);
+    std::memcpy(p + 1, &be32, 4);
+  } else if (k.bytes == 1) {
+    p[1] = static_cast<char>(k.big_endian);
+  }
+  p += 1 + k.bytes;
+  const size_t n = k.tail.size();
+  const char* src = k.tail.data();
+  if (n >= 8 && n <= 16) {
+    uint64_t head, last;
+    std::memcpy(&head, src, 8);
+    std::memcpy(&last, src + n - 8, 8);
+    std::memcpy(p, &head, 8);
+    std::memcpy(p + n - 8, &last, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t head, last;
+    std::memcpy(&head, src, 4);
+    std::memcpy(&last, src + n - 4, 4);
+    std::memcpy(p, &head, 4);
+    std::memcpy(p + n - 4, &last, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; ++i) p[i] = src[i];
+  } else {
+    std::memcpy(p, src, n);
+  }
+  return p + n;
+}
+
+}  // namespace
+
+void AppendKeyValue(std::string& out, const Value& v) {
+  const KeyPart k = PartOf(v);
+  const size_t at = out.size();
+  out.resize(at + k.size());
+  Write(out.data() + at, k);
 }
 
 bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v) {
@@ -124,8 +154,23 @@ bool DecodeKeyValue(std::string_view key, size_t* pos, Value* v) {
 }
 
 void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out) {
-  out->clear();
-  for (int s : key_slots) AppendKeyValue(*out, s >= 0 ? slots[s] : Value::Missing());
+  // The size first, then the bytes written in place: resizing per value (and std::string zeroing
+  // what it grows by) was most of this function's ~135 instructions for a one-string key, and
+  // the exchange and the window each encode every row's key. Keys of a stream mostly keep one
+  // size, so `out` rarely changes size at all.
+  static const Value kMissing = Value::Missing();
+  auto value = [slots](int s) -> const Value& { return s >= 0 ? slots[s] : kMissing; };
+  if (key_slots.size() == 1) {
+    const KeyPart k = PartOf(value(key_slots[0]));
+    if (out->size() != k.size()) out->resize(k.size());
+    Write(out->data(), k);
+    return;
+  }
+  size_t size = 0;
+  for (int s : key_slots) size += PartOf(value(s)).size();
+  if (out->size() != size) out->resize(size);
+  char* p = out->data();
+  for (int s : key_slots) p = Write(p, PartOf(value(s)));
 }
 
 uint64_t HashKey(std::string_view encoded_key) {

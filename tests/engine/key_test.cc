@@ -93,6 +93,38 @@ TEST_CASE("key: every kind encodes to fixed bytes (stored in checkpoints)") {
   CHECK(two == std::string("\x03\x00\x00\x00\x00\x00\x00\x00\x01\x05\x00\x00\x00\x01" "a", 15));
 }
 
+TEST_CASE("key: EncodeKey writes the same bytes as AppendKeyValue, into a reused buffer") {
+  // The expected bytes are written out from the format (tag, 4-byte big-endian length, bytes),
+  // not by AppendKeyValue: the one-field and multi-field paths write in place, and strings of 8
+  // to 16 bytes are copied in two overlapping words. Every length around those edges, into one
+  // buffer that grows and shrinks between keys, as a window's scratch key does.
+  auto expected = [](const std::string& text) {
+    std::string k = "\x05";
+    k += static_cast<char>((text.size() >> 24) & 0xff);
+    k += static_cast<char>((text.size() >> 16) & 0xff);
+    k += static_cast<char>((text.size() >> 8) & 0xff);
+    k += static_cast<char>(text.size() & 0xff);
+    return k + text;
+  };
+  std::string out = "stale bytes that must not survive";
+  for (size_t len : {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 40, 3, 12, 6, 300, 0}) {
+    std::string text;
+    for (size_t i = 0; i < len; ++i) text += static_cast<char>('a' + (i * 7 + len) % 26);
+    Value one[] = {Value::String(text)};
+    EncodeKey(one, {0}, &out);
+    CHECK(out == expected(text));
+    Value two[] = {Value::Int(5), Value::String(text)};
+    EncodeKey(two, {1, 0}, &out);
+    CHECK(out == expected(text) + std::string("\x03\x00\x00\x00\x00\x00\x00\x00\x05", 9));
+  }
+  // A slot the stream does not carry (-1) is missing, which encodes as null.
+  Value none[] = {Value::Int(1)};
+  EncodeKey(none, {-1}, &out);
+  CHECK(out == std::string("\x01", 1));
+  EncodeKey(none, {-1, 0}, &out);
+  CHECK(out == std::string("\x01\x03\x00\x00\x00\x00\x00\x00\x00\x01", 10));
+}
+
 TEST_CASE("key: subtasks own contiguous, complete ranges of key groups") {
   for (int p : {1, 2, 3, 4, 7, 128}) {
     int prev = 0;
