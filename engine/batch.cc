@@ -8,26 +8,18 @@
 
 namespace streamrun {
 
-char* Arena::Allocate(size_t n) {
-  if (n > left_) {
-    size_t size = n > kBlockSize ? n : kBlockSize;
-    // Blocks after the current one were kept by Reset: use the next one when it is big enough.
-    size_t next = cur_block_ + (cur_ == nullptr ? 0 : 1);
-    if (next < blocks_.size() && block_sizes_[next] >= size) {
-      cur_block_ = next;
-    } else {
-      blocks_.insert(blocks_.begin() + next, std::unique_ptr<char[]>(new char[size]));
-      block_sizes_.insert(block_sizes_.begin() + next, size);
-      cur_block_ = next;
-    }
-    cur_ = blocks_[cur_block_].get();
-    left_ = block_sizes_[cur_block_];
+char* Arena::AllocateInNewBlock(size_t n) {
+  const size_t size = n > kBlockSize ? n : kBlockSize;
+  // Blocks after the current one were kept by Reset: use the next one when it is big enough.
+  const size_t next = cur_block_ + (cur_ == nullptr ? 0 : 1);
+  if (next >= blocks_.size() || block_sizes_[next] < size) {
+    blocks_.insert(blocks_.begin() + next, std::unique_ptr<char[]>(new char[size]));
+    block_sizes_.insert(block_sizes_.begin() + next, size);
   }
-  char* p = cur_;
-  cur_ += n;
-  left_ -= n;
-  used_ += n;
-  return p;
+  cur_block_ = next;
+  cur_ = blocks_[cur_block_].get();
+  left_ = block_sizes_[cur_block_];
+  return Allocate(n);
 }
 
 std::string_view Arena::Copy(std::string_view s) {
@@ -92,6 +84,8 @@ void Batch::CopyRowFrom(const Batch& src, size_t r) {
   const Row& in = src.rows[r];
   Row row = in;
   row.raw = arena.Copy(in.raw);
+  row.keyed = nullptr;  // its key record stays behind, in `src`
+  row.flags &= static_cast<uint16_t>(~kRowKeyed);
   row.slot = static_cast<uint32_t>(slots.size());
   const Value* vals = src.SlotsOf(r);
   for (uint32_t i = 0; i < width; ++i) {

@@ -37,7 +37,14 @@ class Arena {
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 
-  char* Allocate(size_t n);
+  char* Allocate(size_t n) {
+    if (n > left_) return AllocateInNewBlock(n);
+    char* p = cur_;
+    cur_ += n;
+    left_ -= n;
+    used_ += n;
+    return p;
+  }
   std::string_view Copy(std::string_view s);
   // Frees everything allocated; keeps one block for reuse.
   void Reset();
@@ -46,6 +53,7 @@ class Arena {
 
  private:
   static constexpr size_t kBlockSize = 64 * 1024;
+  char* AllocateInNewBlock(size_t n);
   std::vector<std::unique_ptr<char[]>> blocks_;
   std::vector<size_t> block_sizes_;
   size_t cur_block_ = 0;
@@ -69,16 +77,16 @@ struct Row {
   std::string_view raw;        // the record's bytes, without the newline
   uint32_t slot = 0;           // index of its first slot in Batch::slots
   uint16_t origin = 0;         // index of the source it came from (for <source>.errors)
-  uint16_t flags = 0;          // kRowText, kRowKeyHash
+  uint16_t flags = 0;          // kRowText, kRowKeyed
   uint64_t offset = 0;         // position in its source (byte offset, sequence number)
-  // Set by a keyed exchange (flag kRowKeyHash): HashKey(EncodeKey(...)) of the row's key under
-  // the key_by of the consumer the row was sent to, so that the keyed operator need not hash the
-  // key again. Valid only in that consumer's input; any other step ignores it, and the keyed
-  // operator clears the flag on the input rows it passes on (its late stream).
-  uint64_t key_hash = 0;
+  // Set by a keyed exchange (flag kRowKeyed): the row's key under the key_by of the consumer the
+  // row was sent to, with its hash (a key record, engine/key.h), in memory this batch pins, so
+  // that the keyed operator need not encode and hash the key again. Valid only in that
+  // consumer's input; any other step ignores it, and CopyRowFrom clears it.
+  const char* keyed = nullptr;
 };
-inline constexpr uint16_t kRowText = 1;     // raw is a text line, not JSON
-inline constexpr uint16_t kRowKeyHash = 2;  // key_hash is set
+inline constexpr uint16_t kRowText = 1;   // raw is a text line, not JSON
+inline constexpr uint16_t kRowKeyed = 2;  // keyed is set
 
 struct Batch {
   enum class Kind : uint8_t {

@@ -125,22 +125,28 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   // consumer batch pins the input batches its rows are in instead of copying the rows' bytes. A
   // consumer batch never outlives them by much: pending batches are sent at the end of each
   // input batch, or for chunk-order readers at the end of each chunk (a few input batches).
+  // Each row's key, encoded and hashed here anyway, goes along as a key record in the input
+  // batch's arena (Row::keyed), so that the consumer does not encode and hash it again.
   const int n = static_cast<int>(r.gates.size());
-  std::shared_ptr<const Batch> pin(batch.release(), BatchRecycler());
-  const Batch& in = *pin;
-  const size_t rows = in.rows.size();
+  Batch& mut = *batch;
+  const size_t rows = mut.rows.size();
   targets_.resize(rows);
-  hashes_.resize(rows);
+  records_.resize(rows);
   const uint64_t groups = static_cast<uint64_t>(r.max_parallelism);
   const bool mask = (groups & (groups - 1)) == 0;  // KeyGroupOf is then a mask
   for (size_t row = 0; row < rows; ++row) {
-    EncodeKey(in.SlotsOf(row), r.key_slots, &key_);
-    uint64_t hash = HashKey(key_);
-    hashes_[row] = hash;
+    EncodeKey(mut.SlotsOf(row), r.key_slots, &key_);
+    const uint64_t hash = HashKey(key_);
+    char* record = mut.arena.Allocate(kKeyRecordHeader + key_.size());
+    WriteKeyRecord(record, hash, key_);
+    records_[row] = record;
     const int group =
         mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
     targets_[row] = r.subtask_of_group[group];
   }
+  std::shared_ptr<const Batch> pin(batch.release(), BatchRecycler());
+  const Batch& in = *pin;
+  pinned_.assign(static_cast<size_t>(n), 0);  // pending[t] pins `in` already
   for (size_t row = 0; row < rows; ++row) {
     const int t = targets_[row];
     BatchPtr& out = r.pending[t];
@@ -148,15 +154,19 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
       out = NewBatch(in.width);
       out->seq = in.seq;
     }
-    if (out->pins.empty() || out->pins.back() != pin) out->pins.push_back(pin);
+    if (!pinned_[t]) {
+      if (out->pins.empty() || out->pins.back() != pin) out->pins.push_back(pin);
+      pinned_[t] = 1;
+    }
     out->AddRowRef(in, row);
     Row& added = out->rows.back();
-    added.key_hash = hashes_[row];
-    added.flags |= kRowKeyHash;
+    added.keyed = records_[row];
+    added.flags |= kRowKeyed;
     if (out->full()) {
       out->seq = in.seq;
       out->seq_last = false;
       out->watermark = in.rows[row].wm;  // safe: no later row of this producer is below it
+      pinned_[t] = 0;
       SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
     }
   }

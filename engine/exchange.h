@@ -4,7 +4,8 @@
 // the chain (ChainEmitter); at the edge of a task it is an OutputEmitter, which sends the stream
 // to every consumer of it: one subtask (forward), the one subtask of a gathering consumer, or,
 // for a keyed consumer, the subtask owning each row's key group (rows go by reference into one
-// batch per consumer subtask, which pins the input batch, with their key hash in Row::key_hash). Every batch that leaves carries the producer's watermark; keyed exchanges
+// batch per consumer subtask, which pins the input batch, with their encoded key and its hash
+// in Row::keyed). Every batch that leaves carries the producer's watermark; keyed exchanges
 // also tell every consumer subtask of a new watermark and, for consumers that read in chunk
 // order, of the end of every chunk.
 //
@@ -101,8 +102,9 @@ class OutputEmitter : public Emitter {
   uint32_t width_;
   bool ordered_;
   std::string key_;  // scratch for key encoding
-  std::vector<int> targets_;        // scratch: each row's consumer subtask
-  std::vector<uint64_t> hashes_;    // scratch: each row's key hash
+  std::vector<int> targets_;              // scratch: each row's consumer subtask
+  std::vector<const char*> records_;      // scratch: each row's key record
+  std::vector<char> pinned_;              // scratch: pending[t] pins the input batch
 };
 
 // A deep copy of a batch (rows, bytes, watermark, chunk marks).

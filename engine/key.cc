@@ -65,8 +65,7 @@ inline KeyPart PartOf(const Value& v) {
   }
 }
 
-// Writes `k` at `p` (room for k.size() bytes); returns the end. Strings up to 16 bytes (user ids,
-// device names) are copied with two overlapping loads and stores instead of a memcpy call.
+// Writes `k` at `p` (room for k.size() bytes); returns the end.
 inline char* Write(char* p, const KeyPart& k) {
   p[0] = k.tag;
   if (k.bytes == 8) {
@@ -79,24 +78,7 @@ inline char* Write(char* p, const KeyPart& k) {
   }
   p += 1 + k.bytes;
   const size_t n = k.tail.size();
-  const char* src = k.tail.data();
-  if (n >= 8 && n <= 16) {
-    uint64_t head, last;
-    std::memcpy(&head, src, 8);
-    std::memcpy(&last, src + n - 8, 8);
-    std::memcpy(p, &head, 8);
-    std::memcpy(p + n - 8, &last, 8);
-  } else if (n >= 4 && n < 8) {
-    uint32_t head, last;
-    std::memcpy(&head, src, 4);
-    std::memcpy(&last, src + n - 4, 4);
-    std::memcpy(p, &head, 4);
-    std::memcpy(p + n - 4, &last, 4);
-  } else if (n < 4) {
-    for (size_t i = 0; i < n; ++i) p[i] = src[i];
-  } else {
-    std::memcpy(p, src, n);
-  }
+  CopyShort(p, k.tail.data(), n);
   return p + n;
 }
 

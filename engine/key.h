@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,50 @@ uint64_t HashKey(std::string_view encoded_key);
 // other. Clears `out` first. The keyed exchange and the keyed
 // operator call this same function, so they agree on every key.
 void EncodeKey(const Value* slots, const std::vector<int>& key_slots, std::string* out);
+
+// A key as a keyed exchange hands it to its consumer (Row::keyed, flag kRowKeyed): the key's
+// HashKey (8 bytes), its encoded size (4 bytes), then the encoded key, in memory the row's batch
+// keeps alive. The keyed operator then neither encodes nor hashes the key again.
+inline constexpr size_t kKeyRecordHeader = 12;
+
+// Copies n bytes; up to 16 (user ids, device names, most keys) with two overlapping loads and
+// stores instead of a memcpy call.
+inline void CopyShort(char* dst, const char* src, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t head, last;
+    std::memcpy(&head, src, 8);
+    std::memcpy(&last, src + n - 8, 8);
+    std::memcpy(dst, &head, 8);
+    std::memcpy(dst + n - 8, &last, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t head, last;
+    std::memcpy(&head, src, 4);
+    std::memcpy(&last, src + n - 4, 4);
+    std::memcpy(dst, &head, 4);
+    std::memcpy(dst + n - 4, &last, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memcpy(dst, src, n);
+  }
+}
+
+inline void WriteKeyRecord(char* p, uint64_t hash, std::string_view key) {
+  const auto size = static_cast<uint32_t>(key.size());
+  std::memcpy(p, &hash, 8);
+  std::memcpy(p + 8, &size, 4);
+  CopyShort(p + kKeyRecordHeader, key.data(), key.size());
+}
+inline uint64_t KeyRecordHash(const char* record) {
+  uint64_t hash;
+  std::memcpy(&hash, record, 8);
+  return hash;
+}
+inline std::string_view KeyRecordKey(const char* record) {
+  uint32_t size;
+  std::memcpy(&size, record + 8, 4);
+  return std::string_view(record + kKeyRecordHeader, size);
+}
 
 inline int KeyGroupOf(uint64_t hash, int max_parallelism) {
   return static_cast<int>(hash % static_cast<uint64_t>(max_parallelism));

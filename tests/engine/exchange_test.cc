@@ -1,0 +1,86 @@
+// Tests of the keyed exchange (engine/exchange.h): where rows go and the key each carries.
+#include "engine/exchange.h"
+
+#include <doctest/doctest.h>
+#include <xxhash.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/key.h"
+
+namespace streamrun {
+namespace {
+
+// The key bytes of a one-string key, written from the format (tag 5, 4-byte big-endian size,
+// the bytes), not by EncodeKey.
+std::string StringKey(const std::string& s) {
+  std::string k = "\x05";
+  k += static_cast<char>(s.size() >> 24);
+  k += static_cast<char>((s.size() >> 16) & 0xff);
+  k += static_cast<char>((s.size() >> 8) & 0xff);
+  k += static_cast<char>(s.size() & 0xff);
+  return k + s;
+}
+
+}  // namespace
+
+TEST_CASE("exchange: keyed rows reach the subtask of their key group with their key record") {
+  constexpr int kSubtasks = 2;
+  InputGate gate0(1, 64), gate1(1, 64);
+  Route route;
+  route.kind = EdgeKind::kKeyed;
+  route.gates = {&gate0, &gate1};
+  route.key_slots = {0};
+  std::vector<Route> routes;
+  routes.push_back(std::move(route));
+  OutputEmitter emitter(std::move(routes), /*width=*/1, /*ordered=*/false);
+
+  // Keys of every length class CopyShort has (0 to 3, 4 to 7, 8 to 16, longer).
+  std::vector<std::string> users;
+  for (int i = 0; i < 300; ++i) {
+    users.push_back(std::string(static_cast<size_t>(i % 23), 'k') + std::to_string(i));
+  }
+  std::map<std::string, int> expected_subtask;
+  {
+    BatchPtr in = NewBatch(1);
+    for (size_t i = 0; i < users.size(); ++i) {
+      size_t r = in->AddRow(0, i);
+      in->rows[r].raw = in->arena.Copy("{\"user\":\"" + users[i] + "\"}");
+      // The string points into the row's own bytes, as a file source leaves it.
+      in->SlotsOf(r)[0] = Value::String(in->rows[r].raw.substr(9, users[i].size()));
+      const uint64_t hash = XXH3_64bits(StringKey(users[i]).data(), StringKey(users[i]).size());
+      expected_subtask[users[i]] = static_cast<int>(hash % 128) * kSubtasks / 128;
+    }
+    REQUIRE(emitter.Emit(std::move(in)).ok());
+  }  // the input batch is gone from here: consumer batches keep it alive
+
+  size_t seen = 0;
+  for (int t = 0; t < kSubtasks; ++t) {
+    InputGate& gate = t == 0 ? gate0 : gate1;
+    while (BatchPtr b = gate.TryPop(0)) {
+      for (size_t r = 0; r < b->rows.size(); ++r) {
+        const Row& row = b->rows[r];
+        const std::string user(b->SlotsOf(r)[0].as_string());
+        CHECK(expected_subtask.at(user) == t);
+        REQUIRE((row.flags & kRowKeyed) != 0);
+        const std::string key = StringKey(user);
+        CHECK(KeyRecordKey(row.keyed) == key);
+        CHECK(KeyRecordHash(row.keyed) == XXH3_64bits(key.data(), key.size()));
+        CHECK(row.raw == "{\"user\":\"" + user + "\"}");
+        ++seen;
+      }
+      // A deep copy leaves the key record behind (it was this consumer's key).
+      if (!b->rows.empty()) {
+        BatchPtr copy = NewBatch(1);
+        copy->CopyRowFrom(*b, 0);
+        CHECK((copy->rows[0].flags & kRowKeyed) == 0);
+        CHECK(copy->rows[0].keyed == nullptr);
+      }
+    }
+  }
+  CHECK(seen == users.size());
+}
+
+}  // namespace streamrun
