@@ -21,10 +21,6 @@ uint32_t GetU32(const char* p) {
   return x;
 }
 
-}  // namespace
-
-namespace {
-
 // The bytes AppendKeyValue writes for one value: a tag byte, 0, 1, 4 or 8 payload bytes (already
 // big-endian, from registers: bswap), then the string bytes.
 struct KeyPart {
