@@ -146,7 +146,6 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   }
   std::shared_ptr<const Batch> pin(batch.release(), BatchRecycler());
   const Batch& in = *pin;
-  pinned_.assign(static_cast<size_t>(n), 0);  // pending[t] pins `in` already
   for (size_t row = 0; row < rows; ++row) {
     const int t = targets_[row];
     BatchPtr& out = r.pending[t];
@@ -154,10 +153,7 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
       out = NewBatch(in.width);
       out->seq = in.seq;
     }
-    if (!pinned_[t]) {
-      if (out->pins.empty() || out->pins.back() != pin) out->pins.push_back(pin);
-      pinned_[t] = 1;
-    }
+    if (out->pins.empty() || out->pins.back() != pin) out->pins.push_back(pin);
     out->AddRowRef(in, row);
     Row& added = out->rows.back();
     added.keyed = records_[row];
@@ -166,7 +162,6 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
       out->seq = in.seq;
       out->seq_last = false;
       out->watermark = in.rows[row].wm;  // safe: no later row of this producer is below it
-      pinned_[t] = 0;
       SR_RETURN_IF_ERROR(Push(r, t, std::move(out)));
     }
   }

@@ -104,7 +104,6 @@ class OutputEmitter : public Emitter {
   std::string key_;  // scratch for key encoding
   std::vector<int> targets_;              // scratch: each row's consumer subtask
   std::vector<const char*> records_;      // scratch: each row's key record
-  std::vector<char> pinned_;              // scratch: pending[t] pins the input batch
 };
 
 // A deep copy of a batch (rows, bytes, watermark, chunk marks).

@@ -171,7 +171,7 @@ Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
         missing = true;
         barrier = false;
       } else if (h->kind == Batch::Kind::kEnd) {
-        gate.PopFrom(s);
+        if (!gate.PopFrom(s)) return Status::Cancelled();
         in.ended[s] = true;
         --in.live;
         *result = StepResult::kProgress;

@@ -8,11 +8,12 @@
 // by the machine reads fewer chunks instead of holding the others back; a subtask's chunks go
 // up. Every batch of chunk k has seq = k, and exactly the last one has seq_last (a chunk
 // without rows still sends one empty batch): the runtime merges the subtasks' outputs in chunk
-// order, finding each chunk at the head of whichever subtask's queue it is in. Watermark tags equal a single-threaded read: a subtask parses a chunk, deposits the
-// chunk's max event time in the shared object (CreateShared), and sends the chunk once every
-// chunk before it has been deposited (their cumulative max event time completes its rows'
-// watermarks). Meanwhile it parses ahead, up to 4 chunks, instead of waiting; bad lines of a
-// chunk parsed ahead are reported when the chunk is sent.
+// order, finding each chunk at the head of whichever subtask's queue it is in. Watermark tags
+// equal a single-threaded read: a subtask parses a chunk, deposits the chunk's max event time in
+// the shared object (CreateShared), and sends the chunk once every chunk before it has been
+// deposited (their cumulative max event time completes its rows' watermarks). Meanwhile it
+// parses ahead, up to 4 chunks, instead of waiting; bad lines of a chunk parsed ahead are
+// reported when the chunk is sent.
 #pragma once
 
 #include <cstdint>
