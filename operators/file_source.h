@@ -13,7 +13,8 @@
 // the shared object (CreateShared), and sends the chunk once every chunk before it has been
 // deposited (their cumulative max event time completes its rows' watermarks). Meanwhile it
 // parses ahead, up to 4 chunks, instead of waiting; bad lines of a chunk parsed ahead are
-// reported when the chunk is sent.
+// reported when the chunk is sent. With a core to spare, a subtask's reader thread reads (preads)
+// its next chunk while it parses the one before.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,11 @@ struct FileSourceOptions {
   bool follow = false;
   SourceCommon common;
   uint64_t chunk_bytes = kFileChunkBytes;  // tests use small chunks
+  // Whether each subtask reads its next chunk on a thread of its own while it parses one. By
+  // default when a core is left over for it: the source's subtasks are fewer than the CPUs
+  // the process may use. Tests force either.
+  enum class ReadAhead { kWhenCoreSpare, kAlways, kNever };
+  ReadAhead read_ahead = ReadAhead::kWhenCoreSpare;
 };
 
 std::shared_ptr<const NodeConfig> NewFileSourceConfig(FileSourceOptions options);

@@ -73,8 +73,12 @@ std::vector<CapturedRow> Merged(CaptureEmitter& out) {
   return rows;
 }
 
-FileSourceOptions Options(const std::string& path, uint64_t chunk, int64_t delay = 0) {
+using ReadAhead = FileSourceOptions::ReadAhead;
+
+FileSourceOptions Options(const std::string& path, uint64_t chunk, int64_t delay = 0,
+                          ReadAhead read_ahead = ReadAhead::kWhenCoreSpare) {
   FileSourceOptions o;
+  o.read_ahead = read_ahead;
   o.path = path;
   o.chunk_bytes = chunk;
   o.common.event_time = "ts";
@@ -106,11 +110,14 @@ TEST_CASE("file source: watermark tags equal a single-threaded read for P = 1, 2
     expect_wm.push_back(gen.current());
     gen.Observe(e);
   }
-  auto config = NewFileSourceConfig(Options(path, 512, delay));
-  CHECK(config->max_subtasks() > 1);
-  CHECK(config->InputFields({{"u"}}) == std::vector<FieldPath>{{"u"}, {"ts"}});
-  for (int p = 1; p <= 3; ++p) {
+  for (int run = 0; run < 6; ++run) {  // P = 1, 2, 3, with and without reader threads
+    const int p = run % 3 + 1;
+    const ReadAhead read_ahead = run < 3 ? ReadAhead::kAlways : ReadAhead::kNever;
     CAPTURE(p);
+    CAPTURE(static_cast<int>(read_ahead));
+    auto config = NewFileSourceConfig(Options(path, 512, delay, read_ahead));
+    CHECK(config->max_subtasks() > 1);
+    CHECK(config->InputFields({{"u"}}) == std::vector<FieldPath>{{"u"}, {"ts"}});
     RunResult res;
     RunSource(*config, {{"u"}, {"ts"}}, p, res);
     for (auto& s : res.statuses) CHECK(s.ok());
@@ -141,7 +148,7 @@ TEST_CASE("file source: watermark tags equal a single-threaded read for P = 1, 2
   std::filesystem::remove(path);
 }
 
-TEST_CASE("file source: subtasks claim chunks as they go; a slow one reads fewer") {
+void CheckClaims(ReadAhead read_ahead) {
   // 400 chunks of ~10 lines; subtask 1 takes 2 ms per batch it sends, subtask 0 no time.
   std::string content;
   std::vector<int64_t> ts;
@@ -152,7 +159,7 @@ TEST_CASE("file source: subtasks claim chunks as they go; a slow one reads fewer
   std::string path = TempFile(content);
   const uint64_t chunk = content.size() / 400;
   const uint64_t chunks = (content.size() + chunk - 1) / chunk;
-  auto config = NewFileSourceConfig(Options(path, chunk, 100));
+  auto config = NewFileSourceConfig(Options(path, chunk, 100, read_ahead));
   struct Slow : CaptureEmitter {
     explicit Slow(int ms) : ms(ms) {}
     Status Emit(BatchPtr b) override {
@@ -222,6 +229,11 @@ TEST_CASE("file source: subtasks claim chunks as they go; a slow one reads fewer
   std::filesystem::remove(path);
 }
 
+TEST_CASE("file source: subtasks claim chunks as they go; a slow one reads fewer") {
+  CheckClaims(ReadAhead::kNever);
+  CheckClaims(ReadAhead::kAlways);  // each subtask holds the claim of the chunk it reads ahead
+}
+
 TEST_CASE("file source: bad lines go to the reporter with their offsets") {
   std::string content = "{\"ts\":1}\n{\"ts\":\nnot json\r\n{\"ts\":\"x\"}\n{\"ts\":5}";
   std::string path = TempFile(content);
@@ -260,9 +272,12 @@ TEST_CASE("file source: bad lines of every chunk are reported once each, for P =
     }
   }
   std::string path = TempFile(content);
-  auto config = NewFileSourceConfig(Options(path, 128));
-  for (int p = 1; p <= 3; ++p) {
+  for (int run = 0; run < 6; ++run) {  // P = 1, 2, 3, with and without reader threads
+    const int p = run % 3 + 1;
+    const ReadAhead read_ahead = run < 3 ? ReadAhead::kAlways : ReadAhead::kNever;
     CAPTURE(p);
+    CAPTURE(static_cast<int>(read_ahead));
+    auto config = NewFileSourceConfig(Options(path, 128, 0, read_ahead));
     RunResult res;
     RunSource(*config, {{"ts"}}, p, res);
     for (auto& st : res.statuses) CHECK(st.ok());
@@ -279,14 +294,17 @@ TEST_CASE("file source: on_error fail stops every subtask") {
   std::string content;
   for (int i = 0; i < 200; ++i) content += i == 150 ? "oops\n" : "{\"ts\":" + std::to_string(i) + "}\n";
   std::string path = TempFile(content);
-  auto config = NewFileSourceConfig(Options(path, 64));
-  RunResult res;
-  res.errors.~CaptureReporter();
-  new (&res.errors) CaptureReporter(true);
-  RunSource(*config, {{"ts"}}, 3, res);  // must not hang
-  int data_errors = 0;
-  for (auto& s : res.statuses) data_errors += s.code() == Status::Code::kDataError;
-  CHECK(data_errors == 1);
+  for (ReadAhead read_ahead : {ReadAhead::kAlways, ReadAhead::kNever}) {
+    CAPTURE(static_cast<int>(read_ahead));
+    auto config = NewFileSourceConfig(Options(path, 64, 0, read_ahead));
+    RunResult res;
+    res.errors.~CaptureReporter();
+    new (&res.errors) CaptureReporter(true);
+    RunSource(*config, {{"ts"}}, 3, res);  // must not hang
+    int data_errors = 0;
+    for (auto& s : res.statuses) data_errors += s.code() == Status::Code::kDataError;
+    CHECK(data_errors == 1);
+  }
   std::filesystem::remove(path);
 }
 
