@@ -7,16 +7,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <thread>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include <rapidjson/document.h>
