@@ -211,6 +211,9 @@ struct WindowOperator::Impl {
   // accumulators are fetched from memory while earlier rows are processed: with many keys each
   // of these is a cache miss, and overlapping them is most of the operator's speed.
   static constexpr size_t kRing = 32;  // a power of two larger than kPrepareAhead
+  // A row's key record (from a keyed exchange) is fetched before Prepare reads it: at p2 half the
+  // records were written on the other core, and Prepare's load of one stalled the row loop.
+  static constexpr size_t kRecordAhead = 32;
   static constexpr size_t kPrepareAhead = 16;
   static constexpr size_t kEntryAhead = 8;
   static constexpr size_t kAccAhead = 4;
@@ -863,6 +866,10 @@ Status WindowOperator::Process(BatchPtr batch) {
   const bool advance_per_row = !m.ctx->row_watermarks;
   for (size_t r = 0; r < std::min(n, Impl::kPrepareAhead); ++r) m.Prepare(*batch, r);
   for (size_t r = 0; r < n; ++r) {
+    if (r + Impl::kRecordAhead < n) {
+      const Row& far = batch->rows[r + Impl::kRecordAhead];
+      if (far.flags & kRowKeyed) Prefetch(far.keyed);
+    }
     if (r + Impl::kPrepareAhead < n) m.Prepare(*batch, r + Impl::kPrepareAhead);
     if (r + Impl::kEntryAhead < n) m.PrefetchEntry(r + Impl::kEntryAhead);
     if (r + Impl::kAccAhead < n) m.PrefetchAccs(r + Impl::kAccAhead);
