@@ -450,9 +450,7 @@ class FileSource : public SourceOperator {
                               uint64_t resume_offset, std::string& buf) {
     const uint64_t c = o_.chunk_bytes;
     const uint64_t begin = k * c, end = std::min(begin + c, size);
-    ChunkText t;
-    t.pos = k == 0 ? 0 : begin - 1;
-    const uint64_t pos = t.pos;
+    const uint64_t pos = k == 0 ? 0 : begin - 1;
     SR_ASSIGN_OR_RETURN(size_t len, ReadAt(fd, pos, end - pos, buf, 0));
     size_t start = 0;
     bool any = true;
@@ -479,10 +477,7 @@ class FileSource : public SourceOperator {
         if (nl != nullptr) len = nl - buf.data() + 1;
       }
     }
-    t.len = len;
-    t.start = start;
-    t.any = any;
-    return t;
+    return ChunkText{pos, len, start, any};
   }
 
   // Parses chunk pc->k, read into `buffer` as `text`; its rows then point into the buffer.
@@ -622,6 +617,10 @@ class FileSource : public SourceOperator {
     // parallelism 2 of 2 CPUs: 0.91 x).
     std::unique_ptr<ChunkReader> reader;
     uint64_t next = 0;  // with a reader: the chunk it reads
+    auto claim_and_read = [&]() {
+      next = shared.Claim();
+      if (next < chunks) reader->Start(next, free_buffer());
+    };
     using ReadAhead = FileSourceOptions::ReadAhead;
     if (o_.read_ahead == ReadAhead::kAlways ||
         (o_.read_ahead == ReadAhead::kWhenCoreSpare && ctx.parallelism < UsableCpus())) {
@@ -629,8 +628,7 @@ class FileSource : public SourceOperator {
           [this, fd, size, base, resume_offset](uint64_t k, std::string& buf) {
             return ReadChunk(fd, size, k, base, resume_offset, buf);
           });
-      next = shared.Claim();
-      if (next < chunks) reader->Start(next, free_buffer());
+      claim_and_read();
     }
     // Chunk k is read by the subtask that claimed it and carries seq k - base. Each subtask's
     // claims, and so the chunks it sends, go up.
@@ -664,8 +662,7 @@ class FileSource : public SourceOperator {
       ChunkText text;
       if (reader) {
         SR_ASSIGN_OR_RETURN(text, reader->Take(&buffer));
-        next = shared.Claim();
-        if (next < chunks) reader->Start(next, free_buffer());
+        claim_and_read();
       } else {
         buffer = free_buffer();
         SR_ASSIGN_OR_RETURN(text, ReadChunk(fd, size, k, base, resume_offset, *buffer));
