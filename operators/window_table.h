@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "engine/huge_page_allocator.h"
+#include "engine/key.h"
 #include "operators/window_aggregates.h"
 
 namespace streamrun {
@@ -208,7 +209,9 @@ class WindowTable {
       if (s.entry == kNoEntry) return kNoEntry;
       if (s.hash32 == h32) {
         const WindowEntry& e = At(s.entry);
-        if (e.start == start && Key(s.entry) == key) return s.entry;
+        if (e.start != start) continue;
+        std::string_view k = Key(s.entry);
+        if (k.size() == key.size() && EqualShort(k.data(), key.data(), key.size())) return s.entry;
       }
     }
   }

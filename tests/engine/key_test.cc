@@ -125,6 +125,22 @@ TEST_CASE("key: EncodeKey writes the same bytes as AppendKeyValue, into a reused
   CHECK(out == std::string("\x01\x03\x00\x00\x00\x00\x00\x00\x00\x01", 10));
 }
 
+TEST_CASE("key: EqualShort agrees with memcmp at every length and differing byte") {
+  // Lengths of every class EqualShort has (0 to 3, 4 to 7, 8 to 16, longer); a difference at
+  // each position, so the overlapping loads must cover every byte.
+  for (size_t n = 0; n <= 24; ++n) {
+    std::string a(n, 'k');
+    for (size_t i = 0; i < n; ++i) a[i] = static_cast<char>('a' + i);
+    std::string b = a;
+    CHECK(EqualShort(a.data(), b.data(), n));
+    for (size_t i = 0; i < n; ++i) {
+      b = a;
+      b[i] = static_cast<char>(b[i] ^ 0x20);
+      CHECK_MESSAGE(!EqualShort(a.data(), b.data(), n), "n=" << n << " i=" << i);
+    }
+  }
+}
+
 TEST_CASE("key: subtasks own contiguous, complete ranges of key groups") {
   for (int p : {1, 2, 3, 4, 7, 128}) {
     int prev = 0;
