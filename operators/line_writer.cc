@@ -23,6 +23,10 @@ namespace streamrun {
 namespace {
 
 constexpr size_t kWriteBuffer = 1 << 20;
+// A file written straight (not staged) starts going to disk every this many bytes
+// (sync_file_range), so that the fsync at Finish waits only for the last of them: writing back
+// a 147 MB output all at the end took ~46 ms after the last record, on the job's critical path.
+constexpr uint64_t kWritebackEvery = 8 << 20;
 
 // Writes rows' bytes to a descriptor. `flush_each_batch` for stdout (a reader sees each batch
 // promptly); files flush when the buffer fills and at Finish.
@@ -270,6 +274,7 @@ class LineSink : public Operator {
     }
     next_start_ = size;
     direct_length_ = size;
+    written_back_ = size;
     return Status::Ok();
   }
 
@@ -291,6 +296,13 @@ class LineSink : public Operator {
       n -= static_cast<size_t>(w);
     }
     direct_length_ += total;
+    if (!stdout_ && direct_length_ - written_back_ >= kWritebackEvery) {
+      // Starts the writeback, waits for nothing. Advice only: a descriptor that cannot do it
+      // (a pipe, a character device) is synced at Finish as before, or not at all.
+      ::sync_file_range(fd_, static_cast<off_t>(written_back_),
+                        static_cast<off_t>(direct_length_ - written_back_), SYNC_FILE_RANGE_WRITE);
+      written_back_ = direct_length_;
+    }
     return Status::Ok();
   }
 
@@ -303,6 +315,7 @@ class LineSink : public Operator {
   size_t used_ = 0;
   uint64_t records_ = 0;
   uint64_t direct_length_ = 0;  // bytes written straight to the output file
+  uint64_t written_back_ = 0;   // direct bytes below this were handed to sync_file_range
 
   // Staging (checkpointing jobs). Written on the sink's thread; pending_, fd_ writes and
   // finished_ are shared with the checkpoint thread's commits under mu_.

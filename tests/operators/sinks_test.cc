@@ -39,6 +39,38 @@ TEST_CASE("file sink: writes raw bytes per row, creates folders, truncates") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("file sink: output of many MiB, handed to writeback on the way, is complete") {
+  // More than the sink's write buffer and its writeback step (8 MiB) several times over, with
+  // lines of every length up to ~100 bytes; the expected file is built here line by line.
+  auto dir = std::filesystem::temp_directory_path() / ("streamrun_sink_big_" + std::to_string(::getpid()));
+  auto path = dir / "out.jsonl";
+  auto op = NewFileSinkConfig(path.string())->CreateOperator();
+  REQUIRE(op.ok());
+  OperatorContext ctx;
+  REQUIRE(op.value()->Open(ctx).ok());
+  std::string expected;
+  uint64_t rows = 0;
+  while (expected.size() < (30u << 20)) {
+    auto batch = NewBatch(0);
+    for (int i = 0; i < 1000; ++i, ++rows) {
+      std::string line = "{\"n\":" + std::to_string(rows) + ",\"pad\":\"" +
+                         std::string(rows % 80, static_cast<char>('a' + rows % 26)) + "\"}";
+      Row row;
+      row.raw = batch->arena.Copy(line);
+      batch->AddRow(row);
+      expected += line + "\n";
+    }
+    REQUIRE(op.value()->Process(std::move(batch)).ok());
+  }
+  REQUIRE(op.value()->Finish().ok());
+  CHECK(op.value()->records_out() == rows);
+  std::stringstream ss;
+  ss << std::ifstream(path).rdbuf();
+  CHECK(ss.str().size() == expected.size());
+  CHECK(ss.str() == expected);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("file sink: an unusable path is an IoError naming the file") {
   auto op = NewFileSinkConfig("/proc/streamrun-nowhere/out.jsonl")->CreateOperator();
   REQUIRE(op.ok());
