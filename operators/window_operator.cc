@@ -200,6 +200,12 @@ struct WindowOperator::Impl {
   BatchPtr late;
   // Per-record scratch, reused.
   std::string distinct_scratch, json;
+  // Fire's pieces of result text: each key's and aggregate's `"name":` (the first key's with
+  // the opening brace, each aggregate's with its comma), and the window bounds' fields for
+  // text_bounds (with the comma or brace before them).
+  std::vector<std::string> labels;
+  std::string bounds_text;
+  TimeWindow text_bounds;
   std::vector<Value> vals, key_vals, result_vals;
   std::vector<TimeWindow> assigned, open;
   std::vector<size_t> merged;
@@ -451,22 +457,38 @@ struct WindowOperator::Impl {
                                        : AggregateResult(opt.aggregates[j].kind, a[general[j]]);
     }
 
-    json.clear();
-    json.push_back('{');
-    for (size_t i = 0; i < key_vals.size(); ++i) {
-      AppendJsonString(json, opt.key_names[i]);
-      json.push_back(':');
-      AppendJson(json, key_vals[i]);
-      json.push_back(',');
+    // The field names are escaped once, and the bounds' text is made once per window bounds:
+    // the windows due together mostly share them (formatting every result from scratch was
+    // ~1,000 instructions of it, a quarter of them the two 13-digit numbers).
+    if (labels.empty()) {
+      for (size_t i = 0; i < key_vals.size(); ++i) {
+        labels.emplace_back(i == 0 ? "{" : "");
+        AppendJsonString(labels.back(), opt.key_names[i]);
+        labels.back().push_back(':');
+      }
+      for (size_t j = 0; j < naggs; ++j) {
+        labels.emplace_back(",");
+        AppendJsonString(labels.back(), opt.aggregates[j].name);
+        labels.back().push_back(':');
+      }
     }
-    json.append("\"window_start\":");
-    AppendJson(json, Value::Int(bounds.start));
-    json.append(",\"window_end\":");
-    AppendJson(json, Value::Int(bounds.end));
+    if (bounds_text.empty() || bounds.start != text_bounds.start || bounds.end != text_bounds.end) {
+      text_bounds = bounds;
+      bounds_text.assign(key_vals.empty() ? "{" : ",");
+      bounds_text.append("\"window_start\":");
+      AppendJson(bounds_text, Value::Int(bounds.start));
+      bounds_text.append(",\"window_end\":");
+      AppendJson(bounds_text, Value::Int(bounds.end));
+    }
+    json.clear();
+    for (size_t i = 0; i < key_vals.size(); ++i) {
+      if (i > 0) json.push_back(',');
+      json.append(labels[i]);
+      AppendJson(json, key_vals[i]);
+    }
+    json.append(bounds_text);
     for (size_t j = 0; j < naggs; ++j) {
-      json.push_back(',');
-      AppendJsonString(json, opt.aggregates[j].name);
-      json.push_back(':');
+      json.append(labels[key_vals.size() + j]);
       AppendJson(json, result_vals[j]);
     }
     json.push_back('}');
