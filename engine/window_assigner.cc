@@ -5,20 +5,6 @@
 
 namespace streamrun {
 
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) {
-    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
-  }
-  return r;
-}
-
-int64_t WindowStart(int64_t ts, int64_t size) {
-  int64_t rem = ts % size;
-  if (rem < 0) rem += size;
-  return ts - rem;
-}
-
 void AssignWindows(const WindowSpec& spec, int64_t ts, std::vector<TimeWindow>* out) {
   out->clear();
   switch (spec.type) {

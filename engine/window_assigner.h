@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace streamrun {
@@ -42,12 +43,23 @@ struct TimeWindow {
   }
 };
 
-// a + b, clamped to the int64 range (window ends and cleanup times near the extremes).
-int64_t SaturatingAdd(int64_t a, int64_t b);
+// a + b, clamped to the int64 range (window ends and cleanup times near the extremes). Inline:
+// a window step calls these per record.
+inline int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) {
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return r;
+}
 
 // The start of the window of length `size` (> 0) that holds `ts`: the largest multiple of size
 // that is <= ts (floor division, so negative timestamps work).
-int64_t WindowStart(int64_t ts, int64_t size);
+inline int64_t WindowStart(int64_t ts, int64_t size) {
+  int64_t rem = ts % size;
+  if (rem < 0) rem += size;
+  return ts - rem;
+}
 
 // The windows a record at `ts` belongs to, in increasing start order. For sessions this is the
 // record's own window [ts, ts + gap), before merging. Clears `out` first.

@@ -231,6 +231,8 @@ struct WindowOperator::Impl {
     uint64_t window_hash = 0;  // WindowHash(key_hash, start)
   };
   Ahead ring[kRing];
+  // The last window unit (size for tumbling, slide for sliding) Prepare computed: [start, end).
+  int64_t unit_start = 0, unit_end = 0;
 
   // Inlined into Process's loop (out of line it cost ~16 instructions a row).
   [[gnu::always_inline]] void Prepare(const Batch& batch, size_t r) {
@@ -246,9 +248,16 @@ struct WindowOperator::Impl {
       a.key_view = a.key;
     }
     if (session) return;
-    int64_t ts = batch.rows[r].ts;
-    a.start = WindowStart(ts, opt.window.type == WindowType::kTumbling ? opt.window.size
-                                                                         : opt.window.slide);
+    const int64_t ts = batch.rows[r].ts;
+    if (ts >= unit_start && ts < unit_end) {
+      a.start = unit_start;  // most records fall in the last one's unit: no division
+    } else {
+      const int64_t unit =
+          opt.window.type == WindowType::kTumbling ? opt.window.size : opt.window.slide;
+      a.start = WindowStart(ts, unit);
+      unit_start = a.start;
+      unit_end = SaturatingAdd(a.start, unit);
+    }
     a.window_hash = WindowHash(a.key_hash, a.start);
     table.PrefetchSlot(a.window_hash);
   }
@@ -403,6 +412,15 @@ struct WindowOperator::Impl {
   }
 
   void Schedule(uint32_t e) {
+    const WindowEntry& r = table.At(e);
+    // Inline, per record: a window not fired yet that has its timer (at its end) keeps it.
+    if ((r.flags & (WindowEntry::kHasTimer | WindowEntry::kFired)) == WindowEntry::kHasTimer &&
+        r.timer <= r.max_timestamp()) {
+      return;
+    }
+    ScheduleTimer(e);
+  }
+  [[gnu::noinline]] void ScheduleTimer(uint32_t e) {
     const WindowEntry& r = table.At(e);
     int64_t t = NextTime(r);
     if ((r.flags & WindowEntry::kHasTimer) && r.timer <= t) return;  // it re-arms when it fires
@@ -657,7 +675,7 @@ struct WindowOperator::Impl {
     if (!session) {
       if (opt.window.type == WindowType::kTumbling) {
         assigned.resize(1);
-        assigned[0].start = WindowStart(row.ts, opt.window.size);
+        assigned[0].start = ahead.start;  // Prepare's WindowStart(row.ts, opt.window.size)
         assigned[0].end = SaturatingAdd(assigned[0].start, opt.window.size);
       } else {
         AssignWindows(opt.window, row.ts, &assigned);
