@@ -5,7 +5,7 @@
 // to every consumer of it: one subtask (forward), the one subtask of a gathering consumer, or,
 // for a keyed consumer, the subtask owning each row's key group (rows go by reference into one
 // batch per consumer subtask, which pins the input batch, with their encoded key and its hash
-// in Row::keyed). Every batch that leaves carries the producer's watermark; keyed exchanges
+// in Row::keyed; the co-located consumer's rows stay in the input batch's own row vector). Every batch that leaves carries the producer's watermark; keyed exchanges
 // also tell every consumer subtask of a new watermark and, for consumers that read in chunk
 // order, of the end of every chunk.
 //
@@ -73,6 +73,9 @@ struct Route {
   std::vector<int64_t> sent_watermark;
   // The consumer is co-located with this producer: a push that would wait runs it instead.
   bool cooperative = false;
+  // Keyed: the consumer subtask on this producer's thread (the co-located one), or -1. Its rows
+  // stay in the input batch instead of being copied (OutputEmitter::Send).
+  int local = -1;
   // The consumer reads no watermarks and no chunk ends (PlanNode::needs_watermarks, not
   // ordered): batches without rows are not sent to it (a window emits one per input batch).
   bool rows_only = false;
@@ -102,8 +105,10 @@ class OutputEmitter : public Emitter {
   uint32_t width_;
   bool ordered_;
   std::string key_;  // scratch for key encoding
-  std::vector<int> targets_;              // scratch: each row's consumer subtask
-  std::vector<const char*> records_;      // scratch: each row's key record
+  // Scratch for keyed routes: the rows of the input batch bound for each consumer subtask, in
+  // order, and each row's key record.
+  std::vector<std::vector<uint32_t>> rows_of_;
+  std::vector<const char*> records_;
 };
 
 // A deep copy of a batch (rows, bytes, watermark, chunk marks).

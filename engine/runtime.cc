@@ -246,6 +246,7 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
           break;
       }
       r.cooperative = cn.colocated && in.kind == EdgeKind::kKeyed && port == Port::kMain;
+      if (r.cooperative && r.gates.size() > 1) r.local = subtask;
       r.rows_only = !cn.needs_watermarks && !in.ordered;
       // Readers with row_watermarks take no chunk order, but batches held to the end of a
       // chunk are fuller (OutputEmitter::Send).

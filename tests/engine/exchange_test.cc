@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -81,6 +82,72 @@ TEST_CASE("exchange: keyed rows reach the subtask of their key group with their 
     }
   }
   CHECK(seen == users.size());
+}
+
+TEST_CASE("exchange: the co-located consumer's rows stay in their input batch, in order") {
+  // With and without a local consumer, in chunk order or not: each subtask gets exactly the rows
+  // of its key groups, in input order, with their bytes and key records, and the last batch it
+  // gets carries the input's watermark and end of chunk. The input batch is gone by then.
+  constexpr int kSubtasks = 2;
+  for (int local : {-1, 0, 1}) {
+    for (bool ordered : {false, true}) {
+      CAPTURE(local);
+      CAPTURE(ordered);
+      InputGate gate0(1, 64), gate1(1, 64);
+      Route route;
+      route.kind = EdgeKind::kKeyed;
+      route.gates = {&gate0, &gate1};
+      route.key_slots = {0};
+      route.local = local;
+      std::vector<Route> routes;
+      routes.push_back(std::move(route));
+      OutputEmitter emitter(std::move(routes), /*width=*/1, ordered);
+
+      std::vector<std::string> users;
+      std::vector<std::vector<uint64_t>> expected(kSubtasks);  // offsets per subtask, in order
+      for (int i = 0; i < 2500; ++i) users.push_back("user" + std::to_string(i * 7919 % 1000));
+      constexpr int64_t kWatermark = 12345;
+      for (size_t first = 0; first < users.size(); first += 1000) {  // three input batches
+        BatchPtr in = NewBatch(1);
+        in->seq = 7;
+        in->seq_last = first + 1000 >= users.size();
+        for (size_t i = first; i < std::min(users.size(), first + 1000); ++i) {
+          size_t r = in->AddRow(0, i);
+          in->rows[r].raw = in->arena.Copy("{\"user\":\"" + users[i] + "\"}");
+          in->rows[r].wm = static_cast<int64_t>(i);
+          in->SlotsOf(r)[0] = Value::String(in->rows[r].raw.substr(9, users[i].size()));
+          const std::string key = StringKey(users[i]);
+          const uint64_t hash = XXH3_64bits(key.data(), key.size());
+          expected[static_cast<int>(hash % 128) * kSubtasks / 128].push_back(i);
+        }
+        in->watermark = kWatermark + static_cast<int64_t>(first);
+        REQUIRE(emitter.Emit(std::move(in)).ok());
+      }
+      for (int t = 0; t < kSubtasks; ++t) {
+        InputGate& gate = t == 0 ? gate0 : gate1;
+        std::vector<uint64_t> got;
+        int64_t last_watermark = kMinTimestamp;
+        bool last_seq_last = false;
+        while (BatchPtr b = gate.TryPop(0)) {
+          CHECK(b->seq == 7);
+          for (size_t r = 0; r < b->rows.size(); ++r) {
+            const Row& row = b->rows[r];
+            const std::string& user = users[row.offset];
+            CHECK(b->SlotsOf(r)[0].as_string() == user);
+            CHECK(row.raw == "{\"user\":\"" + user + "\"}");
+            REQUIRE((row.flags & kRowKeyed) != 0);
+            CHECK(KeyRecordKey(row.keyed) == StringKey(user));
+            got.push_back(row.offset);
+          }
+          last_watermark = b->watermark;
+          last_seq_last = b->seq_last;
+        }
+        CHECK(got == expected[t]);
+        CHECK(last_watermark == kWatermark + 2000);
+        CHECK(last_seq_last);
+      }
+    }
+  }
 }
 
 }  // namespace streamrun
