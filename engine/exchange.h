@@ -5,9 +5,10 @@
 // to every consumer of it: one subtask (forward), the one subtask of a gathering consumer, or,
 // for a keyed consumer, the subtask owning each row's key group (rows go by reference into one
 // batch per consumer subtask, which pins the input batch, with their encoded key and its hash
-// in Row::keyed; the co-located consumer's rows stay in the input batch's own row vector). Every batch that leaves carries the producer's watermark; keyed exchanges
-// also tell every consumer subtask of a new watermark and, for consumers that read in chunk
-// order, of the end of every chunk.
+// in Row::keyed; the co-located consumer's rows stay in the input batch's own row vector).
+// Every batch that leaves carries the producer's watermark; keyed exchanges also tell every
+// consumer subtask of a new watermark and, for consumers that read in chunk order, of the end
+// of every chunk.
 //
 // Thread safety: an OutputEmitter belongs to its producer task's thread; it only calls
 // InputGate::Push, which is thread-safe.
