@@ -62,25 +62,22 @@ inline void CopyShort(char* dst, const char* src, size_t n) {
   }
 }
 
-// Whether n bytes at a and b are equal; up to 16 bytes with overlapping loads instead of a
-// memcmp call.
+// Whether the first and the last sizeof(Word) bytes of a and b are equal (n >= sizeof(Word)).
+template <typename Word>
+inline bool EqualEnds(const char* a, const char* b, size_t n) {
+  Word a0, a1, b0, b1;
+  std::memcpy(&a0, a, sizeof(Word));
+  std::memcpy(&b0, b, sizeof(Word));
+  std::memcpy(&a1, a + n - sizeof(Word), sizeof(Word));
+  std::memcpy(&b1, b + n - sizeof(Word), sizeof(Word));
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+// Whether n bytes at a and b are equal; up to 16 bytes with two overlapping loads per side
+// instead of a memcmp call.
 inline bool EqualShort(const char* a, const char* b, size_t n) {
-  if (n >= 8 && n <= 16) {
-    uint64_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 8);
-    std::memcpy(&b0, b, 8);
-    std::memcpy(&a1, a + n - 8, 8);
-    std::memcpy(&b1, b + n - 8, 8);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  if (n >= 4 && n < 8) {
-    uint32_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 4);
-    std::memcpy(&b0, b, 4);
-    std::memcpy(&a1, a + n - 4, 4);
-    std::memcpy(&b1, b + n - 4, 4);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
+  if (n >= 8 && n <= 16) return EqualEnds<uint64_t>(a, b, n);
+  if (n >= 4 && n < 8) return EqualEnds<uint32_t>(a, b, n);
   if (n < 4) {
     for (size_t i = 0; i < n; ++i) {
       if (a[i] != b[i]) return false;

@@ -201,8 +201,8 @@ struct WindowOperator::Impl {
   // Per-record scratch, reused.
   std::string distinct_scratch, json;
   // Fire's pieces of result text: each key's and aggregate's `"name":` (the first key's with
-  // the opening brace, each aggregate's with its comma), and the window bounds' fields for
-  // text_bounds (with the comma or brace before them).
+  // the opening brace, each aggregate's with its comma; made in Open), and the window bounds'
+  // fields for text_bounds (with the comma or brace before them).
   std::vector<std::string> labels;
   std::string bounds_text;
   TimeWindow text_bounds;
@@ -475,21 +475,9 @@ struct WindowOperator::Impl {
                                        : AggregateResult(opt.aggregates[j].kind, a[general[j]]);
     }
 
-    // The field names are escaped once, and the bounds' text is made once per window bounds:
-    // the windows due together mostly share them (formatting all of it for every result cost
-    // ~930 instructions more per result, callgrind).
-    if (labels.empty()) {
-      for (size_t i = 0; i < key_vals.size(); ++i) {
-        labels.emplace_back(i == 0 ? "{" : "");
-        AppendJsonString(labels.back(), opt.key_names[i]);
-        labels.back().push_back(':');
-      }
-      for (size_t j = 0; j < naggs; ++j) {
-        labels.emplace_back(",");
-        AppendJsonString(labels.back(), opt.aggregates[j].name);
-        labels.back().push_back(':');
-      }
-    }
+    // The field names were escaped once (Open), and the bounds' text is made once per window
+    // bounds: the windows due together mostly share them (formatting all of it for every result
+    // cost ~930 instructions more per result, callgrind).
     if (bounds_text.empty() || bounds.start != text_bounds.start || bounds.end != text_bounds.end) {
       text_bounds = bounds;
       bounds_text.assign(key_vals.empty() ? "{" : ",");
@@ -868,6 +856,17 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   m.vals.assign(m.naggs, Value());
   m.result_vals.assign(m.naggs, Value());
   m.key_vals.assign(m.opt.key_paths.size(), Value());
+  m.labels.clear();
+  for (size_t i = 0; i < m.key_vals.size(); ++i) {
+    m.labels.emplace_back(i == 0 ? "{" : "");
+    AppendJsonString(m.labels.back(), m.opt.key_names[i]);
+    m.labels.back().push_back(':');
+  }
+  for (size_t j = 0; j < m.naggs; ++j) {
+    m.labels.emplace_back(",");
+    AppendJsonString(m.labels.back(), m.opt.aggregates[j].name);
+    m.labels.back().push_back(':');
+  }
   m.ectx.arena = &m.eval_arena;
   if (ctx.restore != nullptr && ctx.restore->state != nullptr) {
     SR_RETURN_IF_ERROR(RestoreFrom(*ctx.restore->state, ctx.first_key_group, ctx.last_key_group));
