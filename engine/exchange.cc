@@ -133,8 +133,8 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   Batch& mut = *batch;
   const size_t rows = mut.rows.size();
   rows_of_.resize(static_cast<size_t>(n));
-  for (auto& list : rows_of_) list.clear();
   records_.resize(rows);
+  target_of_.resize(rows);
   const uint64_t groups = static_cast<uint64_t>(r.max_parallelism);
   const bool mask = (groups & (groups - 1)) == 0;  // KeyGroupOf is then a mask
   for (size_t row = 0; row < rows; ++row) {
@@ -145,7 +145,28 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
     records_[row] = record;
     const int group =
         mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
-    rows_of_[static_cast<size_t>(r.subtask_of_group[group])].push_back(static_cast<uint32_t>(row));
+    target_of_[row] = static_cast<uint16_t>(r.subtask_of_group[group]);
+  }
+  // Each consumer's rows, in order. For a few consumers, one pass per consumer without a branch
+  // per row: appending each row to its own consumer's list (a store of that list's end, which
+  // the next row's append may or may not load) stalled on every row at parallelism 2, ~half of
+  // this function's time; the window benchmark at parallelism 2 on one CPU ran 1.06 x faster.
+  if (n <= 8) {
+    for (int t = 0; t < n; ++t) {
+      std::vector<uint32_t>& list = rows_of_[static_cast<size_t>(t)];
+      list.resize(rows);
+      size_t k = 0;
+      for (size_t row = 0; row < rows; ++row) {
+        list[k] = static_cast<uint32_t>(row);
+        k += target_of_[row] == t;
+      }
+      list.resize(k);
+    }
+  } else {
+    for (auto& list : rows_of_) list.clear();
+    for (size_t row = 0; row < rows; ++row) {
+      rows_of_[target_of_[row]].push_back(static_cast<uint32_t>(row));
+    }
   }
   std::shared_ptr<const Batch> pin(batch.release(), BatchRecycler());
   const Batch& in = *pin;

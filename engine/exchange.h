@@ -110,6 +110,7 @@ class OutputEmitter : public Emitter {
   // order, and each row's key record.
   std::vector<std::vector<uint32_t>> rows_of_;
   std::vector<const char*> records_;
+  std::vector<uint16_t> target_of_;  // each row's consumer subtask
 };
 
 // A deep copy of a batch (rows, bytes, watermark, chunk marks).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,60 +29,68 @@ std::string StringKey(const std::string& s) {
 }  // namespace
 
 TEST_CASE("exchange: keyed rows reach the subtask of their key group with their key record") {
-  constexpr int kSubtasks = 2;
-  InputGate gate0(1, 64), gate1(1, 64);
-  Route route;
-  route.kind = EdgeKind::kKeyed;
-  route.gates = {&gate0, &gate1};
-  route.key_slots = {0};
-  std::vector<Route> routes;
-  routes.push_back(std::move(route));
-  OutputEmitter emitter(std::move(routes), /*width=*/1, /*ordered=*/false);
-
-  // Keys of every length class CopyShort has (0 to 3, 4 to 7, 8 to 16, longer).
-  std::vector<std::string> users;
-  for (int i = 0; i < 300; ++i) {
-    users.push_back(std::string(static_cast<size_t>(i % 23), 'k') + std::to_string(i));
-  }
-  std::map<std::string, int> expected_subtask;
-  {
-    BatchPtr in = NewBatch(1);
-    for (size_t i = 0; i < users.size(); ++i) {
-      size_t r = in->AddRow(0, i);
-      in->rows[r].raw = in->arena.Copy("{\"user\":\"" + users[i] + "\"}");
-      // The string points into the row's own bytes, as a file source leaves it.
-      in->SlotsOf(r)[0] = Value::String(in->rows[r].raw.substr(9, users[i].size()));
-      const uint64_t hash = XXH3_64bits(StringKey(users[i]).data(), StringKey(users[i]).size());
-      expected_subtask[users[i]] = static_cast<int>(hash % 128) * kSubtasks / 128;
+  // A few consumers (one pass per consumer) and many (rows appended one at a time).
+  for (int kSubtasks : {2, 3, 12}) {
+    CAPTURE(kSubtasks);
+    std::vector<std::unique_ptr<InputGate>> gates;
+    Route route;
+    route.kind = EdgeKind::kKeyed;
+    for (int t = 0; t < kSubtasks; ++t) {
+      gates.push_back(std::make_unique<InputGate>(1, 64));
+      route.gates.push_back(gates.back().get());
     }
-    REQUIRE(emitter.Emit(std::move(in)).ok());
-  }  // the input batch is gone from here: consumer batches keep it alive
+    route.key_slots = {0};
+    std::vector<Route> routes;
+    routes.push_back(std::move(route));
+    OutputEmitter emitter(std::move(routes), /*width=*/1, /*ordered=*/false);
 
-  size_t seen = 0;
-  for (int t = 0; t < kSubtasks; ++t) {
-    InputGate& gate = t == 0 ? gate0 : gate1;
-    while (BatchPtr b = gate.TryPop(0)) {
-      for (size_t r = 0; r < b->rows.size(); ++r) {
-        const Row& row = b->rows[r];
-        const std::string user(b->SlotsOf(r)[0].as_string());
-        CHECK(expected_subtask.at(user) == t);
-        REQUIRE((row.flags & kRowKeyed) != 0);
-        const std::string key = StringKey(user);
-        CHECK(KeyRecordKey(row.keyed) == key);
-        CHECK(KeyRecordHash(row.keyed) == XXH3_64bits(key.data(), key.size()));
-        CHECK(row.raw == "{\"user\":\"" + user + "\"}");
-        ++seen;
+    // Keys of every length class CopyShort has (0 to 3, 4 to 7, 8 to 16, longer).
+    std::vector<std::string> users;
+    for (int i = 0; i < 300; ++i) {
+      users.push_back(std::string(static_cast<size_t>(i % 23), 'k') + std::to_string(i));
+    }
+    std::map<std::string, int> expected_subtask;
+    {
+      BatchPtr in = NewBatch(1);
+      for (size_t i = 0; i < users.size(); ++i) {
+        size_t r = in->AddRow(0, i);
+        in->rows[r].raw = in->arena.Copy("{\"user\":\"" + users[i] + "\"}");
+        // The string points into the row's own bytes, as a file source leaves it.
+        in->SlotsOf(r)[0] = Value::String(in->rows[r].raw.substr(9, users[i].size()));
+        const uint64_t hash = XXH3_64bits(StringKey(users[i]).data(), StringKey(users[i]).size());
+        expected_subtask[users[i]] = static_cast<int>(hash % 128) * kSubtasks / 128;
       }
-      // A deep copy leaves the key record behind (it was this consumer's key).
-      if (!b->rows.empty()) {
-        BatchPtr copy = NewBatch(1);
-        copy->CopyRowFrom(*b, 0);
-        CHECK((copy->rows[0].flags & kRowKeyed) == 0);
-        CHECK(copy->rows[0].keyed == nullptr);
+      REQUIRE(emitter.Emit(std::move(in)).ok());
+    }  // the input batch is gone from here: consumer batches keep it alive
+
+    size_t seen = 0;
+    for (int t = 0; t < kSubtasks; ++t) {
+      int64_t last_offset = -1;  // each consumer gets its rows in input order
+      while (BatchPtr b = gates[static_cast<size_t>(t)]->TryPop(0)) {
+        for (size_t r = 0; r < b->rows.size(); ++r) {
+          const Row& row = b->rows[r];
+          CHECK(static_cast<int64_t>(row.offset) > last_offset);
+          last_offset = static_cast<int64_t>(row.offset);
+          const std::string user(b->SlotsOf(r)[0].as_string());
+          CHECK(expected_subtask.at(user) == t);
+          REQUIRE((row.flags & kRowKeyed) != 0);
+          const std::string key = StringKey(user);
+          CHECK(KeyRecordKey(row.keyed) == key);
+          CHECK(KeyRecordHash(row.keyed) == XXH3_64bits(key.data(), key.size()));
+          CHECK(row.raw == "{\"user\":\"" + user + "\"}");
+          ++seen;
+        }
+        // A deep copy leaves the key record behind (it was this consumer's key).
+        if (!b->rows.empty()) {
+          BatchPtr copy = NewBatch(1);
+          copy->CopyRowFrom(*b, 0);
+          CHECK((copy->rows[0].flags & kRowKeyed) == 0);
+          CHECK(copy->rows[0].keyed == nullptr);
+        }
       }
     }
+    CHECK(seen == users.size());
   }
-  CHECK(seen == users.size());
 }
 
 TEST_CASE("exchange: the co-located consumer's rows stay in their input batch, in order") {
