@@ -133,7 +133,6 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   Batch& mut = *batch;
   const size_t rows = mut.rows.size();
   rows_of_.resize(static_cast<size_t>(n));
-  records_.resize(rows);
   target_of_.resize(rows);
   const uint64_t groups = static_cast<uint64_t>(r.max_parallelism);
   const bool mask = (groups & (groups - 1)) == 0;  // KeyGroupOf is then a mask
@@ -142,7 +141,11 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
     const uint64_t hash = HashKey(key_);
     char* record = mut.arena.Allocate(kKeyRecordHeader + key_.size());
     WriteKeyRecord(record, hash, key_);
-    records_[row] = record;
+    // Set on the input row, so that its copy (another consumer's) or the row itself (the
+    // co-located consumer's) carries it along.
+    Row& keyed = mut.rows[row];
+    keyed.keyed = record;
+    keyed.flags |= kRowKeyed;
     const int group =
         mask ? static_cast<int>(hash & (groups - 1)) : KeyGroupOf(hash, r.max_parallelism);
     target_of_[row] = static_cast<uint16_t>(r.subtask_of_group[group]);
@@ -184,12 +187,7 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
       // Rows by reference add no arena bytes: only the row count can fill the batch here.
       const size_t room = kBatchRows > out->rows.size() ? kBatchRows - out->rows.size() : 1;
       const size_t end = std::min(list.size(), i + room);
-      for (; i < end; ++i) {
-        out->AddRowRef(in, list[i]);
-        Row& added = out->rows.back();
-        added.keyed = records_[list[i]];
-        added.flags |= kRowKeyed;
-      }
+      for (; i < end; ++i) out->AddRowRef(in, list[i]);
       if (out->full()) {
         out->seq = in.seq;
         out->seq_last = false;
@@ -212,8 +210,6 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
     for (size_t i = 0; i < list.size(); ++i) {
       Row& row = own->rows[i];
       if (list[i] != i) row = own->rows[list[i]];  // list[i] >= i: rows move only forward
-      row.keyed = records_[list[i]];
-      row.flags |= kRowKeyed;
     }
     own->rows.resize(list.size());
     own->pins.push_back(pin);

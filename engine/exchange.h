@@ -106,11 +106,10 @@ class OutputEmitter : public Emitter {
   uint32_t width_;
   bool ordered_;
   std::string key_;  // scratch for key encoding
-  // Scratch for keyed routes: the rows of the input batch bound for each consumer subtask, in
-  // order, and each row's key record.
+  // Scratch for keyed routes: each row's consumer subtask, and the rows of the input batch bound
+  // for each consumer subtask, in order.
+  std::vector<uint16_t> target_of_;
   std::vector<std::vector<uint32_t>> rows_of_;
-  std::vector<const char*> records_;
-  std::vector<uint16_t> target_of_;  // each row's consumer subtask
 };
 
 // A deep copy of a batch (rows, bytes, watermark, chunk marks).
