@@ -1,11 +1,11 @@
 // Baseline for the throughput benchmark: a plain RapidJSON DOM parse of every line of a file.
 // Prints the number of lines and the user+elapsed seconds for make bench to turn into a rate.
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
-
-#include <rapidjson/document.h>
 
 int main(int argc, char** argv) {
   if (argc != 2) {

@@ -4,10 +4,9 @@
 // Exit codes: 0 success, 1 runtime failure, 2 usage or pipeline error, 130 interrupted.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "engine/status.h"
 

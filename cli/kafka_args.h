@@ -2,10 +2,9 @@
 // --timeout and --property.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "engine/status.h"
 #include "kafka/client.h"

@@ -5,6 +5,7 @@
 // commands from stdin, one a line, answering each with `ok` or `error: ...` on stdout. Runs
 // until stdin ends (unless --ignore-stdin), or SIGINT or SIGTERM; then exits 0.
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,8 +14,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/interrupt.h"
@@ -104,7 +103,8 @@ int RunMock(const MockOptions& o) {
     if (!st.ok()) return Report(st);
   }
   spdlog::info("kafka-mock: {} broker(s) at {}{}", o.brokers, servers,
-               o.ignore_stdin ? "; stop with Ctrl-C" : "; fault commands on stdin, stop with Ctrl-D or Ctrl-C");
+               o.ignore_stdin ? "; stop with Ctrl-C"
+                              : "; fault commands on stdin, stop with Ctrl-D or Ctrl-C");
   std::printf("bootstrap.servers=%s\n", servers.c_str());
   std::fflush(stdout);
 
@@ -131,10 +131,11 @@ CommandRunner AddKafkaMockCommand(CLI::App& app) {
   sub->add_flag("--ignore-stdin", opts->ignore_stdin,
                 "Read no commands; run until SIGINT or SIGTERM (for a background process whose "
                 "stdin is /dev/null)");
-  sub->footer(std::string(
-      "Prints 'bootstrap.servers=HOST:PORT,...' on stdout when ready, then reads commands on\n"
-      "stdin, one a line, and answers each with 'ok' or 'error: ...' (blank lines and '#'\n"
-      "comments get no answer):\n") +
+  sub->footer(
+      std::string(
+          "Prints 'bootstrap.servers=HOST:PORT,...' on stdout when ready, then reads commands on\n"
+          "stdin, one a line, and answers each with 'ok' or 'error: ...' (blank lines and '#'\n"
+          "comments get no answer):\n") +
       kMockCommandHelp +
       "Stops at the end of stdin, or on SIGINT or SIGTERM (exit 0).\n\n"
       "Limits (librdkafka's mock, not Kafka): in memory only; read_committed consumers also see\n"

@@ -1,11 +1,11 @@
 // streamrun's entry point: parses the command line with CLI11 and runs one subcommand.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <map>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 
@@ -13,10 +13,14 @@ namespace streamrun::cli {
 
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case Status::Code::kOk: return 0;
-    case Status::Code::kPipelineError: return 2;
-    case Status::Code::kCancelled: return 130;
-    default: return 1;
+    case Status::Code::kOk:
+      return 0;
+    case Status::Code::kPipelineError:
+      return 2;
+    case Status::Code::kCancelled:
+      return 130;
+    default:
+      return 1;
   }
 }
 

@@ -1,10 +1,9 @@
 // Options shared by the subcommands that load a pipeline file (run, validate, graph).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "engine/pipeline.h"
 

@@ -1,11 +1,11 @@
 // `streamrun record --brokers B --topic T [--from earliest|latest|TIME] [--until end|COUNT]
 // -o FILE`: a Kafka topic to a recording file (kafka/topic_recorder.h).
+#include <spdlog/spdlog.h>
+
 #include <cctype>
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/interrupt.h"
@@ -44,14 +44,17 @@ Result<RecordStart> ParseFrom(const std::string& text) {
     return start;
   }
   if (ParseRfc3339(text, &start.time_ms) && start.time_ms >= 0) return start;
-  return Status::PipelineError("--from wants earliest, latest, epoch milliseconds or an RFC 3339 "
-                               "time such as 2024-05-01T12:00:00Z; got '" + text + "'");
+  return Status::PipelineError(
+      "--from wants earliest, latest, epoch milliseconds or an RFC 3339 "
+      "time such as 2024-05-01T12:00:00Z; got '" +
+      text + "'");
 }
 
 Result<int64_t> ParseUntil(const std::string& text) {
   if (text == "end") return int64_t{-1};
   if (AllDigits(text) && std::stoll(text) > 0) return std::stoll(text);
-  return Status::PipelineError("--until wants end or a number of records above 0; got '" + text + "'");
+  return Status::PipelineError("--until wants end or a number of records above 0; got '" + text +
+                               "'");
 }
 
 int Record(const RecordArgs& a) {
@@ -85,7 +88,8 @@ int Record(const RecordArgs& a) {
 
 CommandRunner AddRecordCommand(CLI::App& app) {
   auto args = std::make_shared<RecordArgs>();
-  CLI::App* sub = app.add_subcommand("record", "Record a Kafka topic (all partitions) to a recording file");
+  CLI::App* sub =
+      app.add_subcommand("record", "Record a Kafka topic (all partitions) to a recording file");
   AddKafkaArgs(sub, &args->kafka);
   sub->add_option("--from", args->from,
                   "earliest, latest, or a time (RFC 3339 or epoch ms): start at each partition's "

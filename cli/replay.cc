@@ -1,10 +1,10 @@
 // `streamrun replay FILE --brokers B --topic T [--speed X]`: a recording file to a Kafka topic
 // (kafka/topic_replayer.h).
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/interrupt.h"

@@ -5,27 +5,26 @@
 // On a terminal, a bounded run shows a progress line on stderr (records read, rate, percent
 // done); nothing of that when stderr is not a terminal.
 #include <pthread.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <filesystem>
-#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
@@ -50,10 +49,14 @@ struct RunOptionsCli {
 
 std::string Human(double x) {
   char buf[32];
-  if (x >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", x / 1e9);
-  else if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
-  else if (x >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", x);
+  if (x >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fG", x / 1e9);
+  else if (x >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else if (x >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", x);
   return buf;
 }
 
@@ -103,7 +106,8 @@ class ProgressLine {
                          Human(rate) + " records/s";
       if (bounded && total > 0) {
         char pct[32];
-        std::snprintf(pct, sizeof pct, ", %.1f%% done", 100.0 * static_cast<double>(bytes) / static_cast<double>(total));
+        std::snprintf(pct, sizeof pct, ", %.1f%% done",
+                      100.0 * static_cast<double>(bytes) / static_cast<double>(total));
         line += pct;
       }
       std::fputs(line.c_str(), stderr);
@@ -145,12 +149,15 @@ class SignalWatcher {
           auto left = deadline - std::chrono::steady_clock::now();
           auto ns = std::max<int64_t>(
               0, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
-          timespec timeout{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+          timespec timeout{static_cast<time_t>(ns / 1000000000),
+                           static_cast<long>(ns % 1000000000)};
           sig = sigtimedwait(&set_, nullptr, &timeout);
           if (sig < 0) {
             if (errno != EAGAIN) continue;
-            std::fputs("\nstreamrun: the job did not stop within 5 s of the interrupt (is an "
-                       "output blocked?), exiting now\n", stderr);
+            std::fputs(
+                "\nstreamrun: the job did not stop within 5 s of the interrupt (is an "
+                "output blocked?), exiting now\n",
+                stderr);
             _exit(130);
           }
         } else if (sigwait(&set_, &sig) != 0) {
@@ -211,7 +218,10 @@ class CurrentJob {
     std::lock_guard<std::mutex> lock(mu_);
     stop_requested_ = true;
     if (!job_) return;
-    if (drain) job_->Drain(); else job_->Cancel();
+    if (drain)
+      job_->Drain();
+    else
+      job_->Cancel();
   }
   bool stop_requested() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -406,7 +416,8 @@ int RunPipeline(const RunOptionsCli& opts) {
       // Reading and checking the snapshot's files plus rebuilding every operator's state: the
       // time to recover before processing goes on (BENCHMARKS.md, recovery).
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - restore_started).count();
+                    std::chrono::steady_clock::now() - restore_started)
+                    .count();
       spdlog::info("state restored in {} ms", ms);
     }
     current.Set(job);
@@ -491,15 +502,18 @@ CommandRunner AddRunCommand(CLI::App& app) {
   auto opts = std::make_shared<RunOptionsCli>();
   CLI::App* sub = app.add_subcommand("run", "Run a pipeline (resuming from its latest checkpoint)");
   sub->add_option("PIPELINE", opts->file, "Pipeline file")->required();
-  sub->add_option("--from-savepoint", opts->from_savepoint, "Start from this savepoint (or checkpoint)");
+  sub->add_option("--from-savepoint", opts->from_savepoint,
+                  "Start from this savepoint (or checkpoint)");
   AddRunOptions(sub, opts.get());
   return [opts] { return RunPipeline(*opts); };
 }
 
 CommandRunner AddRestoreCommand(CLI::App& app) {
   auto opts = std::make_shared<RunOptionsCli>();
-  CLI::App* sub = app.add_subcommand("restore", "Run a pipeline from a savepoint (run --from-savepoint)");
-  sub->add_option("SAVEPOINT", opts->from_savepoint, "Savepoint (or checkpoint) directory")->required();
+  CLI::App* sub =
+      app.add_subcommand("restore", "Run a pipeline from a savepoint (run --from-savepoint)");
+  sub->add_option("SAVEPOINT", opts->from_savepoint, "Savepoint (or checkpoint) directory")
+      ->required();
   sub->add_option("PIPELINE", opts->file, "Pipeline file")->required();
   AddRunOptions(sub, opts.get());
   return [opts] { return RunPipeline(*opts); };

@@ -2,14 +2,14 @@
 // and prints its absolute path. `streamrun savepoint check SAVEPOINT PIPELINE`: can this
 // pipeline restore it? One line per node: restored, new, dropped or incompatible (exit 1 when
 // any is incompatible, or dropped: restoring would need --allow-non-restored-state).
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
-
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
@@ -32,8 +32,8 @@ int RequestWithSavepoint(const std::string& target, const std::string& request) 
     return Report(Status::RuntimeError("unexpected answer from the job: " + *answer));
   }
   if (!doc["ok"].GetBool()) {
-    std::string error = doc.HasMember("error") && doc["error"].IsString() ? doc["error"].GetString()
-                                                                          : *answer;
+    std::string error =
+        doc.HasMember("error") && doc["error"].IsString() ? doc["error"].GetString() : *answer;
     return Report(Status::RuntimeError(error));
   }
   if (doc.HasMember("path") && doc["path"].IsString()) std::printf("%s\n", doc["path"].GetString());
@@ -74,11 +74,14 @@ CommandRunner AddSavepointCommand(CLI::App& app) {
     std::vector<std::string> sets;
   };
   auto opts = std::make_shared<Options>();
-  CLI::App* sub = app.add_subcommand("savepoint", "Take a savepoint of a running job; prints its path");
+  CLI::App* sub =
+      app.add_subcommand("savepoint", "Take a savepoint of a running job; prints its path");
   sub->add_option("TARGET", opts->target, "Pipeline file or state directory of the running job");
-  sub->add_option("--target", opts->dir, "Directory to put the savepoint in (default STATE_DIR/savepoints)");
+  sub->add_option("--target", opts->dir,
+                  "Directory to put the savepoint in (default STATE_DIR/savepoints)");
   CLI::App* check = sub->add_subcommand("check", "Can PIPELINE restore SAVEPOINT? Per step");
-  check->add_option("SAVEPOINT", opts->check_savepoint, "Savepoint or checkpoint directory")->required();
+  check->add_option("SAVEPOINT", opts->check_savepoint, "Savepoint or checkpoint directory")
+      ->required();
   check->add_option("PIPELINE", opts->check_pipeline, "Pipeline file")->required();
   AddSetOption(check, &opts->sets);
   return [opts, check] {
@@ -88,7 +91,8 @@ CommandRunner AddSavepointCommand(CLI::App& app) {
       auto spec = LoadPipeline(opts->check_pipeline, *options);
       if (!spec.ok()) return Report(spec.status());
       VerifyResult v = VerifyCheckpoint(opts->check_savepoint);
-      if (!v.ok()) return Report(Status::RuntimeError(opts->check_savepoint + ": " + v.status.message()));
+      if (!v.ok())
+        return Report(Status::RuntimeError(opts->check_savepoint + ": " + v.status.message()));
       auto info = ReadSnapshotInfo(opts->check_savepoint);
       if (!info.ok()) return Report(info.status());
       int bad = 0;
@@ -108,7 +112,8 @@ CommandRunner AddSavepointCommand(CLI::App& app) {
       return bad == 0 ? 0 : 1;
     }
     if (opts->target.empty()) {
-      return Report(Status::PipelineError("savepoint: give the running job's PIPELINE or STATE_DIR"));
+      return Report(
+          Status::PipelineError("savepoint: give the running job's PIPELINE or STATE_DIR"));
     }
     return RequestWithSavepoint(opts->target, ControlJson("savepoint", opts->dir, false, false));
   };

@@ -1,13 +1,13 @@
 // `streamrun status PIPELINE|STATE_DIR`: what a running job is doing, per step: records in and
 // out, rate, queue fill, busy and backpressured share of its threads' time, watermark.
 // `--json` prints the job's answer as it is.
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <rapidjson/document.h>
 
 #include "cli/commands.h"
 #include "cli/pipeline_args.h"
@@ -94,7 +94,8 @@ CommandRunner AddStatusCommand(CLI::App& app) {
     }
     for (const auto& n : nodes_b.GetArray()) {
       if (n.HasMember("pauses") && n["pauses"].IsUint64() && n["pauses"].GetUint64() > 0) {
-        std::printf("source %s: partitions paused %llu times under backpressure\n", n["name"].GetString(),
+        std::printf("source %s: partitions paused %llu times under backpressure\n",
+                    n["name"].GetString(),
                     static_cast<unsigned long long>(n["pauses"].GetUint64()));
       }
     }
@@ -102,12 +103,14 @@ CommandRunner AddStatusCommand(CLI::App& app) {
       const auto& c = b["checkpoints"];
       if (c["last"].IsObject()) {
         const auto& last = c["last"];
-        std::printf("last checkpoint: %s at %s (%lld ms, %llu bytes of state); %llu completed, %llu failed\n",
-                    last["path"].GetString(), Watermark(last["completed_at_ms"]).c_str(),
-                    static_cast<long long>(last["duration_ms"].GetInt64()),
-                    static_cast<unsigned long long>(last["bytes"].GetUint64()),
-                    static_cast<unsigned long long>(c["completed"].GetUint64()),
-                    static_cast<unsigned long long>(c["failed"].GetUint64()));
+        std::printf(
+            "last checkpoint: %s at %s (%lld ms, %llu bytes of state); %llu completed, %llu "
+            "failed\n",
+            last["path"].GetString(), Watermark(last["completed_at_ms"]).c_str(),
+            static_cast<long long>(last["duration_ms"].GetInt64()),
+            static_cast<unsigned long long>(last["bytes"].GetUint64()),
+            static_cast<unsigned long long>(c["completed"].GetUint64()),
+            static_cast<unsigned long long>(c["failed"].GetUint64()));
       } else {
         std::printf("last checkpoint: none yet (%llu failed)\n",
                     static_cast<unsigned long long>(c["failed"].GetUint64()));

@@ -66,10 +66,11 @@ void PrintOutcome(const CaseOutcome& o, bool update) {
   std::printf("%s %s\n", o.passed() ? "PASS" : "FAIL", o.name.c_str());
   for (const auto& s : o.sinks) {
     if (s.diff.empty()) continue;
-    std::printf("  sink '%s' differs from %s: %zu expected lines missing (-), %zu unexpected (+); "
-                "expected %zu lines, got %zu\n",
-                s.sink.c_str(), Shown(s.path).c_str(), s.diff.missing.size(),
-                s.diff.unexpected.size(), s.expected_lines, s.actual_lines);
+    std::printf(
+        "  sink '%s' differs from %s: %zu expected lines missing (-), %zu unexpected (+); "
+        "expected %zu lines, got %zu\n",
+        s.sink.c_str(), Shown(s.path).c_str(), s.diff.missing.size(), s.diff.unexpected.size(),
+        s.expected_lines, s.actual_lines);
     PrintSide('-', s.diff.missing, "missing");
     PrintSide('+', s.diff.unexpected, "unexpected");
   }

@@ -49,7 +49,8 @@ void Arena::Reset() {
 std::string FieldPathToString(const FieldPath& path) {
   std::string out;
   for (const auto& seg : path) {
-    bool plain = !seg.empty() && (std::isalpha(static_cast<unsigned char>(seg[0])) || seg[0] == '_');
+    bool plain =
+        !seg.empty() && (std::isalpha(static_cast<unsigned char>(seg[0])) || seg[0] == '_');
     for (char c : seg) plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
     if (plain) {
       if (!out.empty()) out.push_back('.');
@@ -65,9 +66,12 @@ std::string FieldPathToString(const FieldPath& path) {
 
 Value CopyValue(Arena& arena, const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kString: return Value::String(arena.Copy(v.as_string()));
-    case Value::Kind::kJson: return Value::Json(arena.Copy(v.as_string()));
-    default: return v;
+    case Value::Kind::kString:
+      return Value::String(arena.Copy(v.as_string()));
+    case Value::Kind::kJson:
+      return Value::Json(arena.Copy(v.as_string()));
+    default:
+      return v;
   }
 }
 
@@ -94,7 +98,8 @@ void Batch::CopyRowFrom(const Batch& src, size_t r) {
     if ((v.kind() == Value::Kind::kString || v.kind() == Value::Kind::kJson) &&
         v.as_string().data() >= in.raw.data() &&
         v.as_string().data() + v.as_string().size() <= in.raw.data() + in.raw.size()) {
-      std::string_view s(row.raw.data() + (v.as_string().data() - in.raw.data()), v.as_string().size());
+      std::string_view s(row.raw.data() + (v.as_string().data() - in.raw.data()),
+                         v.as_string().size());
       slots.push_back(v.kind() == Value::Kind::kString ? Value::String(s) : Value::Json(s));
     } else {
       slots.push_back(CopyValue(arena, v));
@@ -102,7 +107,6 @@ void Batch::CopyRowFrom(const Batch& src, size_t r) {
   }
   rows.push_back(row);
 }
-
 
 void Batch::Clear() {
   kind = Kind::kData;

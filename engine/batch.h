@@ -5,8 +5,8 @@
 // fields that steps downstream read (its "slots", laid out by the stream's Layout). A source
 // extracts only those fields, once; a filter passes records on as their original bytes.
 //
-// A Batch owns the memory its rows point to (its Arena, and the batches it pins). Batches are recycled through a pool, so
-// the steady state allocates nothing per record.
+// A Batch owns the memory its rows point to (its Arena, and the batches it pins). Batches are
+// recycled through a pool, so the steady state allocates nothing per record.
 //
 // Thread safety: a Batch is owned by one thread at a time and handed over through a channel
 // (engine/channel.h). The pool is thread-safe.
@@ -27,8 +27,8 @@ namespace streamrun {
 inline constexpr int64_t kMinTimestamp = std::numeric_limits<int64_t>::min();
 inline constexpr int64_t kMaxTimestamp = std::numeric_limits<int64_t>::max();
 
-inline constexpr size_t kBatchRows = 1024;          // rows per batch before it is sent
-inline constexpr size_t kBatchBytes = 256 * 1024;   // arena bytes per batch before it is sent
+inline constexpr size_t kBatchRows = 1024;         // rows per batch before it is sent
+inline constexpr size_t kBatchBytes = 256 * 1024;  // arena bytes per batch before it is sent
 
 // A bump allocator whose pointers stay valid until Reset(). Memory is kept across Reset().
 class Arena {
@@ -74,11 +74,11 @@ struct Row {
   // The watermark before this record, as its source computed it (see engine/watermark.h). Lets a
   // window decide lateness exactly as a single-threaded run in input order would.
   int64_t wm = kMinTimestamp;
-  std::string_view raw;        // the record's bytes, without the newline
-  uint32_t slot = 0;           // index of its first slot in Batch::slots
-  uint16_t origin = 0;         // index of the source it came from (for <source>.errors)
-  uint16_t flags = 0;          // kRowText, kRowKeyed
-  uint64_t offset = 0;         // position in its source (byte offset, sequence number)
+  std::string_view raw;  // the record's bytes, without the newline
+  uint32_t slot = 0;     // index of its first slot in Batch::slots
+  uint16_t origin = 0;   // index of the source it came from (for <source>.errors)
+  uint16_t flags = 0;    // kRowText, kRowKeyed
+  uint64_t offset = 0;   // position in its source (byte offset, sequence number)
   // Set by a keyed exchange (flag kRowKeyed): the row's key under the key_by of the consumer the
   // row was sent to, with its hash (a key record, engine/key.h), in memory this batch pins, so
   // that the keyed operator need not encode and hash the key again. Valid only in that
@@ -96,9 +96,9 @@ struct Batch {
   };
 
   Kind kind = Kind::kData;
-  uint32_t width = 0;         // slots per row: the size of the stream's Layout
+  uint32_t width = 0;  // slots per row: the size of the stream's Layout
   std::vector<Row> rows;
-  std::vector<Value> slots;   // rows.size() * width values
+  std::vector<Value> slots;  // rows.size() * width values
   Arena arena;
   // The producer's watermark after this batch: no later record from it has a smaller `wm`.
   int64_t watermark = kMinTimestamp;
@@ -106,7 +106,7 @@ struct Batch {
   // belongs to, and whether it is the producer's last batch of that chunk.
   uint64_t seq = 0;
   bool seq_last = true;
-  uint64_t barrier_id = 0;    // kBarrier: the checkpoint id
+  uint64_t barrier_id = 0;  // kBarrier: the checkpoint id
   // Memory that rows of this one point into besides its arena: other batches (rows added by
   // AddRowRef) and a file source's chunk buffers (lines are not copied). Kept alive,
   // unchanged, until this batch is cleared.

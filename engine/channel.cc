@@ -42,7 +42,8 @@ bool InputGate::Push(int producer, BatchPtr batch) {
       not_full_.wait(lock, [&] { return cancelled_ || q.size() < capacity_; });
     }
     blocked_ns_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::steady_clock::now() - start).count());
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
   }
   if (cancelled_) return false;
   q.push_back(std::move(batch));
@@ -68,7 +69,8 @@ InputGate::TryPushResult InputGate::TryPush(int producer, BatchPtr& batch) {
 
 void InputGate::Taken(size_t producer) {
   not_full_.notify_all();
-  if (!producer_signals_.empty() && producer_signals_[producer]) producer_signals_[producer]->Notify();
+  if (!producer_signals_.empty() && producer_signals_[producer])
+    producer_signals_[producer]->Notify();
 }
 
 BatchPtr InputGate::PopFrom(int producer) {

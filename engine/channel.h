@@ -112,10 +112,10 @@ class InputGate {
   std::condition_variable not_full_;
   std::vector<std::deque<BatchPtr>> queues_;  // guarded by mu_
   size_t capacity_;
-  size_t next_ = 0;         // round-robin start for PopAny; guarded by mu_
-  bool cancelled_ = false;  // guarded by mu_
-  uint64_t blocked_ns_ = 0; // guarded by mu_
-  uint64_t pushes_ = 0;     // guarded by mu_
+  size_t next_ = 0;          // round-robin start for PopAny; guarded by mu_
+  bool cancelled_ = false;   // guarded by mu_
+  uint64_t blocked_ns_ = 0;  // guarded by mu_
+  uint64_t pushes_ = 0;      // guarded by mu_
   ThreadSignal* consumer_signal_ = nullptr;
   std::vector<ThreadSignal*> producer_signals_;  // per producer; empty when none is set
 };

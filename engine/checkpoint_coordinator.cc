@@ -2,15 +2,14 @@
 #include "engine/checkpoint_coordinator.h"
 
 #include <fcntl.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/checkpoint_writer.h"
 #include "engine/state_dir.h"
@@ -30,7 +29,7 @@ struct CheckpointCoordinator::Pending {
   int waiting_count = 0;
   std::vector<SnapshotPart> parts;
   std::chrono::steady_clock::time_point started;
-  bool complete = false;  // every ack is in; the thread writes it
+  bool complete = false;     // every ack is in; the thread writes it
   int64_t max_pause_ns = 0;  // the longest task pause at its barrier
   size_t prepared = 0;       // parts[0, prepared) had their DeferredState::Prepare
 };
@@ -54,7 +53,9 @@ CheckpointCoordinator::~CheckpointCoordinator() { Stop(); }
 
 void CheckpointCoordinator::AddCommitter(Operator* op) { committers_.push_back(op); }
 
-void CheckpointCoordinator::Start() { thread_ = std::thread([this] { Loop(); }); }
+void CheckpointCoordinator::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void CheckpointCoordinator::Stop() {
   {
@@ -71,7 +72,8 @@ void CheckpointCoordinator::Stop() {
   }
   savepoints_.clear();
   if (pending_ && pending_->savepoint != nullptr) {
-    pending_->savepoint->result = Status::RuntimeError("the job ended before the savepoint completed");
+    pending_->savepoint->result =
+        Status::RuntimeError("the job ended before the savepoint completed");
     pending_->savepoint->done = true;
   }
   pending_.reset();
@@ -189,7 +191,9 @@ PauseStats CheckpointCoordinator::pause_stats() const {
   }
   if (v.empty()) return s;
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+  auto at = [&](double q) {
+    return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+  };
   s.p50_ns = at(0.50);
   s.p99_ns = at(0.99);
   s.max_ns = v.back();
@@ -255,7 +259,8 @@ void CheckpointCoordinator::Loop() {
       }
       continue;
     }
-    if (pending_ && Clock::now() - pending_->started > std::chrono::milliseconds(options_.timeout_ms)) {
+    if (pending_ &&
+        Clock::now() - pending_->started > std::chrono::milliseconds(options_.timeout_ms)) {
       ++failed_;
       spdlog::warn("{} {} timed out after {} ms and was aborted; the job goes on",
                    pending_->savepoint ? "savepoint" : "checkpoint", pending_->id,
@@ -362,8 +367,8 @@ Status CheckpointCoordinator::Write(Pending& p, std::string* path, uint64_t* byt
     SR_ASSIGN_OR_RETURN(writer, CheckpointWriter::BeginSavepoint(p.savepoint->parent_dir,
                                                                  static_cast<int64_t>(p.id)));
   } else {
-    SR_ASSIGN_OR_RETURN(writer, CheckpointWriter::BeginCheckpoint(options_.state_dir,
-                                                                  static_cast<int64_t>(p.id)));
+    SR_ASSIGN_OR_RETURN(
+        writer, CheckpointWriter::BeginCheckpoint(options_.state_dir, static_cast<int64_t>(p.id)));
   }
   for (const auto& part : p.parts) {
     if (!part.snapshot.has_state()) continue;

@@ -81,7 +81,7 @@ struct BarrierTiming {
 
 // Percentiles of the last pauses (BarrierTiming::pause_ns, one sample per task and barrier).
 struct PauseStats {
-  uint64_t count = 0;  // samples ever taken
+  uint64_t count = 0;                          // samples ever taken
   int64_t p50_ns = 0, p99_ns = 0, max_ns = 0;  // over the last kPauseWindow samples
   int64_t last_max_ns = 0;                     // the longest pause of the newest checkpoint
 };
@@ -160,20 +160,20 @@ class CheckpointCoordinator {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
-  bool stop_ = false;                              // guarded by mu_
-  bool task_failed_ = false;                       // guarded by mu_: no more checkpoints
-  int64_t next_id_;                                // guarded by mu_
-  std::unique_ptr<Pending> pending_;               // in flight; guarded by mu_
-  std::vector<bool> finished_;                     // per task; guarded by mu_
-  std::vector<std::vector<bool>> source_ended_;    // per node, per subtask; guarded by mu_
-  std::vector<SnapshotPart> final_parts_;          // of finished tasks; guarded by mu_
-  std::deque<SavepointRequest*> savepoints_;       // waiting to trigger; guarded by mu_
-  std::vector<Operator*> committers_;              // set before Start
-  std::optional<Completed> last_;                  // guarded by mu_
-  uint64_t completed_ = 0, failed_ = 0;            // guarded by mu_
-  std::vector<int64_t> pauses_;                    // ring of kPauseWindow; guarded by mu_
-  uint64_t pause_count_ = 0;                       // guarded by mu_
-  int64_t last_max_pause_ = 0;                     // guarded by mu_
+  bool stop_ = false;                            // guarded by mu_
+  bool task_failed_ = false;                     // guarded by mu_: no more checkpoints
+  int64_t next_id_;                              // guarded by mu_
+  std::unique_ptr<Pending> pending_;             // in flight; guarded by mu_
+  std::vector<bool> finished_;                   // per task; guarded by mu_
+  std::vector<std::vector<bool>> source_ended_;  // per node, per subtask; guarded by mu_
+  std::vector<SnapshotPart> final_parts_;        // of finished tasks; guarded by mu_
+  std::deque<SavepointRequest*> savepoints_;     // waiting to trigger; guarded by mu_
+  std::vector<Operator*> committers_;            // set before Start
+  std::optional<Completed> last_;                // guarded by mu_
+  uint64_t completed_ = 0, failed_ = 0;          // guarded by mu_
+  std::vector<int64_t> pauses_;                  // ring of kPauseWindow; guarded by mu_
+  uint64_t pause_count_ = 0;                     // guarded by mu_
+  int64_t last_max_pause_ = 0;                   // guarded by mu_
 };
 
 }  // namespace streamrun

@@ -2,6 +2,7 @@
 #include "engine/checkpoint_writer.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/failpoint.h"
 
@@ -358,13 +357,13 @@ Result<std::vector<std::string>> RemoveAbandonedSavepoints(const std::string& pa
     }
     const std::string path = it->path().string();
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) continue;  // removed meanwhile
+    if (fd < 0) continue;                       // removed meanwhile
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {  // no writer holds it: its writer died
       std::filesystem::remove_all(path, dec);
       if (dec) {
         ::close(fd);
-        return Status::IoError("removing " + path + " (left unfinished by a crash): " +
-                               dec.message());
+        return Status::IoError("removing " + path +
+                               " (left unfinished by a crash): " + dec.message());
       }
       spdlog::info("removed {}: a savepoint left unfinished by a crash", path);
       removed.push_back(path);

@@ -25,11 +25,16 @@ void AppendDeadLetter(Batch& batch, const Layout& layout, const DeadLetter& d) {
   for (size_t s = 0; s < layout.size(); ++s) {
     const FieldPath& p = layout[s];
     if (p.size() != 1) continue;
-    if (p[0] == "source") slots[s] = Value::String(batch.arena.Copy(d.source));
-    else if (p[0] == "step" && !d.step.empty()) slots[s] = Value::String(batch.arena.Copy(d.step));
-    else if (p[0] == "offset") slots[s] = Value::Int(static_cast<int64_t>(d.offset));
-    else if (p[0] == "reason") slots[s] = Value::String(batch.arena.Copy(d.reason));
-    else if (p[0] == "text") slots[s] = Value::String(batch.arena.Copy(d.text));
+    if (p[0] == "source")
+      slots[s] = Value::String(batch.arena.Copy(d.source));
+    else if (p[0] == "step" && !d.step.empty())
+      slots[s] = Value::String(batch.arena.Copy(d.step));
+    else if (p[0] == "offset")
+      slots[s] = Value::Int(static_cast<int64_t>(d.offset));
+    else if (p[0] == "reason")
+      slots[s] = Value::String(batch.arena.Copy(d.reason));
+    else if (p[0] == "text")
+      slots[s] = Value::String(batch.arena.Copy(d.text));
   }
 }
 

@@ -63,8 +63,8 @@ struct Route {
   EdgeKind kind = EdgeKind::kForward;
   // Forward and gather: the one target gate. Keyed: one gate per consumer subtask.
   std::vector<InputGate*> gates;
-  int my_slot = 0;              // this producer's slot in the gates
-  std::vector<int> key_slots;   // keyed: the key fields' slots
+  int my_slot = 0;             // this producer's slot in the gates
+  std::vector<int> key_slots;  // keyed: the key fields' slots
   int max_parallelism = 128;
   // Keyed, filled by OutputEmitter: the consumer subtask of each key group (SubtaskOfKeyGroup),
   // so that routing a row divides nothing (two divisions were a third of the exchange's time).

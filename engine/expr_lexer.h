@@ -15,12 +15,32 @@ enum class TokenKind {
   kInt,     // integer literal that fits in int64
   kDouble,  // any other number literal
   kString,  // "..." or '...' (text holds the unescaped value)
-  kLParen, kRParen, kLBracket, kRBracket, kComma, kDot,
-  kAnd, kOr, kNot,                    // && || !
-  kEq, kNe, kLt, kLe, kGt, kGe,       // == != < <= > >=
-  kPlus, kMinus, kStar, kSlash, kPercent,
-  kTrue, kFalse, kNull, kIn, kNotKw,  // keywords: true false null in not
-  kError,   // a lexical error: `text` holds the message
+  kLParen,
+  kRParen,
+  kLBracket,
+  kRBracket,
+  kComma,
+  kDot,
+  kAnd,
+  kOr,
+  kNot,  // && || !
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,  // == != < <= > >=
+  kPlus,
+  kMinus,
+  kStar,
+  kSlash,
+  kPercent,
+  kTrue,
+  kFalse,
+  kNull,
+  kIn,
+  kNotKw,  // keywords: true false null in not
+  kError,  // a lexical error: `text` holds the message
 };
 // clang-format on
 

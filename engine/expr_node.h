@@ -29,12 +29,29 @@ inline constexpr size_t kMaxCallArgs = 16;
 
 // clang-format off: grouped by role
 enum class Op : uint8_t {
-  kConst, kField, kEventTime,
-  kAnd, kOr, kNot, kNeg,
-  kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn,
-  kAdd, kSub, kMul, kDiv, kMod,
-  kCall,           // a function of evaluated arguments (FunctionDef::call)
-  kIf, kCoalesce,  // functions that evaluate their arguments lazily
+  kConst,
+  kField,
+  kEventTime,
+  kAnd,
+  kOr,
+  kNot,
+  kNeg,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kIn,
+  kNotIn,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kCall,  // a function of evaluated arguments (FunctionDef::call)
+  kIf,
+  kCoalesce,  // functions that evaluate their arguments lazily
 };
 // clang-format on
 

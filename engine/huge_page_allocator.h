@@ -27,7 +27,8 @@ struct HugePageAllocator {
 
   T* allocate(size_t n) {
     size_t bytes = n * sizeof(T);
-    if (bytes < kHugePageSize) return static_cast<T*>(::operator new(bytes, std::align_val_t{alignof(T)}));
+    if (bytes < kHugePageSize)
+      return static_cast<T*>(::operator new (bytes, std::align_val_t{alignof(T)}));
     size_t rounded = (bytes + kHugePageSize - 1) & ~(kHugePageSize - 1);
     void* p = std::aligned_alloc(kHugePageSize, rounded);
     if (p == nullptr) throw std::bad_alloc();
@@ -36,13 +37,15 @@ struct HugePageAllocator {
   }
   void deallocate(T* p, size_t n) {
     if (n * sizeof(T) < kHugePageSize) {
-      ::operator delete(p, std::align_val_t{alignof(T)});
+      ::operator delete (p, std::align_val_t{alignof(T)});
     } else {
       std::free(p);
     }
   }
   template <typename U>
-  bool operator==(const HugePageAllocator<U>&) const { return true; }
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
 };
 
 }  // namespace streamrun

@@ -160,10 +160,10 @@ Status Job::Impl::StepOrderedInput(Task& t, bool block, StepResult* result) {
   for (;;) {
     const uint64_t seen = gate.pushes();
     gate.PeekAll(&heads);
-    int next = -1;          // the producer whose next batch is of chunk next_seq
-    bool barrier = true;    // every live producer's next batch is a barrier
-    bool missing = false;   // some live producer has nothing queued
-    uint64_t id = 0;        // a barrier's id, if some producer's next batch is one
+    int next = -1;         // the producer whose next batch is of chunk next_seq
+    bool barrier = true;   // every live producer's next batch is a barrier
+    bool missing = false;  // some live producer has nothing queued
+    uint64_t id = 0;       // a barrier's id, if some producer's next batch is one
     for (int s = 0; s < slots; ++s) {
       if (in.ended[s]) continue;
       const Batch* h = heads[s];
@@ -427,6 +427,5 @@ Status Job::Impl::RunTimeMergeLoop(Task& t) {
   }
   return flush();
 }
-
 
 }  // namespace streamrun

@@ -80,7 +80,7 @@ class Job::Impl {
   struct BarrierAlignment {
     std::vector<bool> at_barrier;  // per producer slot
     int at_barrier_count = 0;
-    uint64_t aligning = 0;         // the checkpoint being aligned; 0: none
+    uint64_t aligning = 0;  // the checkpoint being aligned; 0: none
 
     void Start(int slots) { at_barrier.assign(static_cast<size_t>(slots), false); }
     // The producers not to read while a barrier is aligned (null: none).
@@ -103,7 +103,7 @@ class Job::Impl {
     bool started = false;
     std::vector<bool> ended;  // per producer slot
     int live = 0;
-    uint64_t next_seq = 0;    // in chunk order: the chunk to read next
+    uint64_t next_seq = 0;            // in chunk order: the chunk to read next
     std::vector<const Batch*> heads;  // in chunk order: scratch for InputGate::PeekAll
     // With row watermarks: the minimum over the producers' watermarks, and the barriers.
     WatermarkMerger merger{1};
@@ -120,8 +120,8 @@ class Job::Impl {
   enum class StepResult { kProgress, kWouldBlock, kDone };
 
   struct Task {
-    int index = 0;     // in tasks_
-    int head = -1;     // plan node
+    int index = 0;  // in tasks_
+    int head = -1;  // plan node
     int subtask = 0;
     std::vector<int> chain;  // plan nodes run by this task, head first
     std::unique_ptr<SourceOperator> source;
@@ -141,7 +141,7 @@ class Job::Impl {
     // Checkpoints: the source's hook, and the restore contexts of the chained operators.
     std::unique_ptr<BarrierHook> barrier_hook;
     std::deque<RestoreContext> restore_ctx;
-    uint64_t last_barrier = 0;  // the newest barrier this task passed on
+    uint64_t last_barrier = 0;     // the newest barrier this task passed on
     int64_t align_started_ns = 0;  // several inputs: when the first barrier came; 0: none
     SteppedInput stepped;
     // Co-location (PlanNode::colocated): the guest task runs on its host's thread, in turns
@@ -177,14 +177,14 @@ class Job::Impl {
   std::vector<std::unique_ptr<SourceProgress>> progress_;  // per source node
   std::vector<std::unique_ptr<NodeMetrics>> metrics_;      // per node
   std::vector<int> source_of_origin_;                      // origin -> plan node
-  std::array<std::atomic<uint64_t>, 64> bad_records_{};     // per origin
+  std::array<std::atomic<uint64_t>, 64> bad_records_{};    // per origin
   std::atomic<uint64_t> late_{0};
   std::atomic<bool> cancelled_{false};
   std::map<int, std::shared_ptr<void>> shared_;  // split sources: state shared by subtasks
   std::mutex mu_;
   std::condition_variable done_cv_;
-  int running_ = 0;        // guarded by mu_
-  Status first_error_;     // guarded by mu_
+  int running_ = 0;     // guarded by mu_
+  Status first_error_;  // guarded by mu_
 
  private:
   Status RunTask(Task& t);

@@ -1,9 +1,9 @@
 // What a job reports about itself: progress counters, the status JSON of the control socket,
 // and the summary at its end.
-#include <algorithm>
-
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
 
 #include "engine/job_impl.h"
 
@@ -57,8 +57,10 @@ std::string Job::StatusJson() const {
     }
     w.Key("watermark");
     int64_t wm = pn.role == NodeRole::kSource ? kMinTimestamp : m.watermark.load();
-    if (wm == kMinTimestamp) w.Null();
-    else w.Int64(wm);
+    if (wm == kMinTimestamp)
+      w.Null();
+    else
+      w.Int64(wm);
     // Thread shares and queues of the tasks that run this node.
     double fill = 0, busy = 0, idle = 0, bp = 0;
     int tasks = 0;
@@ -140,8 +142,7 @@ RunSummary Job::summary() const {
   RunSummary s;
   for (size_t o = 0; o < impl_->source_of_origin_.size(); ++o) {
     int n = impl_->source_of_origin_[o];
-    s.sources.push_back({impl_->plan_.nodes[n].spec->name,
-                         impl_->progress_[n]->records.load(),
+    s.sources.push_back({impl_->plan_.nodes[n].spec->name, impl_->progress_[n]->records.load(),
                          impl_->bad_records_[o].load()});
   }
   for (size_t n = 0; n < impl_->plan_.nodes.size(); ++n) {
@@ -159,6 +160,5 @@ RunSummary Job::summary() const {
   }
   return s;
 }
-
 
 }  // namespace streamrun

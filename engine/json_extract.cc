@@ -1,11 +1,11 @@
 // JsonExtractor: a trie of wanted paths walked with simdjson On-Demand.
 #include "engine/json_extract.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-
-#include <simdjson.h>
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -48,8 +48,8 @@ const char* FindQuoteOrBackslash(const char* p) {
   const __m128i backslash = _mm_set1_epi8('\\');
   for (;; p += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const int m = _mm_movemask_epi8(
-        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int m =
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
     if (m != 0) return p + __builtin_ctz(static_cast<unsigned>(m));
   }
 #else
@@ -66,25 +66,35 @@ const char* FindBackslash(const char* p, const char* end) {
 
 std::string Describe(simdjson::error_code err) {
   switch (err) {
-    case simdjson::UTF8_ERROR: return "invalid UTF-8";
-    case simdjson::UNCLOSED_STRING: return "invalid JSON: unclosed string";
-    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return "invalid JSON: truncated object or array";
-    case simdjson::TRAILING_CONTENT: return "invalid JSON: trailing content after the object";
-    case simdjson::EMPTY: return "invalid JSON: empty line";
-    case simdjson::INCORRECT_TYPE: return "invalid JSON: not an object";
-    case simdjson::NUMBER_ERROR: return "invalid JSON: bad number";
-    case simdjson::STRING_ERROR: return "invalid JSON: bad string";
+    case simdjson::UTF8_ERROR:
+      return "invalid UTF-8";
+    case simdjson::UNCLOSED_STRING:
+      return "invalid JSON: unclosed string";
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+      return "invalid JSON: truncated object or array";
+    case simdjson::TRAILING_CONTENT:
+      return "invalid JSON: trailing content after the object";
+    case simdjson::EMPTY:
+      return "invalid JSON: empty line";
+    case simdjson::INCORRECT_TYPE:
+      return "invalid JSON: not an object";
+    case simdjson::NUMBER_ERROR:
+      return "invalid JSON: bad number";
+    case simdjson::STRING_ERROR:
+      return "invalid JSON: bad string";
     case simdjson::T_ATOM_ERROR:
     case simdjson::F_ATOM_ERROR:
-    case simdjson::N_ATOM_ERROR: return "invalid JSON: bad literal";
-    default: return std::string("invalid JSON: ") + simdjson::error_message(err);
+    case simdjson::N_ATOM_ERROR:
+      return "invalid JSON: bad literal";
+    default:
+      return std::string("invalid JSON: ") + simdjson::error_message(err);
   }
 }
 
 }  // namespace
 
 struct JsonExtractor::Impl {
-  std::vector<TrieNode> nodes;  // nodes[0] is the root (the top-level object)
+  std::vector<TrieNode> nodes;                  // nodes[0] is the root (the top-level object)
   std::vector<std::pair<int, int>> duplicates;  // (first slot, other slot) of a repeated path
   od::parser parser;
   std::unique_ptr<od::parser> sub_parser;  // for a path wanted both whole and in parts
@@ -93,10 +103,10 @@ struct JsonExtractor::Impl {
   od::document_stream stream;
   od::document_stream::iterator it;
   bool stream_live = false;
-  const char* many_end = nullptr;  // the end of the BeginLines buffer
-  size_t alone_left = 0;   // lines still to parse alone before restarting the shared pass
+  const char* many_end = nullptr;   // the end of the BeginLines buffer
+  size_t alone_left = 0;            // lines still to parse alone before restarting the shared pass
   size_t alone_run = kMinAloneRun;  // lines to parse alone after the next failure
-  size_t since_start = 0;  // documents taken from the shared pass since it (re)started
+  size_t since_start = 0;           // documents taken from the shared pass since it (re)started
   static constexpr size_t kWindow = 128 * 1024;  // bytes per stage-1 pass
   static constexpr size_t kMinAloneRun = 64;
   static constexpr size_t kMaxAloneRun = 4096;
@@ -214,7 +224,8 @@ struct JsonExtractor::Impl {
       slots[c.slot] = Value::Json(raw);
       if (!sub_parser) sub_parser = std::make_unique<od::parser>();
       // The rest of the line and its padding follow `raw`, so the padding requirement holds.
-      simdjson::padded_string_view sub(raw.data(), raw.size(), raw.size() + simdjson::SIMDJSON_PADDING);
+      simdjson::padded_string_view sub(raw.data(), raw.size(),
+                                       raw.size() + simdjson::SIMDJSON_PADDING);
       od::document doc;
       if (auto err = sub_parser->iterate(sub).get(doc)) {
         error = err;
@@ -240,16 +251,28 @@ struct JsonExtractor::Impl {
       case od::json_type::object: {
         od::object o;
         std::string_view raw;
-        if (auto err = v.get_object().get(o)) { error = err; return false; }
-        if (auto err = o.raw_json().get(raw)) { error = err; return false; }
+        if (auto err = v.get_object().get(o)) {
+          error = err;
+          return false;
+        }
+        if (auto err = o.raw_json().get(raw)) {
+          error = err;
+          return false;
+        }
         *out = Value::Json(raw);
         return true;
       }
       case od::json_type::array: {
         od::array a;
         std::string_view raw;
-        if (auto err = v.get_array().get(a)) { error = err; return false; }
-        if (auto err = a.raw_json().get(raw)) { error = err; return false; }
+        if (auto err = v.get_array().get(a)) {
+          error = err;
+          return false;
+        }
+        if (auto err = a.raw_json().get(raw)) {
+          error = err;
+          return false;
+        }
         *out = Value::Json(raw);
         return true;
       }
@@ -312,14 +335,23 @@ struct JsonExtractor::Impl {
       }
       case od::json_type::boolean: {
         bool b;
-        if (auto err = v.get_bool().get(b)) { error = err; return false; }
+        if (auto err = v.get_bool().get(b)) {
+          error = err;
+          return false;
+        }
         *out = Value::Bool(b);
         return true;
       }
       case od::json_type::null: {
         bool is_null = false;
-        if (auto err = v.is_null().get(is_null)) { error = err; return false; }
-        if (!is_null) { error = simdjson::N_ATOM_ERROR; return false; }
+        if (auto err = v.is_null().get(is_null)) {
+          error = err;
+          return false;
+        }
+        if (!is_null) {
+          error = simdjson::N_ATOM_ERROR;
+          return false;
+        }
         *out = Value::Null();
         return true;
       }
@@ -329,7 +361,8 @@ struct JsonExtractor::Impl {
   }
 };
 
-JsonExtractor::JsonExtractor(const Layout& layout) : impl_(std::make_unique<Impl>()), width_(layout.size()) {
+JsonExtractor::JsonExtractor(const Layout& layout)
+    : impl_(std::make_unique<Impl>()), width_(layout.size()) {
 #ifdef SIMDJSON_THREADS_ENABLED
   impl_->many_parser.threaded = false;  // no stage-1 helper thread: the subtasks use the cores
 #endif
@@ -376,7 +409,8 @@ bool JsonExtractor::Extract(std::string_view line, Value* slots, Arena& arena, s
   im.error = simdjson::SUCCESS;
   const char* line_end = line.data() + line.size();
   im.no_escapes = FindBackslash(line.data(), line_end) == line_end;
-  simdjson::padded_string_view input(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::padded_string_view input(line.data(), line.size(),
+                                     line.size() + simdjson::SIMDJSON_PADDING);
   od::document doc;
   bool ok = false;
   if (auto err = im.parser.iterate(input).get(doc)) {
@@ -412,8 +446,8 @@ void JsonExtractor::BeginLines(const char* data, size_t size) {
   im.alone_run = Impl::kMinAloneRun;
 }
 
-bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* slots,
-                                Arena& arena, std::string* error) {
+bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* slots, Arena& arena,
+                                std::string* error) {
   Impl& im = *impl_;
   if (im.alone_left > 0) {
     --im.alone_left;
@@ -460,8 +494,8 @@ bool JsonExtractor::ExtractLine(std::string_view line, const char* next, Value* 
   if (!taken) {
     // Parse alone for a while, longer each time the pass fails right where it restarted.
     im.stream_live = false;
-    im.alone_run = im.since_start == 0 ? std::min(im.alone_run * 2, Impl::kMaxAloneRun)
-                                       : Impl::kMinAloneRun;
+    im.alone_run =
+        im.since_start == 0 ? std::min(im.alone_run * 2, Impl::kMaxAloneRun) : Impl::kMinAloneRun;
     im.alone_left = im.alone_run - 1;  // this line is the first of them
     return Extract(line, slots, arena, error);
   }

@@ -1,11 +1,11 @@
 // Key encoding and hashing (see key.h for the stable format).
 #include "engine/key.h"
 
+#include <xxhash.h>
+
 #include <bit>
 #include <cmath>
 #include <cstring>
-
-#include <xxhash.h>
 
 namespace streamrun {
 namespace {
@@ -38,7 +38,8 @@ inline KeyPart PartOf(const Value& v) {
     case Value::Kind::kString:
     case Value::Kind::kJson: {
       const std::string_view str = v.as_string();
-      return {static_cast<char>(kind), 4, __builtin_bswap32(static_cast<uint32_t>(str.size())), str};
+      return {static_cast<char>(kind), 4, __builtin_bswap32(static_cast<uint32_t>(str.size())),
+              str};
     }
     case Value::Kind::kInt:
       return {static_cast<char>(kind), 8, __builtin_bswap64(static_cast<uint64_t>(v.as_int())), {}};

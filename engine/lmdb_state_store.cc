@@ -367,8 +367,8 @@ Status LmdbStateStore::Scan(int key_group, std::string_view from_key,
   std::string start = EncodeStateKey(key_group, from_key, "");
   start.resize(start.size() - 2);
   return CursorScan(txn_.get(), dbi_, start, "state store " + dir_,
-                    [&](int kg, std::string_view key, std::string_view ns,
-                        std::string_view value, bool* stop) -> Status {
+                    [&](int kg, std::string_view key, std::string_view ns, std::string_view value,
+                        bool* stop) -> Status {
                       *stop = kg != key_group;
                       return *stop ? Status::Ok() : visit(key, ns, value, stop);
                     });

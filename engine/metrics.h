@@ -52,11 +52,14 @@ struct TaskMetrics {
 // A reader may miss the wait's last moments while it ends (the start is cleared first), never
 // count them twice.
 // A wait that does not fit a scope: Begin, then End (both on the thread that owns `wait`).
-inline void BeginWait(WaitTime* wait) { wait->since_ns.store(SteadyNowNs(), std::memory_order_relaxed); }
+inline void BeginWait(WaitTime* wait) {
+  wait->since_ns.store(SteadyNowNs(), std::memory_order_relaxed);
+}
 inline void EndWait(WaitTime* wait) {
   int64_t since = wait->since_ns.exchange(0, std::memory_order_relaxed);
   if (since > 0) {
-    wait->total_ns.fetch_add(static_cast<uint64_t>(SteadyNowNs() - since), std::memory_order_relaxed);
+    wait->total_ns.fetch_add(static_cast<uint64_t>(SteadyNowNs() - since),
+                             std::memory_order_relaxed);
   }
 }
 

@@ -101,15 +101,15 @@ struct RestoreContext {
 };
 
 struct OperatorContext {
-  std::string name;          // the step's or sink's name in the pipeline file
-  std::string job;           // the pipeline's name
-  int subtask = 0;           // 0 .. parallelism-1
+  std::string name;  // the step's or sink's name in the pipeline file
+  std::string job;   // the pipeline's name
+  int subtask = 0;   // 0 .. parallelism-1
   int parallelism = 1;
   int max_parallelism = 128;
-  Layout input_layout;       // the layout of the batches Process receives
-  Layout output_layout;      // the layout the main output must have
-  Emitter* main = nullptr;   // the main output; never null (discards when nobody reads it)
-  Emitter* late = nullptr;   // <step>.late, or null when nobody reads it
+  Layout input_layout;      // the layout of the batches Process receives
+  Layout output_layout;     // the layout the main output must have
+  Emitter* main = nullptr;  // the main output; never null (discards when nobody reads it)
+  Emitter* late = nullptr;  // <step>.late, or null when nobody reads it
   ErrorReporter* errors = nullptr;
   const std::atomic<bool>* cancelled = nullptr;
   // The key groups this subtask owns (engine/key.h).
@@ -195,10 +195,10 @@ class BarrierHook {
 
 struct SourceContext {
   std::string name;
-  uint16_t origin = 0;       // this source's index, stored in every row it makes
+  uint16_t origin = 0;  // this source's index, stored in every row it makes
   int subtask = 0;
-  int parallelism = 1;       // >1 only when the source's NodeConfig is splittable
-  Layout layout;             // the fields to extract into slots, in slot order
+  int parallelism = 1;  // >1 only when the source's NodeConfig is splittable
+  Layout layout;        // the fields to extract into slots, in slot order
   Emitter* out = nullptr;
   ErrorReporter* errors = nullptr;
   const std::atomic<bool>* cancelled = nullptr;
@@ -229,9 +229,12 @@ enum class NodeRole : uint8_t { kSource, kStep, kSink };
 // "source", "step" or "sink".
 inline const char* NodeRoleName(NodeRole role) {
   switch (role) {
-    case NodeRole::kSource: return "source";
-    case NodeRole::kStep: return "step";
-    case NodeRole::kSink: return "sink";
+    case NodeRole::kSource:
+      return "source";
+    case NodeRole::kStep:
+      return "step";
+    case NodeRole::kSink:
+      return "sink";
   }
   return "node";
 }

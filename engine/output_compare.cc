@@ -1,12 +1,12 @@
 // Multiset comparison of output lines (see output_compare.h), canonical JSON through RapidJSON.
 #include "engine/output_compare.h"
 
-#include <algorithm>
-#include <map>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <map>
 
 namespace streamrun {
 namespace {

@@ -103,8 +103,8 @@ class Loader {
     YAML::Node map = root[section];
     if (!map.IsDefined() || map.IsNull()) {
       if (!required) return Status::Ok();
-      return top.Error(std::string("a pipeline needs at least one ") + NodeRoleName(role) + " under '" +
-                       section + "'");
+      return top.Error(std::string("a pipeline needs at least one ") + NodeRoleName(role) +
+                       " under '" + section + "'");
     }
     if (!map.IsMap()) {
       return ctx_.ErrorAt(

@@ -11,6 +11,8 @@
 // (`--set KEY: message`).
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -19,8 +21,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "engine/expr.h"
 #include "engine/operator.h"

@@ -12,9 +12,12 @@ namespace streamrun {
 
 const char* PortSuffix(Port port) {
   switch (port) {
-    case Port::kMain: return "";
-    case Port::kLate: return ".late";
-    case Port::kErrors: return ".errors";
+    case Port::kMain:
+      return "";
+    case Port::kLate:
+      return ".late";
+    case Port::kErrors:
+      return ".errors";
   }
   return "";
 }
@@ -90,9 +93,9 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
         }
       }
       if (!progress) {
-        return Status::PipelineError(FormatAt(pending.front()->location,
-                                              "step '" + pending.front()->name +
-                                                  "' is part of a cycle of `from`"));
+        return Status::PipelineError(
+            FormatAt(pending.front()->location,
+                     "step '" + pending.front()->name + "' is part of a cycle of `from`"));
       }
     }
   }
@@ -116,18 +119,21 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
         auto dot = from.rfind('.');
         std::string suffix = dot == std::string::npos ? "" : from.substr(dot + 1);
         base = base_name(from);
-        if (suffix == "late") in.port = Port::kLate;
-        else if (suffix == "errors") in.port = Port::kErrors;
+        if (suffix == "late")
+          in.port = Port::kLate;
+        else if (suffix == "errors")
+          in.port = Port::kErrors;
       }
       in.node = plan.Index(base);
       if (in.node < 0) {
-        return Status::PipelineError(
-            FormatAt(pn.spec->from_locations.size() > f ? pn.spec->from_locations[f] : pn.spec->location,
-                     "unknown stream '" + from + "'"));
+        return Status::PipelineError(FormatAt(
+            pn.spec->from_locations.size() > f ? pn.spec->from_locations[f] : pn.spec->location,
+            "unknown stream '" + from + "'"));
       }
       PlanNode& up = plan.nodes[in.node];
-      (in.port == Port::kMain ? up.main_consumers
-                              : in.port == Port::kLate ? up.late_consumers : up.errors_consumers)
+      (in.port == Port::kMain   ? up.main_consumers
+       : in.port == Port::kLate ? up.late_consumers
+                                : up.errors_consumers)
           .push_back(static_cast<int>(i));
       pn.inputs.push_back(in);
     }
@@ -144,7 +150,7 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     for (const auto& path : late_needs[k]) in.insert(path);
     input_needs[k] = in;
     for (const PlanInput& input : pn.inputs) {
-      PathSet& target = input.port == Port::kMain ? main_needs[input.node]
+      PathSet& target = input.port == Port::kMain   ? main_needs[input.node]
                         : input.port == Port::kLate ? late_needs[input.node]
                                                     : errors_needs[input.node];
       target.insert(in.begin(), in.end());
@@ -174,7 +180,7 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
     // needs in a canonical order, and each input is remapped to it.
     auto layout_of = [&](const PlanInput& in) -> const Layout& {
       const PlanNode& up = plan.nodes[in.node];
-      return in.port == Port::kMain ? up.out_layout
+      return in.port == Port::kMain   ? up.out_layout
              : in.port == Port::kLate ? up.late_layout
                                       : up.errors_layout;
     };
@@ -244,8 +250,8 @@ Result<Plan> BuildPlan(const PipelineSpec& spec, int parallelism) {
       in.ordered = false;
       in.row_watermarks = true;
     }
-    bool trivial_exchange = in.kind == EdgeKind::kForward ||
-                            (up.parallelism == 1 && pn.parallelism == 1);
+    bool trivial_exchange =
+        in.kind == EdgeKind::kForward || (up.parallelism == 1 && pn.parallelism == 1);
     pn.chained = in.port == Port::kMain && up.main_consumers.size() == 1 &&
                  up.parallelism == pn.parallelism && trivial_exchange && in.remap.empty();
   }
@@ -334,7 +340,9 @@ std::string NodeLabel(const PlanNode& n) {
 
 std::string EdgeLabel(const PlanInput& in) {
   std::string label = PortSuffix(in.port)[0] ? std::string(PortSuffix(in.port) + 1) : "";
-  const char* kind = in.kind == EdgeKind::kKeyed ? "keyed" : in.kind == EdgeKind::kGather ? "gather" : "";
+  const char* kind = in.kind == EdgeKind::kKeyed    ? "keyed"
+                     : in.kind == EdgeKind::kGather ? "gather"
+                                                    : "";
   if (*kind) label += (label.empty() ? "" : ", ") + std::string(kind);
   return label;
 }
@@ -343,8 +351,10 @@ std::string EdgeLabel(const PlanInput& in) {
 std::string Escape(const std::string& s, bool mermaid = false) {
   std::string out;
   for (char c : s) {
-    if (c == '"') out += mermaid ? "#quot;" : "\\\"";
-    else out.push_back(c);
+    if (c == '"')
+      out += mermaid ? "#quot;" : "\\\"";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -354,14 +364,16 @@ std::string Escape(const std::string& s, bool mermaid = false) {
 std::string PlanToDot(const Plan& plan) {
   std::string out = "digraph \"" + Escape(plan.spec->name) + "\" {\n  rankdir=LR;\n";
   for (const auto& n : plan.nodes) {
-    const char* shape = n.role == NodeRole::kSource ? "invhouse" : n.role == NodeRole::kSink ? "house" : "box";
+    const char* shape = n.role == NodeRole::kSource ? "invhouse"
+                        : n.role == NodeRole::kSink ? "house"
+                                                    : "box";
     out += "  \"" + Escape(n.spec->name) + "\" [shape=" + shape + ", label=\"" +
            Escape(NodeLabel(n)) + "\"];\n";
   }
   for (const auto& n : plan.nodes) {
     for (const auto& in : n.inputs) {
-      out += "  \"" + Escape(plan.nodes[in.node].spec->name) + "\" -> \"" +
-             Escape(n.spec->name) + "\"";
+      out += "  \"" + Escape(plan.nodes[in.node].spec->name) + "\" -> \"" + Escape(n.spec->name) +
+             "\"";
       std::string label = EdgeLabel(in);
       std::vector<std::string> attrs;
       if (!label.empty()) attrs.push_back("label=\"" + label + "\"");
@@ -395,9 +407,12 @@ std::string PlanToMermaid(const Plan& plan) {
       }
     }
     text = Escape(text, /*mermaid=*/true);
-    if (n.role == NodeRole::kSource) out += "  " + id(n) + "[/\"" + text + "\"/]\n";
-    else if (n.role == NodeRole::kSink) out += "  " + id(n) + "[\\\"" + text + "\"\\]\n";
-    else out += "  " + id(n) + "[\"" + text + "\"]\n";
+    if (n.role == NodeRole::kSource)
+      out += "  " + id(n) + "[/\"" + text + "\"/]\n";
+    else if (n.role == NodeRole::kSink)
+      out += "  " + id(n) + "[\\\"" + text + "\"\\]\n";
+    else
+      out += "  " + id(n) + "[\"" + text + "\"]\n";
   }
   for (const auto& n : plan.nodes) {
     for (const auto& in : n.inputs) {

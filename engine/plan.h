@@ -52,7 +52,7 @@ enum class EdgeKind : uint8_t {
 };
 
 struct PlanInput {
-  int node = -1;         // upstream node (for kErrors: the source whose errors these are)
+  int node = -1;  // upstream node (for kErrors: the source whose errors these are)
   Port port = Port::kMain;
   EdgeKind kind = EdgeKind::kForward;
   bool ordered = false;  // read in chunk order
@@ -70,8 +70,8 @@ struct PlanNode {
   NodeRole role = NodeRole::kStep;
   int parallelism = 1;
   std::vector<PlanInput> inputs;
-  Layout in_layout;   // what the operator's Process receives (sources: what they extract)
-  Layout out_layout;  // the main output (sources: the same as in_layout)
+  Layout in_layout;      // what the operator's Process receives (sources: what they extract)
+  Layout out_layout;     // the main output (sources: the same as in_layout)
   Layout late_layout;    // the .late stream (windows): equals in_layout
   Layout errors_layout;  // the .errors stream (sources)
   bool chained = false;  // runs on the thread of inputs[0].node

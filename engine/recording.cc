@@ -1,10 +1,10 @@
 // Recording lines (see recording.h and docs/recording-format.md).
 #include "engine/recording.h"
 
+#include <simdjson.h>
+
 #include <deque>
 #include <string>
-
-#include <simdjson.h>
 
 #include "engine/base64.h"
 #include "engine/spelling.h"
@@ -25,10 +25,14 @@ std::string_view TrimRight(std::string_view s) {
 
 std::string JsonError(simdjson::error_code err) {
   switch (err) {
-    case simdjson::UTF8_ERROR: return "invalid UTF-8";
-    case simdjson::EMPTY: return "empty line";
-    case simdjson::TRAILING_CONTENT: return "invalid JSON: text after the object";
-    default: return std::string("invalid JSON: ") + simdjson::error_message(err);
+    case simdjson::UTF8_ERROR:
+      return "invalid UTF-8";
+    case simdjson::EMPTY:
+      return "empty line";
+    case simdjson::TRAILING_CONTENT:
+      return "invalid JSON: text after the object";
+    default:
+      return std::string("invalid JSON: ") + simdjson::error_message(err);
   }
 }
 
@@ -54,12 +58,21 @@ bool NamesRepeat(const std::vector<RecordingHeader>& headers) {
 
 // The fields of a line. Do not change the names: on disk.
 enum Field : uint8_t {
-  kTopic, kPartition, kOffset, kTimestamp, kKey, kKeyB64, kHeaders, kValue, kValueText, kValueB64,
+  kTopic,
+  kPartition,
+  kOffset,
+  kTimestamp,
+  kKey,
+  kKeyB64,
+  kHeaders,
+  kValue,
+  kValueText,
+  kValueB64,
   kFieldCount,
 };
 constexpr std::string_view kFieldNames[kFieldCount] = {
-    "topic", "partition", "offset", "timestamp", "key", "key_b64",
-    "headers", "value", "value_text", "value_b64"};
+    "topic",   "partition", "offset", "timestamp",  "key",
+    "key_b64", "headers",   "value",  "value_text", "value_b64"};
 
 // The field called `name`, or kFieldCount.
 Field FieldNamed(std::string_view name) {
@@ -229,8 +242,8 @@ struct RecordingDecoder::Impl {
 
   static Status Integer(od::value v, Field f, int64_t min, int64_t max, int64_t* out) {
     if (v.get_int64().get(*out) || *out < min || *out > max) {
-      return FieldFail(f, " must be an integer from " + std::to_string(min) + " to " +
-                              std::to_string(max));
+      return FieldFail(
+          f, " must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
     }
     return Status::Ok();
   }
@@ -288,7 +301,8 @@ struct RecordingDecoder::Impl {
       return Status::Ok();
     }
     auto shape = [] {
-      return Fail("field 'headers' must be an object {\"name\": value} or an array of [name, value] pairs");
+      return Fail(
+          "field 'headers' must be an object {\"name\": value} or an array of [name, value] pairs");
     };
     od::array a;
     if (type != od::json_type::array || v.get_array().get(a)) return shape();
@@ -316,12 +330,14 @@ struct RecordingDecoder::Impl {
   Status ReadField(Field f, od::value v, RecordingRecord* r) {
     int64_t n = 0;
     switch (f) {
-      case kTopic: return String(v, FieldWhat(f), &r->topic);
+      case kTopic:
+        return String(v, FieldWhat(f), &r->topic);
       case kPartition:
         SR_RETURN_IF_ERROR(Integer(v, f, 0, INT32_MAX, &n));
         r->partition = static_cast<int32_t>(n);
         return Status::Ok();
-      case kOffset: return Integer(v, f, 0, INT64_MAX, &r->offset);
+      case kOffset:
+        return Integer(v, f, 0, INT64_MAX, &r->offset);
       case kTimestamp:
         SR_RETURN_IF_ERROR(Integer(v, f, 0, INT64_MAX, &n));
         r->timestamp = n;
@@ -343,7 +359,8 @@ struct RecordingDecoder::Impl {
         r->key = b;
         return Status::Ok();
       }
-      case kHeaders: return Headers(v, &r->headers);
+      case kHeaders:
+        return Headers(v, &r->headers);
       case kValue: {
         std::string_view raw;
         SR_RETURN_IF_ERROR(RawJson(v, f, value_check == ValueCheck::kFull, &raw));
@@ -367,7 +384,8 @@ struct RecordingDecoder::Impl {
         r->value_form = PayloadForm::kBase64;
         return Status::Ok();
       }
-      case kFieldCount: break;
+      case kFieldCount:
+        break;
     }
     return Status::Ok();
   }

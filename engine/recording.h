@@ -58,7 +58,7 @@ struct RecordingRecord {
   // value in the line (checked in full, or for its structure only: see
   // RecordingDecoder::ValueCheck).
   PayloadForm value_form = PayloadForm::kNull;
-  std::vector<RecordingHeader> headers;   // in order; a name may repeat
+  std::vector<RecordingHeader> headers;  // in order; a name may repeat
 };
 
 // Writes recording lines. Thread safety: one thread at a time.

@@ -1,12 +1,12 @@
 // Reading checkpoints and savepoints back (see restore.h).
 #include "engine/restore.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "engine/checkpoint_manifest.h"
 
@@ -60,10 +60,14 @@ const SnapshotNode* SnapshotInfo::Find(const std::string& name) const {
 
 const char* VerdictName(NodeCheck::Verdict v) {
   switch (v) {
-    case NodeCheck::Verdict::kRestored: return "restored";
-    case NodeCheck::Verdict::kNew: return "new";
-    case NodeCheck::Verdict::kDropped: return "dropped";
-    case NodeCheck::Verdict::kIncompatible: return "incompatible";
+    case NodeCheck::Verdict::kRestored:
+      return "restored";
+    case NodeCheck::Verdict::kNew:
+      return "new";
+    case NodeCheck::Verdict::kDropped:
+      return "dropped";
+    case NodeCheck::Verdict::kIncompatible:
+      return "incompatible";
   }
   return "?";
 }
@@ -135,8 +139,8 @@ std::vector<NodeCheck> CheckSnapshot(const SnapshotInfo& info, const PipelineSpe
                  "', is a " + NodeRoleName(node.role) + " of type '" + node.type + "'";
     } else if (old->fingerprint != fingerprint) {
       c.verdict = NodeCheck::Verdict::kIncompatible;
-      c.detail = "its state's meaning changed (was: " + old->fingerprint +
-                 "; now: " + fingerprint + ")";
+      c.detail =
+          "its state's meaning changed (was: " + old->fingerprint + "; now: " + fingerprint + ")";
     } else if (!old->has_state()) {
       c.verdict = NodeCheck::Verdict::kNew;
       c.detail = "no state in the snapshot";
@@ -195,8 +199,8 @@ Result<std::unique_ptr<RestoreData>> LoadRestore(const std::string& path, const 
   SR_ASSIGN_OR_RETURN(data->info, ReadSnapshotInfo(path));
   if (data->info.max_parallelism != spec.max_parallelism) {
     return Status::PipelineError(path + " was written with max_parallelism " +
-                                 std::to_string(data->info.max_parallelism) + ", the pipeline has " +
-                                 std::to_string(spec.max_parallelism));
+                                 std::to_string(data->info.max_parallelism) +
+                                 ", the pipeline has " + std::to_string(spec.max_parallelism));
   }
   for (const NodeCheck& c : CheckSnapshot(data->info, spec)) {
     if (c.verdict == NodeCheck::Verdict::kIncompatible) {

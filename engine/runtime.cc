@@ -2,7 +2,7 @@
 // Input loops are in input_loops.cc, status and summary in job_status.cc.
 #include "engine/runtime.h"
 
-#include "engine/job_impl.h"
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <chrono>
@@ -13,12 +13,11 @@
 #include <mutex>
 #include <thread>
 
-#include <spdlog/spdlog.h>
-
 #include "engine/channel.h"
 #include "engine/dead_letter.h"
 #include "engine/exchange.h"
 #include "engine/failpoint.h"
+#include "engine/job_impl.h"
 #include "engine/key.h"
 #include "engine/metrics.h"
 #include "engine/restore.h"
@@ -171,9 +170,10 @@ Status Job::Impl::PassBarrier(Task& t, uint64_t id, std::string position) {
     if (e) SR_RETURN_IF_ERROR(e->Barrier(id));
   }
   timing.pause_ns = SteadyNowNs() - started;
-  spdlog::debug("checkpoint {}: {} #{} paused {} us at the barrier (snapshots {} us, alignment {} us)",
-                id, plan_.nodes[t.head].spec->name, t.subtask, timing.pause_ns / 1000,
-                timing.snapshot_ns / 1000, timing.align_ns / 1000);
+  spdlog::debug(
+      "checkpoint {}: {} #{} paused {} us at the barrier (snapshots {} us, alignment {} us)", id,
+      plan_.nodes[t.head].spec->name, t.subtask, timing.pause_ns / 1000, timing.snapshot_ns / 1000,
+      timing.align_ns / 1000);
   coordinator_->Ack(id, t.index, std::move(parts), timing);
   return Status::Ok();
 }
@@ -223,7 +223,7 @@ std::unique_ptr<OutputEmitter> Job::Impl::MakeOutput(int node, int subtask, Port
       r.kind = in.kind;
       r.max_parallelism = spec_.max_parallelism;
       // The key's slots in this producer's layout: a union's inputs differ from the consumer's.
-      const Layout& layout = port == Port::kMain ? pn.out_layout
+      const Layout& layout = port == Port::kMain   ? pn.out_layout
                              : port == Port::kLate ? pn.late_layout
                                                    : pn.errors_layout;
       for (const FieldPath& path : cn.spec->config->key_fields()) {
@@ -301,7 +301,8 @@ Status Job::Impl::Build() {
     if (!pn.spec->config->StateFingerprint().empty()) stateful_subtasks += pn.parallelism;
   }
   const uint64_t cache_share =
-      stateful_subtasks > 0 ? spec_.state_cache_bytes / static_cast<uint64_t>(stateful_subtasks) : 0;
+      stateful_subtasks > 0 ? spec_.state_cache_bytes / static_cast<uint64_t>(stateful_subtasks)
+                            : 0;
   if (!options_.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(options_.state_dir + "/working", ec);
@@ -335,8 +336,9 @@ Status Job::Impl::Build() {
   }
 
   if (!options_.state_dir.empty()) {
-    coordinator_ = std::make_unique<CheckpointCoordinator>(
-        std::move(checkpoint_options_), std::move(checkpoint_nodes_), static_cast<int>(tasks_.size()));
+    coordinator_ = std::make_unique<CheckpointCoordinator>(std::move(checkpoint_options_),
+                                                           std::move(checkpoint_nodes_),
+                                                           static_cast<int>(tasks_.size()));
   }
 
   // Input gates of task heads, with a producer slot per upstream subtask (or per task, for
@@ -350,8 +352,8 @@ Status Job::Impl::Build() {
       const PlanInput& in = pn.inputs[i];
       t.input_slot_base.push_back(slots);
       int n = in.kind == EdgeKind::kForward ? 1
-              : in.port == Port::kErrors   ? static_cast<int>(tasks_.size())
-                                           : plan_.nodes[in.node].parallelism;
+              : in.port == Port::kErrors    ? static_cast<int>(tasks_.size())
+                                            : plan_.nodes[in.node].parallelism;
       for (int k = 0; k < n; ++k) t.slot_input.push_back(static_cast<int>(i));
       slots += n;
     }
@@ -424,17 +426,20 @@ Status Job::Impl::Build() {
           t.emitters.push_back(std::make_unique<NullEmitter>());
           main = t.emitters.back().get();
         } else {
-          auto out = MakeOutput(n, t.subtask, Port::kMain, static_cast<uint32_t>(pn.out_layout.size()));
+          auto out =
+              MakeOutput(n, t.subtask, Port::kMain, static_cast<uint32_t>(pn.out_layout.size()));
           t.outputs.push_back(out.get());
           main = out.get();
           t.emitters.push_back(std::move(out));
         }
       }
-      t.emitters.push_back(std::make_unique<CountingEmitter>(main, metrics_[n].get(), next_metrics));
+      t.emitters.push_back(
+          std::make_unique<CountingEmitter>(main, metrics_[n].get(), next_metrics));
       main = t.emitters.back().get();
       Emitter* late = nullptr;
       if (!pn.late_consumers.empty()) {
-        auto out = MakeOutput(n, t.subtask, Port::kLate, static_cast<uint32_t>(pn.late_layout.size()));
+        auto out =
+            MakeOutput(n, t.subtask, Port::kLate, static_cast<uint32_t>(pn.late_layout.size()));
         t.outputs.push_back(out.get());
         late = out.get();
         t.emitters.push_back(std::move(out));
@@ -442,8 +447,9 @@ Status Job::Impl::Build() {
       if (pn.role == NodeRole::kSource) {
         SourceContext& sc = t.source_ctx;
         sc.name = pn.spec->name;
-        sc.origin = static_cast<uint16_t>(
-            std::find(source_of_origin_.begin(), source_of_origin_.end(), n) - source_of_origin_.begin());
+        sc.origin =
+            static_cast<uint16_t>(std::find(source_of_origin_.begin(), source_of_origin_.end(), n) -
+                                  source_of_origin_.begin());
         sc.subtask = t.subtask;
         sc.parallelism = pn.parallelism;
         sc.layout = pn.in_layout;
@@ -488,8 +494,8 @@ Status Job::Impl::Build() {
       if (!pn.spec->config->StateFingerprint().empty()) {
         oc.state_cache_bytes = std::max<uint64_t>(cache_share, 1);
         if (!options_.state_dir.empty()) {
-          oc.working_dir = options_.state_dir + "/working/" + pn.spec->name + "-" +
-                           std::to_string(t.subtask);
+          oc.working_dir =
+              options_.state_dir + "/working/" + pn.spec->name + "-" + std::to_string(t.subtask);
         }
       }
       if (restore != nullptr) {

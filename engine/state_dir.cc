@@ -146,11 +146,11 @@ Result<std::vector<CheckpointEntry>> ListSnapshotDirs(const std::string& dir, Pa
 }  // namespace
 
 Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& state_dir) {
-  SR_ASSIGN_OR_RETURN(auto out, ListSnapshotDirs(CheckpointsDir(state_dir),
-                                                 [](const std::string& name, CheckpointEntry* e) {
-                                                   return ParseCheckpointName(name, &e->id,
-                                                                              &e->in_progress);
-                                                 }));
+  SR_ASSIGN_OR_RETURN(
+      auto out,
+      ListSnapshotDirs(CheckpointsDir(state_dir), [](const std::string& name, CheckpointEntry* e) {
+        return ParseCheckpointName(name, &e->id, &e->in_progress);
+      }));
   std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
     return a.id != b.id ? a.id < b.id : a.in_progress < b.in_progress;
   });
@@ -164,9 +164,8 @@ Result<std::vector<CheckpointEntry>> ListSavepoints(const std::string& state_dir
                                                    e->in_progress = EndsWith(name, ".tmp");
                                                    return true;
                                                  }));
-  std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
-    return a.path < b.path;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointEntry& a, const CheckpointEntry& b) { return a.path < b.path; });
   return out;
 }
 

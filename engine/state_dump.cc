@@ -1,12 +1,12 @@
 // Snapshots as JSON lines (see state_dump.h).
 #include "engine/state_dump.h"
 
-#include <algorithm>
-#include <vector>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "engine/key.h"
 #include "engine/restore.h"

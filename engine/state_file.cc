@@ -61,16 +61,17 @@ Status ReadStateFile(std::string_view bytes, std::string_view name, int max_para
   if (version > kStateFileVersion) {
     return damaged("version " + std::to_string(version) + " was written by a newer streamrun");
   }
-  int file_maxp = (static_cast<unsigned char>(bytes[5]) << 8) | static_cast<unsigned char>(bytes[6]);
+  int file_maxp =
+      (static_cast<unsigned char>(bytes[5]) << 8) | static_cast<unsigned char>(bytes[6]);
   if (file_maxp != max_parallelism) {
-    return damaged("written with max_parallelism " + std::to_string(file_maxp) +
-                   ", the job has " + std::to_string(max_parallelism) +
-                   " (key groups cannot be remapped)");
+    return damaged("written with max_parallelism " + std::to_string(file_maxp) + ", the job has " +
+                   std::to_string(max_parallelism) + " (key groups cannot be remapped)");
   }
   size_t pos = 7;
   for (;;) {
     if (pos + 2 > bytes.size()) return damaged("truncated (no end mark)");
-    int kg = (static_cast<unsigned char>(bytes[pos]) << 8) | static_cast<unsigned char>(bytes[pos + 1]);
+    int kg =
+        (static_cast<unsigned char>(bytes[pos]) << 8) | static_cast<unsigned char>(bytes[pos + 1]);
     pos += 2;
     if (kg == kEndMark) {
       if (pos != bytes.size()) return damaged("bytes after the end mark");

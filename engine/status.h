@@ -27,11 +27,17 @@ class Status {
 
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status PipelineError(std::string msg) { return Status(Code::kPipelineError, std::move(msg)); }
+  static Status PipelineError(std::string msg) {
+    return Status(Code::kPipelineError, std::move(msg));
+  }
   static Status IoError(std::string msg) { return Status(Code::kIoError, std::move(msg)); }
   static Status DataError(std::string msg) { return Status(Code::kDataError, std::move(msg)); }
-  static Status RuntimeError(std::string msg) { return Status(Code::kRuntimeError, std::move(msg)); }
-  static Status Cancelled(std::string msg = "interrupted") { return Status(Code::kCancelled, std::move(msg)); }
+  static Status RuntimeError(std::string msg) {
+    return Status(Code::kRuntimeError, std::move(msg));
+  }
+  static Status Cancelled(std::string msg = "interrupted") {
+    return Status(Code::kCancelled, std::move(msg));
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -52,9 +58,18 @@ class Result {
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() { return value(); }
@@ -67,10 +82,10 @@ class Result {
 }  // namespace streamrun
 
 // Returns from the calling function when `expr` (a Status) is not ok.
-#define SR_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    ::streamrun::Status _st = (expr);         \
-    if (!_st.ok()) return _st;                \
+#define SR_RETURN_IF_ERROR(expr)      \
+  do {                                \
+    ::streamrun::Status _st = (expr); \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 #define SR_CONCAT_INNER(a, b) a##b

@@ -56,7 +56,8 @@ class TestFileLoader {
     if (pipeline.empty()) return top.ErrorAt("pipeline", "'pipeline' must not be empty");
     // The pipeline's errors name it as the user would: relative to where the test file is.
     std::filesystem::path shown(pipeline);
-    if (shown.is_relative()) shown = (std::filesystem::path(path).parent_path() / shown).lexically_normal();
+    if (shown.is_relative())
+      shown = (std::filesystem::path(path).parent_path() / shown).lexically_normal();
     if (std::string why = Unreadable(shown.string()); !why.empty()) {
       return top.ErrorAt("pipeline", "cannot read pipeline '" + shown.string() + "': " + why);
     }
@@ -90,7 +91,8 @@ class TestFileLoader {
       SR_ASSIGN_OR_RETURN(c.name, r.String("name"));
       if (c.name.empty()) return r.ErrorAt("name", "a case's name must not be empty");
       if (auto seen = names_.find(c.name); seen != names_.end()) {
-        return r.ErrorAt("name", "duplicate case name '" + c.name + "': already the name of the case at line " +
+        return r.ErrorAt("name", "duplicate case name '" + c.name +
+                                     "': already the name of the case at line " +
                                      std::to_string(seen->second));
       }
       names_.emplace(c.name, c.location.line);
@@ -128,8 +130,9 @@ class TestFileLoader {
     for (const auto& s : spec_->sources) {
       auto it = by_source.find(s.name);
       if (it == by_source.end()) {
-        return r.ErrorAt("inputs", "no input for source '" + s.name + "': in a test every source of the "
-                                   "pipeline reads a file");
+        return r.ErrorAt("inputs", "no input for source '" + s.name +
+                                       "': in a test every source of the "
+                                       "pipeline reads a file");
       }
       c.inputs.push_back(std::move(it->second));
     }
@@ -157,14 +160,15 @@ class TestFileLoader {
   }
 
   // Fails unless the mapping key `key` names a node of `role` in the pipeline (`names`: theirs).
-  Status CheckNodeName(const YAML::Node& key, NodeRole role, const std::vector<std::string>& names) {
+  Status CheckNodeName(const YAML::Node& key, NodeRole role,
+                       const std::vector<std::string>& names) {
     const std::string name = key.Scalar();
     const NodeSpec* node = spec_->Find(name);
     if (node != nullptr && node->role == role) return Status::Ok();
     const std::string kind = NodeRoleName(role);
     return ctx_.ErrorAt(key, "'" + name + "' is not a " + kind + " of pipeline '" + spec_->name +
-                                 "'" + DidYouMean(name, names) + " (" + kind + "s: " +
-                                 Listed(names) + ")");
+                                 "'" + DidYouMean(name, names) + " (" + kind +
+                                 "s: " + Listed(names) + ")");
   }
 
   const LoadContext& ctx_;

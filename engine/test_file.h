@@ -31,9 +31,9 @@
 namespace streamrun {
 
 struct TestInput {
-  std::string source;    // the source it replaces
-  std::string path;      // absolute
-  std::string format;    // "json", "text" or "recording"; "" to decide by name and content
+  std::string source;       // the source it replaces
+  std::string path;         // absolute
+  std::string format;       // "json", "text" or "recording"; "" to decide by name and content
   SourceLocation location;  // of the path in the test file
 };
 

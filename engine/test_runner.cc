@@ -28,7 +28,8 @@ class TempStateDir {
  public:
   static Result<std::unique_ptr<TempStateDir>> Create() {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base ? base : "/tmp") + "/streamrun-test-XXXXXX";
+    std::string pattern =
+        std::string(base != nullptr && *base ? base : "/tmp") + "/streamrun-test-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       return Status::IoError("cannot create a temporary state directory in " + pattern + ": " +
                              std::strerror(errno));
@@ -48,9 +49,12 @@ class TempStateDir {
 
 std::string FormatName(LineFormat f) {
   switch (f) {
-    case LineFormat::kJson: return "json";
-    case LineFormat::kText: return "text";
-    case LineFormat::kRecording: return "recording";
+    case LineFormat::kJson:
+      return "json";
+    case LineFormat::kText:
+      return "text";
+    case LineFormat::kRecording:
+      return "recording";
   }
   return "json";
 }
@@ -79,8 +83,8 @@ Result<PipelineSpec> TestSpec(const TestFile& file, const TestCase& c, const std
     auto in = std::find_if(c.inputs.begin(), c.inputs.end(),
                            [&](const TestInput& i) { return i.source == node.name; });
     if (in == c.inputs.end()) {
-      return Status::PipelineError(FormatAt(c.location, "case '" + c.name +
-                                                            "': no input for source '" + node.name + "'"));
+      return Status::PipelineError(
+          FormatAt(c.location, "case '" + c.name + "': no input for source '" + node.name + "'"));
     }
     const auto* replaced = dynamic_cast<const SourceConfig*>(node.config.get());
     if (replaced == nullptr) {
@@ -129,7 +133,8 @@ std::string TestInputFormat(const TestInput& input, const std::string& replaced_
   if (!input.format.empty()) return input.format;
   const std::string& p = input.path;
   if (p.size() >= kRecordingSuffix.size() &&
-      p.compare(p.size() - kRecordingSuffix.size(), kRecordingSuffix.size(), kRecordingSuffix) == 0) {
+      p.compare(p.size() - kRecordingSuffix.size(), kRecordingSuffix.size(), kRecordingSuffix) ==
+          0) {
     return "recording";
   }
   if (LooksLikeRecordingLine(FirstLine(p))) return "recording";

@@ -28,10 +28,10 @@ namespace streamrun {
 
 struct SinkOutcome {
   std::string sink;
-  std::string path;         // the expected file
+  std::string path;  // the expected file
   size_t expected_lines = 0;
   size_t actual_lines = 0;
-  LineDiff diff;            // empty in update mode
+  LineDiff diff;  // empty in update mode
 };
 
 struct CaseOutcome {

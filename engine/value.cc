@@ -9,7 +9,8 @@ namespace streamrun {
 
 bool operator==(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
-    if (a.kind() == Value::Kind::kInt && b.kind() == Value::Kind::kInt) return a.as_int() == b.as_int();
+    if (a.kind() == Value::Kind::kInt && b.kind() == Value::Kind::kInt)
+      return a.as_int() == b.as_int();
     return a.to_double() == b.to_double();
   }
   if (a.kind() != b.kind()) return false;
@@ -114,13 +115,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
       continue;
     }
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
       default:
         out.append("\\u00");
         out.push_back(kHex[c >> 4]);
@@ -169,13 +184,19 @@ void AppendJson(std::string& out, const Value& v) {
 
 const char* KindName(Value::Kind kind) {
   switch (kind) {
-    case Value::Kind::kMissing: return "missing";
-    case Value::Kind::kNull: return "null";
-    case Value::Kind::kBool: return "boolean";
+    case Value::Kind::kMissing:
+      return "missing";
+    case Value::Kind::kNull:
+      return "null";
+    case Value::Kind::kBool:
+      return "boolean";
     case Value::Kind::kInt:
-    case Value::Kind::kDouble: return "number";
-    case Value::Kind::kString: return "string";
-    case Value::Kind::kJson: return "object or array";
+    case Value::Kind::kDouble:
+      return "number";
+    case Value::Kind::kString:
+      return "string";
+    case Value::Kind::kJson:
+      return "object or array";
   }
   return "?";
 }

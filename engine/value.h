@@ -27,13 +27,42 @@ class Value {
 
   constexpr Value() : kind_(Kind::kMissing), len_(0), i_(0) {}
   static constexpr Value Missing() { return Value(); }
-  static Value Null() { Value v; v.kind_ = Kind::kNull; return v; }
-  static Value Bool(bool b) { Value v; v.kind_ = Kind::kBool; v.i_ = b ? 1 : 0; return v; }
-  static Value Int(int64_t i) { Value v; v.kind_ = Kind::kInt; v.i_ = i; return v; }
-  static Value Double(double d) { Value v; v.kind_ = Kind::kDouble; v.d_ = d; return v; }
+  static Value Null() {
+    Value v;
+    v.kind_ = Kind::kNull;
+    return v;
+  }
+  static Value Bool(bool b) {
+    Value v;
+    v.kind_ = Kind::kBool;
+    v.i_ = b ? 1 : 0;
+    return v;
+  }
+  static Value Int(int64_t i) {
+    Value v;
+    v.kind_ = Kind::kInt;
+    v.i_ = i;
+    return v;
+  }
+  static Value Double(double d) {
+    Value v;
+    v.kind_ = Kind::kDouble;
+    v.d_ = d;
+    return v;
+  }
   // REQUIRES: `s` outlives the value (see the header comment).
-  static Value String(std::string_view s) { Value v; v.kind_ = Kind::kString; v.Set(s); return v; }
-  static Value Json(std::string_view s) { Value v; v.kind_ = Kind::kJson; v.Set(s); return v; }
+  static Value String(std::string_view s) {
+    Value v;
+    v.kind_ = Kind::kString;
+    v.Set(s);
+    return v;
+  }
+  static Value Json(std::string_view s) {
+    Value v;
+    v.kind_ = Kind::kJson;
+    v.Set(s);
+    return v;
+  }
 
   Kind kind() const { return kind_; }
   bool is_missing() const { return kind_ == Kind::kMissing; }
@@ -53,7 +82,10 @@ class Value {
   friend bool operator==(const Value& a, const Value& b);
 
  private:
-  void Set(std::string_view s) { s_ = s.data(); len_ = static_cast<uint32_t>(s.size()); }
+  void Set(std::string_view s) {
+    s_ = s.data();
+    len_ = static_cast<uint32_t>(s.size());
+  }
 
   Kind kind_;
   uint32_t len_;

@@ -25,7 +25,9 @@ class WatermarkGenerator {
       : delay_(max_out_of_orderness_ms) {}
 
   // The watermark before the next record.
-  int64_t current() const { return max_ts_ == kMinTimestamp ? kMinTimestamp : max_ts_ - delay_ - 1; }
+  int64_t current() const {
+    return max_ts_ == kMinTimestamp ? kMinTimestamp : max_ts_ - delay_ - 1;
+  }
   // The watermark that event time `max_ts` (the largest seen so far) gives.
   int64_t WatermarkFor(int64_t max_ts) const {
     return max_ts == kMinTimestamp ? kMinTimestamp : max_ts - delay_ - 1;

@@ -1,11 +1,11 @@
 // librdkafka helpers (see client.h).
 #include "kafka/client.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 namespace streamrun {
 namespace {
@@ -46,7 +46,8 @@ Result<KafkaHandle> NewKafkaClient(const KafkaClientOptions& options) {
   rd_kafka_conf_set_opaque(conf.get(), options.opaque);
   // On success rd_kafka_new owns the configuration; on failure it is still ours.
   rd_kafka_t* rk = rd_kafka_new(options.type, conf.get(), errstr, sizeof errstr);
-  if (rk == nullptr) return Status::RuntimeError(std::string("cannot create a Kafka client: ") + errstr);
+  if (rk == nullptr)
+    return Status::RuntimeError(std::string("cannot create a Kafka client: ") + errstr);
   conf.release();
   return KafkaHandle(rk);
 }
@@ -58,8 +59,8 @@ Result<int64_t> KafkaListOffset(rd_kafka_t* rk, const std::string& topic, int32_
   rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list.get(), timeout_ms);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status::RuntimeError("cannot list the offsets of " + topic + "[" + std::to_string(partition) +
-                                "]: " + KafkaErrorText(err));
+    return Status::RuntimeError("cannot list the offsets of " + topic + "[" +
+                                std::to_string(partition) + "]: " + KafkaErrorText(err));
   }
   return list->elems[0].offset;
 }
@@ -68,13 +69,14 @@ Result<int32_t> KafkaPartitionCount(rd_kafka_t* rk, const std::string& topic, in
                                     std::string_view brokers) {
   KafkaTopic rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
   if (!rkt) {
-    return Status::RuntimeError("cannot use topic '" + topic + "': " +
-                                KafkaErrorText(rd_kafka_last_error()));
+    return Status::RuntimeError("cannot use topic '" + topic +
+                                "': " + KafkaErrorText(rd_kafka_last_error()));
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline - std::chrono::steady_clock::now()).count();
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
     const rd_kafka_metadata_t* raw = nullptr;
     rd_kafka_resp_err_t err =
         rd_kafka_metadata(rk, 0, rkt.get(), &raw, static_cast<int>(std::max<int64_t>(left, 1)));
@@ -88,8 +90,8 @@ Result<int32_t> KafkaPartitionCount(rd_kafka_t* rk, const std::string& topic, in
           return Status::RuntimeError("topic '" + topic + "' does not exist");
         }
         // Leaders still being elected, or a topic just created: ask again.
-        const bool transient = t.err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-                               t.err == RD_KAFKA_RESP_ERR_NO_ERROR;
+        const bool transient =
+            t.err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE || t.err == RD_KAFKA_RESP_ERR_NO_ERROR;
         if (!transient) {
           return Status::RuntimeError("topic '" + topic + "': " + KafkaErrorText(t.err));
         }

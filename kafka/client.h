@@ -31,7 +31,9 @@ struct KafkaDeleter {
   }
   void operator()(rd_kafka_message_t* message) const { rd_kafka_message_destroy(message); }
   void operator()(rd_kafka_headers_t* headers) const { rd_kafka_headers_destroy(headers); }
-  void operator()(const rd_kafka_metadata_t* metadata) const { rd_kafka_metadata_destroy(metadata); }
+  void operator()(const rd_kafka_metadata_t* metadata) const {
+    rd_kafka_metadata_destroy(metadata);
+  }
 };
 
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
@@ -52,7 +54,8 @@ struct KafkaClientOptions {
   void (*delivery_report)(rd_kafka_t*, const rd_kafka_message_t*, void*) = nullptr;
   void (*error)(rd_kafka_t*, int, const char*, void*) = nullptr;
   // Consumers that subscribe: called from the poll of the consumer's queue.
-  void (*rebalance)(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*, void*) = nullptr;
+  void (*rebalance)(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*,
+                    void*) = nullptr;
   void* opaque = nullptr;
 };
 

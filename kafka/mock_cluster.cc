@@ -10,23 +10,58 @@ namespace streamrun {
 namespace {
 
 // Kafka's request types (the protocol's API keys), for push-errors and clear-errors.
-constexpr const char* kApiNames[] = {
-    "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica",
-    "UpdateMetadata", "ControlledShutdown", "OffsetCommit", "OffsetFetch", "FindCoordinator",
-    "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups",
-    "SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords",
-    "InitProducerId", "OffsetForLeaderEpoch", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
-    "WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
-    "DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs",
-    "SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
-    "ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders",
-    "IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments",
-    "OffsetDelete"};
+constexpr const char* kApiNames[] = {"Produce",
+                                     "Fetch",
+                                     "ListOffsets",
+                                     "Metadata",
+                                     "LeaderAndIsr",
+                                     "StopReplica",
+                                     "UpdateMetadata",
+                                     "ControlledShutdown",
+                                     "OffsetCommit",
+                                     "OffsetFetch",
+                                     "FindCoordinator",
+                                     "JoinGroup",
+                                     "Heartbeat",
+                                     "LeaveGroup",
+                                     "SyncGroup",
+                                     "DescribeGroups",
+                                     "ListGroups",
+                                     "SaslHandshake",
+                                     "ApiVersions",
+                                     "CreateTopics",
+                                     "DeleteTopics",
+                                     "DeleteRecords",
+                                     "InitProducerId",
+                                     "OffsetForLeaderEpoch",
+                                     "AddPartitionsToTxn",
+                                     "AddOffsetsToTxn",
+                                     "EndTxn",
+                                     "WriteTxnMarkers",
+                                     "TxnOffsetCommit",
+                                     "DescribeAcls",
+                                     "CreateAcls",
+                                     "DeleteAcls",
+                                     "DescribeConfigs",
+                                     "AlterConfigs",
+                                     "AlterReplicaLogDirs",
+                                     "DescribeLogDirs",
+                                     "SaslAuthenticate",
+                                     "CreatePartitions",
+                                     "CreateDelegationToken",
+                                     "RenewDelegationToken",
+                                     "ExpireDelegationToken",
+                                     "DescribeDelegationToken",
+                                     "DeleteGroups",
+                                     "ElectLeaders",
+                                     "IncrementalAlterConfigs",
+                                     "AlterPartitionReassignments",
+                                     "ListPartitionReassignments",
+                                     "OffsetDelete"};
 constexpr int kApiCount = static_cast<int>(sizeof kApiNames / sizeof kApiNames[0]);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -89,12 +124,14 @@ Result<rd_kafka_resp_err_t> KafkaErrorByName(std::string_view name) {
   int code = 0;
   const bool numeric = ParseInt(name, &code);
   constexpr std::string_view kPrefix = "RD_KAFKA_RESP_ERR_";
-  if (!numeric && name.size() > kPrefix.size() && EqualsIgnoreCase(name.substr(0, kPrefix.size()), kPrefix)) {
+  if (!numeric && name.size() > kPrefix.size() &&
+      EqualsIgnoreCase(name.substr(0, kPrefix.size()), kPrefix)) {
     name.remove_prefix(kPrefix.size());
   }
   for (size_t i = 0; i < count; ++i) {
     if (descs[i].name == nullptr) continue;  // a gap in librdkafka's table
-    if (numeric ? descs[i].code == code : EqualsIgnoreCase(name, descs[i].name)) return descs[i].code;
+    if (numeric ? descs[i].code == code : EqualsIgnoreCase(name, descs[i].name))
+      return descs[i].code;
   }
   return Usage("unknown Kafka error '" + std::string(name) +
                "' (a name such as NOT_LEADER_FOR_PARTITION or REQUEST_TIMED_OUT, or a number)");
@@ -123,7 +160,8 @@ Result<std::unique_ptr<KafkaMockCluster>> KafkaMockCluster::Start(int brokers) {
   if (cluster == nullptr) {
     return Status::RuntimeError("cannot start the mock Kafka cluster (no free loopback ports?)");
   }
-  return std::unique_ptr<KafkaMockCluster>(new KafkaMockCluster(std::move(handle), cluster, brokers));
+  return std::unique_ptr<KafkaMockCluster>(
+      new KafkaMockCluster(std::move(handle), cluster, brokers));
 }
 
 Status KafkaMockCluster::Check(rd_kafka_resp_err_t err, const std::string& what) const {
@@ -141,8 +179,9 @@ Status KafkaMockCluster::CreateTopic(std::string_view topic, int partitions) {
   if (topic.empty()) return Usage("a topic needs a name");
   if (partitions < 1) return Usage("a topic needs at least 1 partition");
   const std::string name(topic);
-  return Check(rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, std::min(3, brokers_)),
-               "cannot create topic '" + name + "'");
+  return Check(
+      rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, std::min(3, brokers_)),
+      "cannot create topic '" + name + "'");
 }
 
 Status KafkaMockCluster::SetBrokerDown(int32_t broker) {
@@ -191,9 +230,10 @@ Status KafkaMockCluster::DelayRequests(int32_t broker, int16_t api_key, int coun
   if (api_key < 0) return Usage("API keys are not negative");
   if (delay_ms < 0) return Usage("a delay cannot be negative");
   for (int i = 0; i < count; ++i) {
-    SR_RETURN_IF_ERROR(Check(rd_kafka_mock_broker_push_request_error_rtts(
-                                 cluster_, broker, api_key, 1, RD_KAFKA_RESP_ERR_NO_ERROR, delay_ms),
-                             "cannot delay the requests of broker " + std::to_string(broker)));
+    SR_RETURN_IF_ERROR(
+        Check(rd_kafka_mock_broker_push_request_error_rtts(cluster_, broker, api_key, 1,
+                                                           RD_KAFKA_RESP_ERR_NO_ERROR, delay_ms),
+              "cannot delay the requests of broker " + std::to_string(broker)));
   }
   return Status::Ok();
 }

@@ -73,8 +73,8 @@ class KafkaMockCluster {
   Status CheckBroker(int32_t broker) const;
   Status Check(rd_kafka_resp_err_t err, const std::string& what) const;
 
-  KafkaHandle handle_;                 // the client the mock cluster belongs to
-  rd_kafka_mock_cluster_t* cluster_;   // owned: destroyed before handle_
+  KafkaHandle handle_;                // the client the mock cluster belongs to
+  rd_kafka_mock_cluster_t* cluster_;  // owned: destroyed before handle_
   int brokers_;
   std::string bootstrap_servers_;
 };

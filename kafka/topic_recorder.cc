@@ -2,6 +2,7 @@
 #include "kafka/topic_recorder.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <thread>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/recording.h"
 
@@ -52,10 +51,12 @@ class OutputFile {
   }
   Status Close() {
     SR_RETURN_IF_ERROR(Flush());
-    if (::fsync(fd_) != 0) return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
+    if (::fsync(fd_) != 0)
+      return Status::IoError("cannot sync '" + path_ + "': " + std::strerror(errno));
     int fd = fd_;
     fd_ = -1;
-    if (::close(fd) != 0) return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
+    if (::close(fd) != 0)
+      return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
     return Status::Ok();
   }
 
@@ -81,7 +82,8 @@ class Recorder {
     SR_RETURN_IF_ERROR(out_.Open(o_.output));
     SR_RETURN_IF_ERROR(Connect());
     deadline_ = Clock::now() + std::chrono::milliseconds(o_.timeout_ms);
-    SR_ASSIGN_OR_RETURN(int32_t count, KafkaPartitionCount(rk_.get(), o_.topic, o_.timeout_ms, o_.brokers));
+    SR_ASSIGN_OR_RETURN(int32_t count,
+                        KafkaPartitionCount(rk_.get(), o_.topic, o_.timeout_ms, o_.brokers));
     summary->partitions = count;
     parts_.resize(static_cast<size_t>(count));
     SR_RETURN_IF_ERROR(QueryWatermarks());
@@ -97,7 +99,9 @@ class Recorder {
   bool until_end() const { return o_.until_count <= 0; }
   std::string Name(int32_t p) const { return o_.topic + "[" + std::to_string(p) + "]"; }
   // What is left of the start-up time, at least 1 ms.
-  int TimeLeft() const { return static_cast<int>(std::max<int64_t>(1, MsBetween(Clock::now(), deadline_))); }
+  int TimeLeft() const {
+    return static_cast<int>(std::max<int64_t>(1, MsBetween(Clock::now(), deadline_)));
+  }
 
   static void OnError(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
     auto* self = static_cast<Recorder*>(opaque);
@@ -114,14 +118,12 @@ class Recorder {
   Status Connect() {
     KafkaClientOptions options;
     options.type = RD_KAFKA_CONSUMER;
-    options.properties = {{"bootstrap.servers", o_.brokers},
-                          {"client.id", "streamrun-record"},
-                          {"group.id", "streamrun-record"},  // never joined, nothing committed
-                          {"enable.auto.commit", "false"},
-                          {"enable.auto.offset.store", "false"},
-                          {"enable.partition.eof", "true"},
-                          {"auto.offset.reset", "earliest"},
-                          {"isolation.level", "read_committed"}};
+    options.properties = {
+        {"bootstrap.servers", o_.brokers},    {"client.id", "streamrun-record"},
+        {"group.id", "streamrun-record"},  // never joined, nothing committed
+        {"enable.auto.commit", "false"},      {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"},     {"auto.offset.reset", "earliest"},
+        {"isolation.level", "read_committed"}};
     options.properties.insert(options.properties.end(), o_.properties.begin(), o_.properties.end());
     options.error = &Recorder::OnError;
     options.opaque = this;
@@ -150,14 +152,16 @@ class Recorder {
           }
           if (Clock::now() >= deadline_) {
             return Status::RuntimeError(offset.status().message() + "; gave up after " +
-                                        DescribeMs(o_.timeout_ms) + " (brokers " + o_.brokers + ")");
+                                        DescribeMs(o_.timeout_ms) + " (brokers " + o_.brokers +
+                                        ")");
           }
           if (!warned) {
             spdlog::warn("record: {}; retrying for up to {}", offset.status().message(),
                          DescribeMs(o_.timeout_ms));
             warned = true;
           }
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no spinning on quick errors
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(100));  // no spinning on quick errors
         }
       }
     }
@@ -213,7 +217,8 @@ class Recorder {
       if (Cancelled()) return Status::Cancelled();
       if (Clock::now() >= deadline_) {
         return Status::RuntimeError("cannot read the last records of " + o_.topic + " within " +
-                                    DescribeMs(o_.timeout_ms) + (last_error_.empty() ? "" : ": " + last_error_));
+                                    DescribeMs(o_.timeout_ms) +
+                                    (last_error_.empty() ? "" : ": " + last_error_));
       }
       KafkaMessage m(rd_kafka_consumer_poll(rk_.get(), 200));
       if (!m) continue;
@@ -222,7 +227,8 @@ class Recorder {
         SR_RETURN_IF_ERROR(ConsumerError(m.get()));
         continue;
       }
-      if (p < 0 || static_cast<size_t>(p) >= parts_.size() || seen[static_cast<size_t>(p)]) continue;
+      if (p < 0 || static_cast<size_t>(p) >= parts_.size() || seen[static_cast<size_t>(p)])
+        continue;
       seen[static_cast<size_t>(p)] = true;
       ++answered;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -230,8 +236,10 @@ class Recorder {
         int64_t ts = rd_kafka_message_timestamp(m.get(), &type);
         if (ts >= o_.from.time_ms) {
           PartitionState& s = parts_[static_cast<size_t>(p)];
-          spdlog::info("record: the brokers found no offset of {} at time {}, but its last record "
-                       "is that recent: reading it from its start", Name(p), o_.from.time_ms);
+          spdlog::info(
+              "record: the brokers found no offset of {} at time {}, but its last record "
+              "is that recent: reading it from its start",
+              Name(p), o_.from.time_ms);
           s.start = s.low;
           s.scan = true;
         }
@@ -243,7 +251,8 @@ class Recorder {
   Status Assign(const rd_kafka_topic_partition_list_t* list) {
     rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError("cannot assign the partitions of " + o_.topic + ": " + KafkaErrorText(err));
+      return Status::RuntimeError("cannot assign the partitions of " + o_.topic + ": " +
+                                  KafkaErrorText(err));
     }
     return Status::Ok();
   }
@@ -258,14 +267,16 @@ class Recorder {
     rd_kafka_topic_partition_list_add(list.get(), o_.topic.c_str(), p);
     // Pausing only saves fetching what would be skipped; a failure changes nothing else.
     rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk_.get(), list.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) spdlog::debug("record: cannot pause {}: {}", Name(p), KafkaErrorText(err));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      spdlog::debug("record: cannot pause {}: {}", Name(p), KafkaErrorText(err));
   }
 
   // An error the consumer delivered as a message: fatal for a topic that is gone or forbidden,
   // logged otherwise (librdkafka retries).
   Status ConsumerError(const rd_kafka_message_t* m) {
     const std::string what = (m->rkt != nullptr ? Name(m->partition) + ": " : "") +
-                             std::string(rd_kafka_err2name(m->err)) + ": " + rd_kafka_message_errstr(m);
+                             std::string(rd_kafka_err2name(m->err)) + ": " +
+                             rd_kafka_message_errstr(m);
     switch (m->err) {
       case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
       case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
@@ -289,15 +300,17 @@ class Recorder {
     int64_t ts = rd_kafka_message_timestamp(m, &type);
     if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0) r.timestamp = ts;
     if (m->key != nullptr) r.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload != nullptr) r.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+    if (m->payload != nullptr)
+      r.value = std::string_view(static_cast<const char*>(m->payload), m->len);
     rd_kafka_headers_t* headers = nullptr;  // owned by the message
     rd_kafka_resp_err_t err = rd_kafka_message_headers(m, &headers);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* name = nullptr;
       const void* value = nullptr;
       size_t size = 0;
-      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      for (size_t i = 0;
+           rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
         RecordingHeader h{name, std::nullopt};
         if (value != nullptr) h.value = std::string_view(static_cast<const char*>(value), size);
         r.headers.push_back(h);
@@ -322,7 +335,8 @@ class Recorder {
   // When every broker has been unreachable for the timeout, asks for metadata once: no answer
   // is a failure.
   Status CheckBrokers() {
-    if (!all_down_since_ || MsBetween(*all_down_since_, Clock::now()) < o_.timeout_ms) return Status::Ok();
+    if (!all_down_since_ || MsBetween(*all_down_since_, Clock::now()) < o_.timeout_ms)
+      return Status::Ok();
     auto count = KafkaPartitionCount(rk_.get(), o_.topic, 2000, o_.brokers);
     if (count.ok()) {
       all_down_since_.reset();
@@ -343,11 +357,12 @@ class Recorder {
       }
       rd_kafka_topic_partition_list_add(list.get(), o_.topic.c_str(), p)->offset = s.start;
     }
-    spdlog::info("record: {} ({} partitions) from {} until {}", o_.topic, parts_.size(),
-                 o_.from.kind == RecordStart::Kind::kEarliest ? std::string("earliest")
-                 : o_.from.kind == RecordStart::Kind::kLatest ? std::string("latest")
-                                                              : "time " + std::to_string(o_.from.time_ms),
-                 until_end() ? std::string("the end") : std::to_string(o_.until_count) + " records");
+    spdlog::info(
+        "record: {} ({} partitions) from {} until {}", o_.topic, parts_.size(),
+        o_.from.kind == RecordStart::Kind::kEarliest ? std::string("earliest")
+        : o_.from.kind == RecordStart::Kind::kLatest ? std::string("latest")
+                                                     : "time " + std::to_string(o_.from.time_ms),
+        until_end() ? std::string("the end") : std::to_string(o_.until_count) + " records");
     if (list->cnt == 0) return Status::Ok();
     SR_RETURN_IF_ERROR(Assign(list.get()));
 
@@ -368,11 +383,13 @@ class Recorder {
       if (until_end() && MsBetween(last_progress, now) >= o_.timeout_ms) {
         std::string waiting;
         for (int32_t p = 0; p < static_cast<int32_t>(parts_.size()); ++p) {
-          if (!parts_[static_cast<size_t>(p)].done) waiting += (waiting.empty() ? "" : ", ") + Name(p);
+          if (!parts_[static_cast<size_t>(p)].done)
+            waiting += (waiting.empty() ? "" : ", ") + Name(p);
         }
-        return Status::RuntimeError("no records from " + waiting + " for " + DescribeMs(o_.timeout_ms) +
-                                    " although they have more" +
-                                    (last_error_.empty() ? "" : " (last error: " + last_error_ + ")"));
+        return Status::RuntimeError(
+            "no records from " + waiting + " for " + DescribeMs(o_.timeout_ms) +
+            " although they have more" +
+            (last_error_.empty() ? "" : " (last error: " + last_error_ + ")"));
       }
 
       KafkaMessage m(rd_kafka_consumer_poll(rk_.get(), 200));

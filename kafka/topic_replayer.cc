@@ -1,6 +1,8 @@
 // Replaying a recording (see topic_replayer.h).
 #include "kafka/topic_replayer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -10,8 +12,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/recording.h"
 
@@ -40,7 +40,8 @@ Status ForEachRecord(const std::string& path,
     errno = 0;
     ssize_t n = ::getline(&buf.data, &buf.capacity, f);
     if (n < 0) {
-      if (std::ferror(f)) st = Status::IoError("cannot read '" + path + "': " + std::strerror(errno));
+      if (std::ferror(f))
+        st = Status::IoError("cannot read '" + path + "': " + std::strerror(errno));
       break;
     }
     ++line_no;
@@ -59,7 +60,8 @@ Status ForEachRecord(const std::string& path,
 
 class Replayer {
  public:
-  Replayer(const ReplayOptions& o, const std::atomic<bool>* cancelled) : o_(o), cancelled_(cancelled) {}
+  Replayer(const ReplayOptions& o, const std::atomic<bool>* cancelled)
+      : o_(o), cancelled_(cancelled) {}
 
   Status Run(ReplaySummary* summary) {
     // First pass: every line is a record; the highest partition named, for the check below.
@@ -74,23 +76,25 @@ class Replayer {
       return Status::Ok();
     }));
     SR_RETURN_IF_ERROR(Connect());
-    SR_ASSIGN_OR_RETURN(int32_t partitions, KafkaPartitionCount(rk_.get(), o_.topic, o_.timeout_ms, o_.brokers));
+    SR_ASSIGN_OR_RETURN(int32_t partitions,
+                        KafkaPartitionCount(rk_.get(), o_.topic, o_.timeout_ms, o_.brokers));
     if (max_partition >= partitions) {
-      return Status::DataError(o_.input + ":" + std::to_string(max_partition_line) + ": partition " +
-                               std::to_string(max_partition) + " does not exist: topic '" + o_.topic +
-                               "' has " + std::to_string(partitions) + " partition(s)");
+      return Status::DataError(o_.input + ":" + std::to_string(max_partition_line) +
+                               ": partition " + std::to_string(max_partition) +
+                               " does not exist: topic '" + o_.topic + "' has " +
+                               std::to_string(partitions) + " partition(s)");
     }
     topic_.reset(rd_kafka_topic_new(rk_.get(), o_.topic.c_str(), nullptr));
     if (!topic_) {
-      return Status::RuntimeError("cannot use topic '" + o_.topic + "': " + KafkaErrorText(rd_kafka_last_error()));
+      return Status::RuntimeError("cannot use topic '" + o_.topic +
+                                  "': " + KafkaErrorText(rd_kafka_last_error()));
     }
     spdlog::info("replay: {} records from {} to {} ({} partitions){}", total, o_.input, o_.topic,
                  partitions, o_.speed > 0 ? " at speed " + std::to_string(o_.speed) : "");
 
     last_log_ = Clock::now();
-    Status st = ForEachRecord(o_.input, [&](uint64_t line, const RecordingRecord& r) {
-      return Produce(line, r, total);
-    });
+    Status st = ForEachRecord(
+        o_.input, [&](uint64_t line, const RecordingRecord& r) { return Produce(line, r, total); });
     Status flushed = st.ok() ? Flush() : Abandon();
     summary->records = delivered_;
     SR_RETURN_IF_ERROR(st);
@@ -110,8 +114,8 @@ class Replayer {
     }
     if (self->failed_++ == 0) {
       // The message's opaque is its line number.
-      self->first_failure_ = std::to_string(reinterpret_cast<uintptr_t>(m->_private)) + ": " +
-                             KafkaErrorText(m->err);
+      self->first_failure_ =
+          std::to_string(reinterpret_cast<uintptr_t>(m->_private)) + ": " + KafkaErrorText(m->err);
     }
   }
 
@@ -138,8 +142,9 @@ class Replayer {
       first_sent_ = Clock::now();
       return Status::Ok();
     }
-    const auto due = *first_sent_ + std::chrono::microseconds(static_cast<int64_t>(
-                                        static_cast<double>(*r.timestamp - *first_ts_) * 1000.0 / o_.speed));
+    const auto due =
+        *first_sent_ + std::chrono::microseconds(static_cast<int64_t>(
+                           static_cast<double>(*r.timestamp - *first_ts_) * 1000.0 / o_.speed));
     for (auto now = Clock::now(); now < due; now = Clock::now()) {
       if (Cancelled()) return Status::Cancelled();
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count();
@@ -177,8 +182,7 @@ class Replayer {
       rd_kafka_resp_err_t err = rd_kafka_producev(
           rk_.get(), RD_KAFKA_V_RKT(topic_.get()),
           RD_KAFKA_V_PARTITION(r.partition >= 0 ? r.partition : RD_KAFKA_PARTITION_UA),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_KEY(bytes(r.key), key_size),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(bytes(r.key), key_size),
           RD_KAFKA_V_VALUE(const_cast<char*>(bytes(r.value)), value_size),
           RD_KAFKA_V_TIMESTAMP(r.timestamp.value_or(0)),  // 0: now
           RD_KAFKA_V_HEADERS(headers.get()),
@@ -188,8 +192,8 @@ class Replayer {
         break;
       }
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        return Status::RuntimeError(o_.input + ":" + std::to_string(line) + ": cannot produce: " +
-                                    KafkaErrorText(err));
+        return Status::RuntimeError(o_.input + ":" + std::to_string(line) +
+                                    ": cannot produce: " + KafkaErrorText(err));
       }
       rd_kafka_poll(rk_.get(), 100);  // the queue drains as deliveries complete
     }
@@ -230,12 +234,14 @@ class Replayer {
   // An error once a delivery failed (or, after the flush, when any record is unaccounted for).
   Status DeliveryResult(uint64_t total) {
     if (failed_ > 0) {
-      return Status::RuntimeError(std::to_string(failed_) + " record(s) could not be delivered to " +
-                                  o_.topic + "; the first: " + o_.input + ":" + first_failure_);
+      return Status::RuntimeError(std::to_string(failed_) +
+                                  " record(s) could not be delivered to " + o_.topic +
+                                  "; the first: " + o_.input + ":" + first_failure_);
     }
     if (delivered_ == total) return Status::Ok();
-    return Status::RuntimeError(std::to_string(total - delivered_) + " of " + std::to_string(total) +
-                                " records were not delivered to " + o_.topic);
+    return Status::RuntimeError(std::to_string(total - delivered_) + " of " +
+                                std::to_string(total) + " records were not delivered to " +
+                                o_.topic);
   }
 
   const ReplayOptions& o_;

@@ -24,7 +24,9 @@ class CaptureSink : public Operator {
 class CaptureSinkConfig : public NodeConfig {
  public:
   explicit CaptureSinkConfig(std::shared_ptr<CapturedLines> into) : into_(std::move(into)) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& /*out*/) const override { return {}; }
+  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& /*out*/) const override {
+    return {};
+  }
   int max_subtasks() const override { return 1; }
   bool has_main_output() const override { return false; }
   Result<std::unique_ptr<Operator>> CreateOperator() const override {

@@ -2,6 +2,7 @@
 #include "operators/file_source.h"
 
 #include <fcntl.h>
+#include <rapidjson/document.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,8 +19,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <rapidjson/document.h>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -79,7 +78,8 @@ class NewlineScanner {
 // is guarded by mu.
 class FileShared {
  public:
-  explicit FileShared(int parallelism) : parallelism_(static_cast<size_t>(std::max(1, parallelism))) {}
+  explicit FileShared(int parallelism)
+      : parallelism_(static_cast<size_t>(std::max(1, parallelism))) {}
 
   // The file size every subtask uses: the first caller's.
   uint64_t AgreeOnSize(uint64_t size) {
@@ -211,21 +211,21 @@ class FileShared {
   std::condition_variable cv_;
   bool size_known_ = false;
   uint64_t size_ = 0;
-  uint64_t next_claim_ = 0;       // chunks before it are claimed
-  uint64_t next_ = 0;             // chunks 0..next_-1 are deposited
-  int64_t max_ts_ = kMinTimestamp;  // max event time of chunks 0..next_-1
+  uint64_t next_claim_ = 0;             // chunks before it are claimed
+  uint64_t next_ = 0;                   // chunks 0..next_-1 are deposited
+  int64_t max_ts_ = kMinTimestamp;      // max event time of chunks 0..next_-1
   std::map<uint64_t, int64_t> parsed_;  // deposited chunks after next_: their max event time
   std::map<uint64_t, int64_t> before_;  // chunks up to next_ not sent yet: max event time before
   bool closed_ = false;
   bool started_ = false;
   std::vector<ThreadSignal*> signals_;  // of co-located hosts that waited here
-  uint64_t next_start_ = 0;       // one more than the largest chunk a subtask started sending
+  uint64_t next_start_ = 0;             // one more than the largest chunk a subtask started sending
   bool draining_ = false;
   uint64_t stop_chunk_ = 0;
   size_t parallelism_ = 1;
   std::deque<std::pair<uint64_t, uint64_t>> barriers_;  // (id, chunk), fixed, oldest first
-  uint64_t dropped_ = 0;          // the newest barrier every subtask has passed
-  std::vector<uint64_t> at_;      // per subtask: the chunk it is before or in
+  uint64_t dropped_ = 0;      // the newest barrier every subtask has passed
+  std::vector<uint64_t> at_;  // per subtask: the chunk it is before or in
 };
 
 // Where a file source resumes: every line that starts at or after `offset`, with `max_ts` the
@@ -313,8 +313,11 @@ int UsableCpus() {
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
   int get() const { return fd_; }
+
  private:
   int fd_;
 };
@@ -456,14 +459,20 @@ class FileSource : public SourceOperator {
     bool any = true;
     if (k > 0) {  // the first line starts after the first newline at or after begin-1
       const char* nl = static_cast<const char*>(std::memchr(buf.data(), '\n', len));
-      if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+      if (nl == nullptr)
+        any = false;
+      else
+        start = nl - buf.data() + 1;
     }
     if (any && k == base && resume_offset > pos + start) {
       // Resuming inside this chunk: the first line is the one starting at resume_offset
       // (the first after the newline before it).
       const size_t from = resume_offset - 1 - pos;
       const char* nl = static_cast<const char*>(std::memchr(buf.data() + from, '\n', len - from));
-      if (nl == nullptr) any = false; else start = nl - buf.data() + 1;
+      if (nl == nullptr)
+        any = false;
+      else
+        start = nl - buf.data() + 1;
     }
     if (any) {
       // The last line may run past the chunk: read on to its newline.
@@ -678,7 +687,8 @@ class FileSource : public SourceOperator {
 
 class FileSourceConfig : public SourceConfig {
  public:
-  explicit FileSourceConfig(FileSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
+  explicit FileSourceConfig(FileSourceOptions o)
+      : SourceConfig(o.common, o.format), o_(std::move(o)) {}
   // Split over subtasks only for plain json and text files (see file_source.h); a recording is
   // read by one subtask, line by line.
   int max_subtasks() const override {
@@ -705,8 +715,8 @@ std::shared_ptr<const NodeConfig> NewFileSourceConfig(FileSourceOptions options)
 }
 
 NodeConfigResult MakeFileSource(const ConfigReader& config) {
-  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "path", "format", "event_time", "watermark",
-                                       "on_error", "rate", "follow"}));
+  SR_RETURN_IF_ERROR(config.CheckKeys(
+      {"type", "path", "format", "event_time", "watermark", "on_error", "rate", "follow"}));
   FileSourceOptions o;
   SR_ASSIGN_OR_RETURN(o.path, config.Path("path"));
   SR_ASSIGN_OR_RETURN(std::string format,

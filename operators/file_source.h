@@ -33,7 +33,7 @@ inline constexpr uint64_t kFileChunkBytes = 1 << 18;
 struct FileSourceOptions {
   std::string path;  // absolute
   LineFormat format = LineFormat::kJson;
-  double rate = 0;   // records/s; 0: unlimited
+  double rate = 0;  // records/s; 0: unlimited
   bool follow = false;
   SourceCommon common;
   uint64_t chunk_bytes = kFileChunkBytes;  // tests use small chunks

@@ -30,7 +30,10 @@ class SplitMix64 {
 
 // One generated event: up to four named fields.
 struct Event {
-  struct Field { std::string_view name; Value value; };
+  struct Field {
+    std::string_view name;
+    Value value;
+  };
   std::array<Field, 4> fields;
   int n = 0;
   void Add(std::string_view name, Value v) { fields[n++] = {name, v}; }
@@ -69,8 +72,8 @@ class ClickstreamProfile : public Profile {
  public:
   using Profile::Profile;
   void Next(uint64_t, Event* e) override {
-    static constexpr std::string_view kActions[] = {"view", "view", "view", "view", "click",
-                                                    "click", "add_to_cart", "purchase"};
+    static constexpr std::string_view kActions[] = {"view",  "view",  "view",        "view",
+                                                    "click", "click", "add_to_cart", "purchase"};
     clock_ += static_cast<int64_t>(rng_.Below(20));
     int64_t ts = clock_;
     if (rng_.Below(10) == 0) ts -= static_cast<int64_t>(rng_.Below(3000));  // out of order
@@ -123,9 +126,12 @@ class GeneratorSource : public SourceOperator {
     RecordMaker maker(o_.common, ctx, LineFormat::kJson);
     SR_RETURN_IF_ERROR(maker.Init());
     std::unique_ptr<Profile> profile;
-    if (o_.profile == "clickstream") profile = std::make_unique<ClickstreamProfile>(o_.seed);
-    else if (o_.profile == "sessions") profile = std::make_unique<SessionsProfile>(o_.seed);
-    else profile = std::make_unique<SequenceProfile>(o_.seed);
+    if (o_.profile == "clickstream")
+      profile = std::make_unique<ClickstreamProfile>(o_.seed);
+    else if (o_.profile == "sessions")
+      profile = std::make_unique<SessionsProfile>(o_.seed);
+    else
+      profile = std::make_unique<SequenceProfile>(o_.seed);
     const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
     // For each slot: the top-level field it takes, or -2 for $offset, -1 for nothing.
     WatermarkGenerator gen(o_.common.max_out_of_orderness_ms);
@@ -152,7 +158,8 @@ class GeneratorSource : public SourceOperator {
           SR_RETURN_IF_ERROR(EmitBatch(ctx, std::move(batch), 0));
           batch = NewBatch(width);
         }
-        SR_RETURN_IF_ERROR(ctx.barriers->Barrier(last_barrier, StreamPositionJson(i, gen.max_timestamp())));
+        SR_RETURN_IF_ERROR(
+            ctx.barriers->Barrier(last_barrier, StreamPositionJson(i, gen.max_timestamp())));
       }
       if (ctx.drain != nullptr && ctx.drain->load(std::memory_order_relaxed)) break;
       if (limiter.limited() && !limiter.TryAcquire()) {
@@ -223,12 +230,14 @@ std::shared_ptr<const NodeConfig> NewGeneratorConfig(GeneratorOptions options) {
 }
 
 NodeConfigResult MakeGeneratorSource(const ConfigReader& config) {
-  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "profile", "count", "rate", "seed", "event_time",
-                                       "watermark", "on_error"}));
+  SR_RETURN_IF_ERROR(config.CheckKeys(
+      {"type", "profile", "count", "rate", "seed", "event_time", "watermark", "on_error"}));
   GeneratorOptions o;
-  SR_ASSIGN_OR_RETURN(o.profile, config.Enum("profile", {"clickstream", "sessions", "sequence", "nexmark"},
-                                             std::nullopt));
-  if (o.profile == "nexmark") return config.ErrorAt("profile", "profile 'nexmark' is not supported yet");
+  SR_ASSIGN_OR_RETURN(
+      o.profile,
+      config.Enum("profile", {"clickstream", "sessions", "sequence", "nexmark"}, std::nullopt));
+  if (o.profile == "nexmark")
+    return config.ErrorAt("profile", "profile 'nexmark' is not supported yet");
   SR_ASSIGN_OR_RETURN(o.count, config.Int("count", -1, -1));
   SR_ASSIGN_OR_RETURN(o.rate, config.Number("rate", 0.0));
   if (o.rate < 0) return config.ErrorAt("rate", "must not be negative");

@@ -54,7 +54,8 @@ Result<KafkaSettings> ReadKafkaSettings(const ConfigReader& config,
 // Creates a client with `settings` (and `defaults` under the user's properties); messages are
 // redacted.
 Result<KafkaHandle> NewKafkaClientFor(const KafkaSettings& settings, rd_kafka_type_t type,
-                                      const KafkaProperties& defaults, KafkaClientOptions options = {});
+                                      const KafkaProperties& defaults,
+                                      KafkaClientOptions options = {});
 
 // The subtask (of `parallelism`) that reads partition `partition` of `topic`. Partitions of a
 // topic go round-robin from a start subtask that depends on the topic's name (FNV-1a hash), as

@@ -2,10 +2,9 @@
 #include "operators/kafka_sink.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -42,7 +41,9 @@ std::string NewRunToken() {
 }
 
 struct ConsumerGroupMetadataDeleter {
-  void operator()(rd_kafka_consumer_group_metadata_t* m) const { rd_kafka_consumer_group_metadata_destroy(m); }
+  void operator()(rd_kafka_consumer_group_metadata_t* m) const {
+    rd_kafka_consumer_group_metadata_destroy(m);
+  }
 };
 
 // The outcome of a transaction: ok, failed and aborted (may be tried again), or failed with a
@@ -66,7 +67,8 @@ class StagedReader {
     return Status::Ok();
   }
   // Sets *more to false at the end of the file. The views stay valid until the next call.
-  Status Next(bool* more, bool* has_key, std::string_view* key, std::string_view* value, int64_t* ts) {
+  Status Next(bool* more, bool* has_key, std::string_view* key, std::string_view* value,
+              int64_t* ts) {
     uint32_t klen = 0, vlen = 0;
     SR_RETURN_IF_ERROR(Need(4, more, true));
     if (!*more) return Status::Ok();
@@ -134,9 +136,10 @@ class KafkaSink : public Operator {
               std::to_string(ctx.subtask);
     const bool restoring = o_.exactly_once && ctx.restore != nullptr && !ctx.restore->meta.empty();
     if (o_.exactly_once && !ctx.checkpointing) {
-      spdlog::warn("{}delivery exactly_once needs periodic checkpoints (checkpoints.interval); "
-                   "this run writes at least once",
-                   Where());
+      spdlog::warn(
+          "{}delivery exactly_once needs periodic checkpoints (checkpoints.interval); "
+          "this run writes at least once",
+          Where());
     }
     if (!o_.exactly_once || (!ctx.checkpointing && !restoring)) return OpenProducer(false);
     SR_ASSIGN_OR_RETURN(staging_dir_, StagedFile::MakeDir(ctx.state_dir, ctx.name));
@@ -271,8 +274,8 @@ class KafkaSink : public Operator {
     auto* self = static_cast<KafkaSink*>(opaque);
     if (self->staging_) return;  // a transaction's records: commit_transaction reports it
     self->SetAsyncError(Status::RuntimeError(
-        self->Where() + self->o_.kafka.Redact("a record could not be delivered to '" + self->o_.topic +
-                                              "': " + KafkaErrorText(m->err))));
+        self->Where() + self->o_.kafka.Redact("a record could not be delivered to '" +
+                                              self->o_.topic + "': " + KafkaErrorText(m->err))));
   }
 
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -281,11 +284,12 @@ class KafkaSink : public Operator {
       char buf[512];
       rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
       self->SetAsyncError(Status::RuntimeError(
-          self->Where() + self->o_.kafka.Redact(std::string("fatal Kafka error: ") + rd_kafka_err2name(orig) +
-                                                ": " + buf)));
+          self->Where() + self->o_.kafka.Redact(std::string("fatal Kafka error: ") +
+                                                rd_kafka_err2name(orig) + ": " + buf)));
       return;
     }
-    spdlog::warn("{}{}: {} (retrying)", self->Where(), rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+    spdlog::warn("{}{}: {} (retrying)", self->Where(),
+                 rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
                  self->o_.kafka.Redact(reason));
   }
 
@@ -309,14 +313,17 @@ class KafkaSink : public Operator {
     SR_ASSIGN_OR_RETURN(producer_, NewKafkaClientFor(settings, RD_KAFKA_PRODUCER, defaults, co));
     // The topic's partitions, asked now: a topic that does not exist fails the job at once, and
     // the first records do not wait for the producer's first metadata refresh.
-    Result<int32_t> partitions = KafkaPartitionCount(producer_.get(), o_.topic, o_.timeout_ms, o_.kafka.brokers);
-    if (!partitions.ok()) return Status::RuntimeError(Where() + o_.kafka.Redact(partitions.status().message()));
+    Result<int32_t> partitions =
+        KafkaPartitionCount(producer_.get(), o_.topic, o_.timeout_ms, o_.kafka.brokers);
+    if (!partitions.ok())
+      return Status::RuntimeError(Where() + o_.kafka.Redact(partitions.status().message()));
     if (!transactional) return Status::Ok();
     for (int attempt = 1;; ++attempt) {
       rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), o_.timeout_ms);
       if (e == nullptr) return Status::Ok();
       if (!rd_kafka_error_is_retriable(e) || attempt >= kCommitAttempts) {
-        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "start transactions as '" + txn_id_ + "'", e));
+        return Status::RuntimeError(
+            Where() + KafkaCallError(o_.kafka, "start transactions as '" + txn_id_ + "'", e));
       }
       spdlog::warn("{}{} (retrying)", Where(), KafkaCallError(o_.kafka, "start transactions", e));
     }
@@ -330,12 +337,13 @@ class KafkaSink : public Operator {
     const size_t key_size = has_key ? key.size() : 0;
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer_.get(), RD_KAFKA_V_TOPIC(o_.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_VALUE(value_ptr, value.size()), RD_KAFKA_V_KEY(key_ptr, key_size),
-          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+          producer_.get(), RD_KAFKA_V_TOPIC(o_.topic.c_str()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(value_ptr, value.size()),
+          RD_KAFKA_V_KEY(key_ptr, key_size), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "produce to '" + o_.topic + "'", err));
+        return Status::RuntimeError(Where() +
+                                    KafkaCallError(o_.kafka, "produce to '" + o_.topic + "'", err));
       }
       rd_kafka_poll(producer_.get(), 10);
       if (ctx_->cancelled != nullptr && ctx_->cancelled->load(std::memory_order_relaxed)) {
@@ -381,7 +389,6 @@ class KafkaSink : public Operator {
     stage_buf_.clear();
     return Status::Ok();
   }
-
 
   std::string MetaJson() {
     std::lock_guard<std::mutex> lock(pending_mu_);
@@ -462,8 +469,9 @@ class KafkaSink : public Operator {
 
   // `message` (which names the sink) and what fencing means.
   Status FencedError(std::string message) {
-    return Status::RuntimeError(std::move(message) + ": another producer with the transactional id '" +
-                                txn_id_ + "' took over (is the job running twice, or another job using the same id?)");
+    return Status::RuntimeError(
+        std::move(message) + ": another producer with the transactional id '" + txn_id_ +
+        "' took over (is the job running twice, or another job using the same id?)");
   }
 
   TxnResult Failed(std::string_view what, rd_kafka_error_t* e) {
@@ -498,7 +506,8 @@ class KafkaSink : public Operator {
 
   TxnResult Transaction(const std::vector<Epoch>& epochs, int64_t marker) {
     rd_kafka_t* rk = producer_.get();
-    if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk)) return Failed("begin a transaction", e);
+    if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk))
+      return Failed("begin a transaction", e);
     uint64_t n = 0;
     for (const Epoch& epoch : epochs) {
       StagedReader reader(epoch.path);
@@ -520,20 +529,23 @@ class KafkaSink : public Operator {
     if (Status f = Failpoint("kafka_sink.before_commit"); !f.ok()) return Abort(f);
     // The marker: committed atomically with the records (see kafka_sink.h).
     KafkaPartitionList offsets(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(offsets.get(), o_.topic.c_str(), 0);
+    rd_kafka_topic_partition_t* tp =
+        rd_kafka_topic_partition_list_add(offsets.get(), o_.topic.c_str(), 0);
     tp->offset = MarkerOffset(marker);
     tp->metadata = ::strdup(token_.c_str());  // freed with the list
     tp->metadata_size = token_.size();
     std::unique_ptr<rd_kafka_consumer_group_metadata_t, ConsumerGroupMetadataDeleter> group(
         rd_kafka_consumer_group_metadata_new(txn_id_.c_str()));
-    if (rd_kafka_error_t* e = rd_kafka_send_offsets_to_transaction(rk, offsets.get(), group.get(), o_.timeout_ms)) {
+    if (rd_kafka_error_t* e =
+            rd_kafka_send_offsets_to_transaction(rk, offsets.get(), group.get(), o_.timeout_ms)) {
       return Failed("commit the transaction's marker offset", e);
     }
     for (int attempt = 1;; ++attempt) {
       rd_kafka_error_t* e = rd_kafka_commit_transaction(rk, o_.timeout_ms);
       if (e == nullptr) break;
       if (rd_kafka_error_is_retriable(e) && attempt < kCommitAttempts) {
-        spdlog::warn("{}{} (retrying)", Where(), KafkaCallError(o_.kafka, "commit the transaction", e));
+        spdlog::warn("{}{} (retrying)", Where(),
+                     KafkaCallError(o_.kafka, "commit the transaction", e));
         continue;
       }
       return Failed("commit the transaction", e);
@@ -588,9 +600,10 @@ class KafkaSink : public Operator {
       return true;
     });
     if (todo.empty()) return Status::Ok();
-    spdlog::info("{}committing the staged output of checkpoint{} {}", Where(), todo.size() > 1 ? "s" : "",
-                 todo.size() > 1 ? std::to_string(todo.front().id) + " to " + std::to_string(todo.back().id)
-                                 : std::to_string(todo.front().id));
+    spdlog::info(
+        "{}committing the staged output of checkpoint{} {}", Where(), todo.size() > 1 ? "s" : "",
+        todo.size() > 1 ? std::to_string(todo.front().id) + " to " + std::to_string(todo.back().id)
+                        : std::to_string(todo.front().id));
     return CommitEpochs(todo, todo.back().id);
   }
 
@@ -608,17 +621,20 @@ class KafkaSink : public Operator {
                p.first.starts_with("ssl.") || p.first.starts_with("socket.") ||
                p.first.starts_with("broker."));
     });
-    SR_ASSIGN_OR_RETURN(KafkaHandle consumer, NewKafkaClientFor(settings, RD_KAFKA_CONSUMER, defaults));
+    SR_ASSIGN_OR_RETURN(KafkaHandle consumer,
+                        NewKafkaClientFor(settings, RD_KAFKA_CONSUMER, defaults));
     KafkaPartitionList list(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(list.get(), o_.topic.c_str(), 0);
     rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), list.get(), o_.timeout_ms);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
     rd_kafka_consumer_close(consumer.get());
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "read the marker of group '" + txn_id_ + "'", err));
+      return Status::RuntimeError(
+          Where() + KafkaCallError(o_.kafka, "read the marker of group '" + txn_id_ + "'", err));
     }
     const rd_kafka_topic_partition_t& tp = list->elems[0];
-    const std::string_view meta(static_cast<const char*>(tp.metadata), tp.metadata ? tp.metadata_size : 0);
+    const std::string_view meta(static_cast<const char*>(tp.metadata),
+                                tp.metadata ? tp.metadata_size : 0);
     if (tp.offset < 0 || meta != token_) return int64_t{-1};
     return tp.offset;
   }
@@ -637,8 +653,8 @@ class KafkaSink : public Operator {
   std::string stage_buf_;
   std::string token_;  // this run of the sink (kafka_sink.h), set in Open
 
-  std::mutex txn_mu_;       // the producer, in exactly_once
-  KafkaHandle producer_;    // guarded by txn_mu_ in exactly_once
+  std::mutex txn_mu_;     // the producer, in exactly_once
+  KafkaHandle producer_;  // guarded by txn_mu_ in exactly_once
   std::mutex pending_mu_;
   std::vector<Epoch> pending_;  // guarded by pending_mu_: staged, not committed
   std::mutex error_mu_;
@@ -672,7 +688,8 @@ std::shared_ptr<const NodeConfig> NewKafkaSinkConfig(KafkaSinkOptions options) {
 }
 
 NodeConfigResult MakeKafkaSink(const ConfigReader& config) {
-  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "from", "brokers", "topic", "key", "delivery", "properties"}));
+  SR_RETURN_IF_ERROR(
+      config.CheckKeys({"type", "from", "brokers", "topic", "key", "delivery", "properties"}));
   KafkaSinkOptions o;
   SR_ASSIGN_OR_RETURN(o.kafka, ReadKafkaSettings(config, {"enable.idempotence"}));
   SR_ASSIGN_OR_RETURN(o.topic, config.String("topic"));
@@ -682,8 +699,9 @@ NodeConfigResult MakeKafkaSink(const ConfigReader& config) {
     o.key = key->text();
     o.key_fields = key->fields();
   }
-  SR_ASSIGN_OR_RETURN(std::string delivery,
-                      config.Enum("delivery", {"at_least_once", "exactly_once"}, std::string("at_least_once")));
+  SR_ASSIGN_OR_RETURN(
+      std::string delivery,
+      config.Enum("delivery", {"at_least_once", "exactly_once"}, std::string("at_least_once")));
   o.exactly_once = delivery == "exactly_once";
   return NewKafkaSinkConfig(std::move(o));
 }

@@ -45,10 +45,10 @@ KafkaProperties ConsumerDefaults(const std::string& group, const std::string& cl
   return {
       {"group.id", group},
       {"client.id", client_id},
-      {"enable.auto.commit", "false"},         // offsets go to the group after checkpoints only
+      {"enable.auto.commit", "false"},  // offsets go to the group after checkpoints only
       {"enable.auto.offset.store", "false"},
-      {"enable.partition.eof", "true"},        // tells a caught-up partition (idleness, end)
-      {"auto.offset.reset", "earliest"},       // a position deleted by retention: read on
+      {"enable.partition.eof", "true"},   // tells a caught-up partition (idleness, end)
+      {"auto.offset.reset", "earliest"},  // a position deleted by retention: read on
       // The prefetch bound (kafka_source.h) is in bytes: 16 MiB for all partitions together.
       // librdkafka's other bound, queued.min.messages (100000 messages), counts the whole
       // queue of an assigned consumer too; reaching it backs the fetcher off for
@@ -62,7 +62,16 @@ KafkaProperties ConsumerDefaults(const std::string& group, const std::string& cl
 }
 
 // What a metadata slot of the layout takes.
-enum class Meta : uint8_t { kKey, kTimestamp, kPartition, kOffset, kTopic, kHeaders, kHeader, kLine };
+enum class Meta : uint8_t {
+  kKey,
+  kTimestamp,
+  kPartition,
+  kOffset,
+  kTopic,
+  kHeaders,
+  kHeader,
+  kLine
+};
 struct MetaSlot {
   uint32_t slot;
   Meta meta;
@@ -75,16 +84,16 @@ struct GroupPartition;
 struct Partition {
   std::string topic;
   int32_t partition = 0;
-  int64_t next = 0;    // the next offset to read (a concrete offset)
-  int64_t end = -1;    // stop_at end: the high watermark at start
+  int64_t next = 0;  // the next offset to read (a concrete offset)
+  int64_t end = -1;  // stop_at end: the high watermark at start
   WatermarkGenerator gen;
   bool done = false;       // stop_at end: reached its end
   bool caught_up = false;  // nothing to read at the last look (partition EOF)
   SteadyClock::time_point caught_up_since;
-  bool idle = false;       // quiet (caught up, or read elsewhere) for longer than idle_timeout
+  bool idle = false;  // quiet (caught up, or read elsewhere) for longer than idle_timeout
   GroupPartition* shared = nullptr;  // the group's side: published position, assigned
-  bool assigned = false;   // this member has it now
-  bool elsewhere = false;  // another member has it (since the group's first assignment)
+  bool assigned = false;             // this member has it now
+  bool elsewhere = false;            // another member has it (since the group's first assignment)
   SteadyClock::time_point elsewhere_since;
 };
 
@@ -122,7 +131,8 @@ Result<Restored> ParseRestored(const std::string& positions) {
       at.offset = p["offset"].GetInt64();
       if (p.HasMember("max_ts") && p["max_ts"].IsInt64()) at.max_ts = p["max_ts"].GetInt64();
       std::string topic = p["topic"].GetString();
-      if (std::find(r.topics.begin(), r.topics.end(), topic) == r.topics.end()) r.topics.push_back(topic);
+      if (std::find(r.topics.begin(), r.topics.end(), topic) == r.topics.end())
+        r.topics.push_back(topic);
       r.partitions[{topic, p["partition"].GetInt()}] = at;
     }
   }
@@ -152,9 +162,9 @@ bool FailsTheJob(rd_kafka_resp_err_t err, std::string* hint) {
 struct GroupPartition {
   std::string topic;
   int32_t partition = 0;
-  int owner = 0;                    // the subtask that reads it (KafkaPartitionOwner)
-  int64_t max_ts = kMinTimestamp;   // restored from the checkpoint
-  int64_t end = -1;                 // stop_at end: the end when the job started
+  int owner = 0;                   // the subtask that reads it (KafkaPartitionOwner)
+  int64_t max_ts = kMinTimestamp;  // restored from the checkpoint
+  int64_t end = -1;                // stop_at end: the end when the job started
   // The owner's position, published as it reads (the start before it read anything). Never
   // ahead of what the owner read; behind it only re-reads records the owner skips.
   std::atomic<int64_t> next{0};
@@ -242,8 +252,9 @@ class KafkaGroup {
     co.error = &KafkaGroup::OnError;
     co.rebalance = &KafkaGroup::OnRebalance;
     co.opaque = this;
-    SR_ASSIGN_OR_RETURN(rk_, NewKafkaClientFor(o.kafka, RD_KAFKA_CONSUMER,
-                                               ConsumerDefaults(group_, "streamrun-" + ctx.name), co));
+    SR_ASSIGN_OR_RETURN(rk_,
+                        NewKafkaClientFor(o.kafka, RD_KAFKA_CONSUMER,
+                                          ConsumerDefaults(group_, "streamrun-" + ctx.name), co));
     // Errors and rebalances come through the consumer's queue, which the group thread polls.
     rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(rk_.get());
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -261,8 +272,10 @@ class KafkaGroup {
     }
     const int parallelism = static_cast<int>(slots_.size());
     for (const std::string& topic : o_.topics) {
-      Result<int32_t> count = KafkaPartitionCount(rk_.get(), topic, o_.metadata_timeout_ms, o_.kafka.brokers);
-      if (!count.ok()) return Status::RuntimeError(Where() + o_.kafka.Redact(count.status().message()));
+      Result<int32_t> count =
+          KafkaPartitionCount(rk_.get(), topic, o_.metadata_timeout_ms, o_.kafka.brokers);
+      if (!count.ok())
+        return Status::RuntimeError(Where() + o_.kafka.Redact(count.status().message()));
       const bool known_topic =
           std::find(restored.topics.begin(), restored.topics.end(), topic) != restored.topics.end();
       for (int32_t p = 0; p < *count; ++p) {
@@ -277,7 +290,9 @@ class KafkaGroup {
           gp->max_ts = it->second.max_ts;
         } else {
           // A partition added to a known topic since the checkpoint: all of it is new data.
-          SR_ASSIGN_OR_RETURN(next, StartOffset(*gp, known_topic ? KafkaSourceOptions::Start::kEarliest : o_.start));
+          SR_ASSIGN_OR_RETURN(
+              next,
+              StartOffset(*gp, known_topic ? KafkaSourceOptions::Start::kEarliest : o_.start));
         }
         gp->next.store(next, std::memory_order_relaxed);
         if (o_.stop_at_end) {
@@ -293,38 +308,44 @@ class KafkaGroup {
       // A bounded read: every partition from its start to its end, whoever else reads them.
       bounded_ = true;
       KafkaPartitionList all(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
-      for (const auto& gp : parts_) rd_kafka_topic_partition_list_add(all.get(), gp->topic.c_str(), gp->partition);
+      for (const auto& gp : parts_)
+        rd_kafka_topic_partition_list_add(all.get(), gp->topic.c_str(), gp->partition);
       Rebalance(RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, all.get());
       if (failed()) return Status::RuntimeError(Where() + failure());
       thread_ = std::thread([this] { Loop(); });
       return Status::Ok();
     }
-    KafkaPartitionList topics(rd_kafka_topic_partition_list_new(static_cast<int>(o_.topics.size())));
+    KafkaPartitionList topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(o_.topics.size())));
     for (const std::string& topic : o_.topics) {
       rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
     }
     err = rd_kafka_subscribe(rk_.get(), topics.get());
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "subscribe to the topics", err));
+      return Status::RuntimeError(Where() +
+                                  KafkaCallError(o_.kafka, "subscribe to the topics", err));
     }
-    spdlog::info("{}joining group '{}' ({} partitions over {} subtasks)", Where(), group_, parts_.size(),
-                 parallelism);
+    spdlog::info("{}joining group '{}' ({} partitions over {} subtasks)", Where(), group_,
+                 parts_.size(), parallelism);
     thread_ = std::thread([this] { Loop(); });
     return Status::Ok();
   }
 
   // The partition's offset `at` lists (RD_KAFKA_OFFSET_BEGINNING, _END, or a time; -1: none).
   Result<int64_t> ListOffset(const GroupPartition& p, int64_t at) {
-    Result<int64_t> offset = KafkaListOffset(rk_.get(), p.topic, p.partition, at, o_.metadata_timeout_ms);
+    Result<int64_t> offset =
+        KafkaListOffset(rk_.get(), p.topic, p.partition, at, o_.metadata_timeout_ms);
     if (!offset.ok()) {
       return Status::RuntimeError(Where() + "cannot ask for the offsets of " + p.topic + "/" +
-                                  std::to_string(p.partition) + ": " + o_.kafka.Redact(offset.status().message()));
+                                  std::to_string(p.partition) + ": " +
+                                  o_.kafka.Redact(offset.status().message()));
     }
     return offset;
   }
 
   Result<int64_t> StartOffset(const GroupPartition& p, KafkaSourceOptions::Start start) {
-    if (start == KafkaSourceOptions::Start::kEarliest) return ListOffset(p, RD_KAFKA_OFFSET_BEGINNING);
+    if (start == KafkaSourceOptions::Start::kEarliest)
+      return ListOffset(p, RD_KAFKA_OFFSET_BEGINNING);
     if (start == KafkaSourceOptions::Start::kLatest) return ListOffset(p, RD_KAFKA_OFFSET_END);
     SR_ASSIGN_OR_RETURN(int64_t offset, ListOffset(p, o_.start_ms));
     if (offset >= 0) return offset;
@@ -369,8 +390,9 @@ class KafkaGroup {
   // A message of the consumer's own queue: errors of the group or of the client. Records come
   // here only for a partition whose queue is not forwarded, which cannot be.
   void TakeOwn(const rd_kafka_message_t* m) {
-    const std::string where =
-        m->rkt != nullptr ? std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) : "";
+    const std::string where = m->rkt != nullptr ? std::string(rd_kafka_topic_name(m->rkt)) + "/" +
+                                                      std::to_string(m->partition)
+                                                : "";
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       Fail("a record of " + where + " came to the group's queue, not to its subtask's");
       return;
@@ -408,14 +430,15 @@ class KafkaGroup {
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
       char buf[512];
       rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
-      self->Fail(self->o_.kafka.Redact(std::string("fatal Kafka error: ") + rd_kafka_err2name(orig) + ": " + buf));
+      self->Fail(self->o_.kafka.Redact(std::string("fatal Kafka error: ") +
+                                       rd_kafka_err2name(orig) + ": " + buf));
       return;
     }
     self->Warn(code, std::string(rd_kafka_err2name(code)) + ": " + self->o_.kafka.Redact(reason));
   }
 
-  static void OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list,
-                          void* opaque) {
+  static void OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* list, void* opaque) {
     static_cast<KafkaGroup*>(opaque)->Rebalance(err, list);
   }
 
@@ -473,24 +496,29 @@ class KafkaGroup {
         if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, take.get())) {
           Fail(KafkaCallError(o_.kafka, "assign the partitions", e));
         }
-      } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, take.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, take.get());
+                 e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         Fail(KafkaCallError(o_.kafka, "assign the partitions", e));
       }
       // A subtask held back stays paused with its new partitions.
       if (pause->cnt > 0) rd_kafka_pause_partitions(rk, pause.get());
       for (int i = 0; i < take->cnt; ++i) {
-        Find(take->elems[i].topic, take->elems[i].partition)->assigned.store(true, std::memory_order_release);
+        Find(take->elems[i].topic, take->elems[i].partition)
+            ->assigned.store(true, std::memory_order_release);
       }
       member_.store(true, std::memory_order_release);
       version_.fetch_add(1, std::memory_order_acq_rel);
       if (bounded_) {
-        spdlog::info("{}stop_at end: reads {} itself, not as a member of group '{}'", Where(), what, group_);
+        spdlog::info("{}stop_at end: reads {} itself, not as a member of group '{}'", Where(), what,
+                     group_);
         return;
       }
-      spdlog::info("{}group '{}' member {}: assigned {} ({}, rebalance {}){}", Where(), group_, MemberId(),
-                   what.empty() ? "nothing" : what, cooperative ? "cooperative" : "eager", rebalances_,
-                   unknown.empty() ? ""
-                                   : "; not read before the job restarts (added since it started): " + unknown);
+      spdlog::info("{}group '{}' member {}: assigned {} ({}, rebalance {}){}", Where(), group_,
+                   MemberId(), what.empty() ? "nothing" : what,
+                   cooperative ? "cooperative" : "eager", rebalances_,
+                   unknown.empty()
+                       ? ""
+                       : "; not read before the job restarts (added since it started): " + unknown);
       return;
     }
     const bool lost = rd_kafka_assignment_lost(rk) != 0;
@@ -505,7 +533,8 @@ class KafkaGroup {
       GroupPartition* gp = Find(list->elems[i].topic, list->elems[i].partition);
       if (gp == nullptr) continue;
       gp->assigned.store(false, std::memory_order_release);
-      what += std::string(what.empty() ? "" : ", ") + gp->topic + "/" + std::to_string(gp->partition);
+      what +=
+          std::string(what.empty() ? "" : ", ") + gp->topic + "/" + std::to_string(gp->partition);
     }
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       for (const auto& gp : parts_) gp->assigned.store(false, std::memory_order_release);
@@ -515,9 +544,10 @@ class KafkaGroup {
     if (closing_) {
       spdlog::debug("{}group '{}': left (gave back {})", Where(), group_, what);
     } else {
-      spdlog::info("{}group '{}' member {}: revoked {} ({}{}, rebalance {})", Where(), group_, MemberId(),
-                   what.empty() ? "nothing" : what, cooperative ? "cooperative" : "eager",
-                   lost ? ", the assignment was lost" : "", rebalances_);
+      spdlog::info("{}group '{}' member {}: revoked {} ({}{}, rebalance {})", Where(), group_,
+                   MemberId(), what.empty() ? "nothing" : what,
+                   cooperative ? "cooperative" : "eager", lost ? ", the assignment was lost" : "",
+                   rebalances_);
     }
   }
 
@@ -557,17 +587,19 @@ class KafkaGroup {
       rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(rk_.get(), list.get())
                                       : rd_kafka_resume_partitions(rk_.get(), list.get());
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        Fail(KafkaCallError(o_.kafka, pause ? "pause the partitions" : "resume the partitions", err));
+        Fail(KafkaCallError(o_.kafka, pause ? "pause the partitions" : "resume the partitions",
+                            err));
       }
     }
     slot.paused = pause;
     slot.paused_ns = SteadyNowNs();
     if (pause) {
       if (progress_ != nullptr) progress_->pauses.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("{}subtask {} took no record for {} ms: its {} partitions are paused", Where(), subtask,
-                    held_ms, list->cnt);
+      spdlog::debug("{}subtask {} took no record for {} ms: its {} partitions are paused", Where(),
+                    subtask, held_ms, list->cnt);
     } else {
-      spdlog::debug("{}subtask {} reads again: its {} partitions are resumed", Where(), subtask, list->cnt);
+      spdlog::debug("{}subtask {} reads again: its {} partitions are resumed", Where(), subtask,
+                    list->cnt);
     }
   }
 
@@ -628,9 +660,12 @@ class KafkaSource : public SourceOperator {
   Status Init() {
     SR_RETURN_IF_ERROR(maker_->Init());
     const Layout& layout = ctx_->layout;
-    static constexpr std::pair<std::string_view, Meta> kNames[] = {
-        {"$key", Meta::kKey},       {"$timestamp", Meta::kTimestamp}, {"$partition", Meta::kPartition},
-        {"$offset", Meta::kOffset}, {"$topic", Meta::kTopic},         {"$headers", Meta::kHeaders}};
+    static constexpr std::pair<std::string_view, Meta> kNames[] = {{"$key", Meta::kKey},
+                                                                   {"$timestamp", Meta::kTimestamp},
+                                                                   {"$partition", Meta::kPartition},
+                                                                   {"$offset", Meta::kOffset},
+                                                                   {"$topic", Meta::kTopic},
+                                                                   {"$headers", Meta::kHeaders}};
     for (uint32_t i = 0; i < layout.size(); ++i) {
       const FieldPath& p = layout[i];
       if (p.size() == 2 && p[0] == "$headers") {
@@ -648,7 +683,6 @@ class KafkaSource : public SourceOperator {
     if (o_.format == LineFormat::kJson) extractor_ = std::make_unique<JsonExtractor>(layout);
     return Status::Ok();
   }
-
 
   // This subtask's partitions, from the group's start positions and ends.
   Status Setup() {
@@ -678,7 +712,8 @@ class KafkaSource : public SourceOperator {
       what += (what.empty() ? "" : ", ") + p.topic + "/" + std::to_string(p.partition) + "@" +
               std::to_string(p.next);
     }
-    spdlog::info("{}subtask {} reads {} (the ones the group assigns)", Where(), ctx_->subtask, what);
+    spdlog::info("{}subtask {} reads {} (the ones the group assigns)", Where(), ctx_->subtask,
+                 what);
     RecomputeMin();
     return Status::Ok();
   }
@@ -708,7 +743,8 @@ class KafkaSource : public SourceOperator {
       any = true;
       m = std::min(m, p.gen.current());
     }
-    if (!any && std::all_of(parts_.begin(), parts_.end(), [](const Partition& p) { return p.done; })) {
+    if (!any &&
+        std::all_of(parts_.begin(), parts_.end(), [](const Partition& p) { return p.done; })) {
       // Every partition reached its end: nothing can come below the largest of them.
       m = kMinTimestamp;
       for (const Partition& p : parts_) m = std::max(m, p.gen.current());
@@ -735,9 +771,10 @@ class KafkaSource : public SourceOperator {
       if (i > 0) out += ',';
       out += "{\"topic\":";
       AppendJsonString(out, p.topic);
-      out += ",\"partition\":" + std::to_string(p.partition) + ",\"offset\":" + std::to_string(p.next) +
-             ",\"max_ts\":";
-      out += p.gen.max_timestamp() == kMinTimestamp ? "null" : std::to_string(p.gen.max_timestamp());
+      out += ",\"partition\":" + std::to_string(p.partition) +
+             ",\"offset\":" + std::to_string(p.next) + ",\"max_ts\":";
+      out +=
+          p.gen.max_timestamp() == kMinTimestamp ? "null" : std::to_string(p.gen.max_timestamp());
       out += '}';
     }
     return out + "]}";
@@ -752,7 +789,6 @@ class KafkaSource : public SourceOperator {
     batch_ = NewBatch(static_cast<uint32_t>(ctx_->layout.size()));
     return st;
   }
-
 
   Status Loop() {
     if (parts_.empty()) return Status::Ok();
@@ -791,7 +827,8 @@ class KafkaSource : public SourceOperator {
       // What is there now, without waiting: a batch call waits for a full batch or its timeout.
       ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, msgs.data(), msgs.size());
       if (n < 0) {
-        return Status::RuntimeError(Where() + KafkaCallError(o_.kafka, "poll", rd_kafka_last_error()));
+        return Status::RuntimeError(Where() +
+                                    KafkaCallError(o_.kafka, "poll", rd_kafka_last_error()));
       }
       if (n == 0) {
         // Nothing: wait for the first record (or event), so that it goes on at once.
@@ -840,11 +877,13 @@ class KafkaSource : public SourceOperator {
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
       const bool rebalance = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
                              err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-                             err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST;
+                             err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                             err == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST;
       // A rebalance fails every commit until it ends: once is enough.
       if (rebalance && warned_version_ == group_->version()) continue;
       if (rebalance) warned_version_ = group_->version();
-      spdlog::warn("{}{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err),
+      spdlog::warn("{}{}{}", Where(),
+                   KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err),
                    rebalance ? " (the next checkpoint's offsets go after the rebalance)" : "");
     }
     const uint64_t done = ctx_->barriers->completed();
@@ -860,16 +899,19 @@ class KafkaSource : public SourceOperator {
     KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
     for (size_t i = 0; i < parts_.size(); ++i) {
       if (!parts_[i].assigned) continue;
-      rd_kafka_topic_partition_list_add(list.get(), parts_[i].topic.c_str(), parts_[i].partition)->offset =
-          (*newest)[i];
+      rd_kafka_topic_partition_list_add(list.get(), parts_[i].topic.c_str(), parts_[i].partition)
+          ->offset = (*newest)[i];
     }
     if (list->cnt > 0) {
-      rd_kafka_resp_err_t err = rd_kafka_commit_queue(group_->rk(), list.get(), commits_.get(), nullptr, nullptr);
+      rd_kafka_resp_err_t err =
+          rd_kafka_commit_queue(group_->rk(), list.get(), commits_.get(), nullptr, nullptr);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        spdlog::warn("{}{}", Where(), KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err));
+        spdlog::warn("{}{}", Where(),
+                     KafkaCallError(o_.kafka, "commit offsets to group '" + o_.group + "'", err));
       }
     }
-    while (!checkpoints_.empty() && checkpoints_.front().first <= newest_id) checkpoints_.pop_front();
+    while (!checkpoints_.empty() && checkpoints_.front().first <= newest_id)
+      checkpoints_.pop_front();
   }
 
   // One message or event of the subtask's queue.
@@ -921,7 +963,8 @@ class KafkaSource : public SourceOperator {
     }
     std::string what = rd_kafka_message_errstr(m);
     if (m->rkt != nullptr) {
-      what = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) + ": " + what;
+      what = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) + ": " +
+             what;
     }
     what = std::string(rd_kafka_err2name(m->err)) + ": " + o_.kafka.Redact(what);
     std::string hint;
@@ -931,8 +974,9 @@ class KafkaSource : public SourceOperator {
   }
 
   Status Bad(const rd_kafka_message_t* m, std::string_view text, const std::string& reason) {
-    std::string why = std::string(rd_kafka_topic_name(m->rkt)) + "/" + std::to_string(m->partition) +
-                      " offset " + std::to_string(m->offset) + ": " + reason;
+    std::string why = std::string(rd_kafka_topic_name(m->rkt)) + "/" +
+                      std::to_string(m->partition) + " offset " + std::to_string(m->offset) + ": " +
+                      reason;
     if (ctx_->errors == nullptr) return Status::DataError(Where() + why);
     return ctx_->errors->ReportInput(ctx_->origin, static_cast<uint64_t>(m->offset), text, why);
   }
@@ -964,11 +1008,13 @@ class KafkaSource : public SourceOperator {
     const int64_t wm_before = watermark_;
     const int64_t part_wm = p.gen.current();
     const size_t rows_before = b.rows.size();
-    SR_RETURN_IF_ERROR(maker_->FinishRow(b, p.gen));  // event time; a bad one is reported and removed
+    SR_RETURN_IF_ERROR(
+        maker_->FinishRow(b, p.gen));  // event time; a bad one is reported and removed
     if (b.rows.size() == rows_before) {
       b.rows.back().wm = wm_before;
       // This partition held the minimum and moved: the source's watermark may move.
-      if (!p.idle && !p.done && part_wm <= active_min_ && p.gen.current() != part_wm) RecomputeMin();
+      if (!p.idle && !p.done && part_wm <= active_min_ && p.gen.current() != part_wm)
+        RecomputeMin();
     }
     return Status::Ok();
   }
@@ -981,7 +1027,8 @@ class KafkaSource : public SourceOperator {
       Value v = Value::Null();
       switch (s.meta) {
         case Meta::kKey:
-          if (m->key != nullptr) v = Value::String(arena.Copy({static_cast<const char*>(m->key), m->key_len}));
+          if (m->key != nullptr)
+            v = Value::String(arena.Copy({static_cast<const char*>(m->key), m->key_len}));
           break;
         case Meta::kTimestamp: {
           rd_kafka_timestamp_type_t type;
@@ -989,15 +1036,24 @@ class KafkaSource : public SourceOperator {
           if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0) v = Value::Int(ts);
           break;
         }
-        case Meta::kPartition: v = Value::Int(p.partition); break;
-        case Meta::kOffset: v = Value::Int(m->offset); break;
-        case Meta::kTopic: v = Value::String(arena.Copy(p.topic)); break;
-        case Meta::kLine: v = Value::String(raw); break;
+        case Meta::kPartition:
+          v = Value::Int(p.partition);
+          break;
+        case Meta::kOffset:
+          v = Value::Int(m->offset);
+          break;
+        case Meta::kTopic:
+          v = Value::String(arena.Copy(p.topic));
+          break;
+        case Meta::kLine:
+          v = Value::String(raw);
+          break;
         case Meta::kHeaders:
         case Meta::kHeader: {
           if (!headers_read) {
             headers_read = true;
-            if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) headers = nullptr;
+            if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+              headers = nullptr;
           }
           if (headers == nullptr) {
             if (s.meta == Meta::kHeaders) v = Value::Json(arena.Copy("{}"));
@@ -1007,7 +1063,8 @@ class KafkaSource : public SourceOperator {
             const void* value = nullptr;
             size_t size = 0;
             // The last value of a header that repeats, as Kafka Streams' lastHeader.
-            if (rd_kafka_header_get_last(headers, s.header.c_str(), &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            if (rd_kafka_header_get_last(headers, s.header.c_str(), &value, &size) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
                 value != nullptr) {
               v = Value::String(arena.Copy({static_cast<const char*>(value), size}));
             }
@@ -1017,12 +1074,16 @@ class KafkaSource : public SourceOperator {
           const char* name = nullptr;
           const void* value = nullptr;
           size_t size = 0;
-          for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+          for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                             RD_KAFKA_RESP_ERR_NO_ERROR;
+               ++i) {
             if (i > 0) json += ',';
             AppendJsonString(json, name);
             json += ':';
-            if (value == nullptr) json += "null";
-            else AppendJsonString(json, {static_cast<const char*>(value), size});
+            if (value == nullptr)
+              json += "null";
+            else
+              AppendJsonString(json, {static_cast<const char*>(value), size});
           }
           json += '}';
           v = Value::Json(arena.Copy(json));
@@ -1035,18 +1096,18 @@ class KafkaSource : public SourceOperator {
 
   const KafkaSourceOptions o_;
   SourceContext* ctx_ = nullptr;
-  std::unique_ptr<RecordMaker> maker_;  // event times; made when Run knows the context
+  std::unique_ptr<RecordMaker> maker_;        // event times; made when Run knows the context
   std::unique_ptr<JsonExtractor> extractor_;  // format json
   std::vector<MetaSlot> meta_;
   std::string error_;
-  KafkaGroup* group_ = nullptr;       // while Run runs
-  SubtaskSlot* slot_ = nullptr;       // this subtask's side of the group
+  KafkaGroup* group_ = nullptr;        // while Run runs
+  SubtaskSlot* slot_ = nullptr;        // this subtask's side of the group
   rd_kafka_queue_t* queue_ = nullptr;  // this subtask's records and errors (the group's)
-  KafkaQueue commits_;                // answers to offset commits
+  KafkaQueue commits_;                 // answers to offset commits
   std::vector<Partition> parts_;
-  Partition* last_ = nullptr;  // the partition of the previous message
-  int64_t active_min_ = kMinTimestamp;   // min watermark over active partitions
-  int64_t watermark_ = kMinTimestamp;    // the source's: the max of active_min_ so far
+  Partition* last_ = nullptr;           // the partition of the previous message
+  int64_t active_min_ = kMinTimestamp;  // min watermark over active partitions
+  int64_t watermark_ = kMinTimestamp;   // the source's: the max of active_min_ so far
   int64_t sent_watermark_ = kMinTimestamp;
   BatchPtr batch_;
   uint64_t pending_bytes_ = 0;
@@ -1059,7 +1120,8 @@ class KafkaSource : public SourceOperator {
 // event time, watermark and on_error.
 class KafkaSourceConfig : public SourceConfig {
  public:
-  explicit KafkaSourceConfig(KafkaSourceOptions o) : SourceConfig(o.common, o.format), o_(std::move(o)) {}
+  explicit KafkaSourceConfig(KafkaSourceOptions o)
+      : SourceConfig(o.common, o.format), o_(std::move(o)) {}
   bool bounded() const override { return o_.stop_at_end; }
   // The subtasks of a run share one consumer: one member of the group.
   std::shared_ptr<void> CreateShared(int parallelism) const override {
@@ -1085,12 +1147,13 @@ std::shared_ptr<const NodeConfig> NewKafkaSourceConfig(KafkaSourceOptions option
 }
 
 NodeConfigResult MakeKafkaSource(const ConfigReader& config) {
-  SR_RETURN_IF_ERROR(config.CheckKeys({"type", "brokers", "topic", "topics", "group", "start", "format",
-                                       "event_time", "watermark", "on_error", "properties", "stop_at"}));
+  SR_RETURN_IF_ERROR(
+      config.CheckKeys({"type", "brokers", "topic", "topics", "group", "start", "format",
+                        "event_time", "watermark", "on_error", "properties", "stop_at"}));
   KafkaSourceOptions o;
-  SR_ASSIGN_OR_RETURN(o.kafka, ReadKafkaSettings(config, {"group.id", "enable.auto.commit",
-                                                          "enable.auto.offset.store",
-                                                          "enable.partition.eof"}));
+  SR_ASSIGN_OR_RETURN(
+      o.kafka, ReadKafkaSettings(config, {"group.id", "enable.auto.commit",
+                                          "enable.auto.offset.store", "enable.partition.eof"}));
   if (config.Has("topic") == config.Has("topics")) {
     return config.Error("a kafka source needs 'topic' or 'topics' (one of them)");
   }
@@ -1101,7 +1164,9 @@ NodeConfigResult MakeKafkaSource(const ConfigReader& config) {
     SR_ASSIGN_OR_RETURN(o.topics, config.StringList("topics"));
   }
   for (const auto& t : o.topics) {
-    if (t.empty()) return config.ErrorAt(config.Has("topic") ? "topic" : "topics", "a topic name must not be empty");
+    if (t.empty())
+      return config.ErrorAt(config.Has("topic") ? "topic" : "topics",
+                            "a topic name must not be empty");
   }
   SR_ASSIGN_OR_RETURN(o.group, config.String("group", ""));
   SR_ASSIGN_OR_RETURN(std::string start, config.String("start", "earliest"));
@@ -1118,13 +1183,17 @@ NodeConfigResult MakeKafkaSource(const ConfigReader& config) {
     if (ec == std::errc() && end == start.data() + start.size()) {
       o.start_ms = ms;
     } else if (!ParseRfc3339(start, &o.start_ms)) {
-      return config.ErrorAt("start", "'start' must be earliest, latest, epoch milliseconds or an RFC 3339 "
-                                     "time (2024-05-01T00:00:00Z), not '" + start + "'");
+      return config.ErrorAt("start",
+                            "'start' must be earliest, latest, epoch milliseconds or an RFC 3339 "
+                            "time (2024-05-01T00:00:00Z), not '" +
+                                start + "'");
     }
   }
-  SR_ASSIGN_OR_RETURN(std::string format, config.Enum("format", {"json", "text"}, std::string("json")));
+  SR_ASSIGN_OR_RETURN(std::string format,
+                      config.Enum("format", {"json", "text"}, std::string("json")));
   o.format = format == "text" ? LineFormat::kText : LineFormat::kJson;
-  SR_ASSIGN_OR_RETURN(std::string stop_at, config.Enum("stop_at", {"never", "end"}, std::string("never")));
+  SR_ASSIGN_OR_RETURN(std::string stop_at,
+                      config.Enum("stop_at", {"never", "end"}, std::string("never")));
   o.stop_at_end = stop_at == "end";
   SR_ASSIGN_OR_RETURN(o.common, ReadSourceCommon(config, /*partitioned=*/true));
   return NewKafkaSourceConfig(std::move(o));

@@ -1,5 +1,7 @@
 // The buffered writer behind the stdout and file sinks.
 #include <fcntl.h>
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,9 +12,6 @@
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/failpoint.h"
 #include "operators/factories.h"
@@ -115,7 +114,8 @@ class LineSink : public Operator {
     for (size_t i = 0; i < pending_.size(); ++i) {
       const Pending& p = pending_[i];
       out->meta += (i ? "," : "") + std::string("{\"id\":") + std::to_string(p.id) +
-                   ",\"start\":" + std::to_string(p.start) + ",\"bytes\":" + std::to_string(p.bytes) + "}";
+                   ",\"start\":" + std::to_string(p.start) +
+                   ",\"bytes\":" + std::to_string(p.bytes) + "}";
     }
     out->meta += "]}";
     return Status::Ok();
@@ -152,7 +152,8 @@ class LineSink : public Operator {
       int fd = fd_;
       fd_ = -1;
       finished_ = true;
-      if (::close(fd) != 0) return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
+      if (::close(fd) != 0)
+        return Status::IoError("cannot close '" + path_ + "': " + std::strerror(errno));
     }
     return Status::Ok();
   }
@@ -171,8 +172,8 @@ class LineSink : public Operator {
   // first, the remains of an interrupted commit), then syncs the output.
   Status AppendFile(int from, uint64_t offset, uint64_t bytes, uint64_t at) {
     if (::ftruncate(fd_, static_cast<off_t>(at)) != 0) {
-      return Status::IoError("cannot cut '" + path_ + "' back to " + std::to_string(at) + " bytes: " +
-                             std::strerror(errno));
+      return Status::IoError("cannot cut '" + path_ + "' back to " + std::to_string(at) +
+                             " bytes: " + std::strerror(errno));
     }
     loff_t in = static_cast<loff_t>(offset), out = static_cast<loff_t>(at);
     uint64_t left = bytes;
@@ -192,8 +193,9 @@ class LineSink : public Operator {
         continue;
       }
       if (n <= 0) {
-        return Status::IoError("cannot commit staged output to '" + path_ + "': " +
-                               (n < 0 ? std::strerror(errno) : "the staged file is shorter than recorded"));
+        return Status::IoError(
+            "cannot commit staged output to '" + path_ +
+            "': " + (n < 0 ? std::strerror(errno) : "the staged file is shorter than recorded"));
       }
       left -= static_cast<uint64_t>(n);
       SR_FAILPOINT("sink.commit");  // a crash in the middle of a commit
@@ -260,14 +262,15 @@ class LineSink : public Operator {
       }
     }
     if (size > committed) {
-      spdlog::info("sink '{}': cutting '{}' back to its committed {} bytes", name_, path_, committed);
+      spdlog::info("sink '{}': cutting '{}' back to its committed {} bytes", name_, path_,
+                   committed);
       if (::ftruncate(fd_, static_cast<off_t>(committed)) != 0 || ::fsync(fd_) != 0) {
         return Status::IoError("cannot cut '" + path_ + "' back: " + std::strerror(errno));
       }
       size = committed;
     } else if (size < committed) {
-      spdlog::warn("sink '{}': '{}' has {} bytes, fewer than the {} the checkpoint committed", name_,
-                   path_, size, committed);
+      spdlog::warn("sink '{}': '{}' has {} bytes, fewer than the {} the checkpoint committed",
+                   name_, path_, size, committed);
     }
     if (::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) {
       return Status::IoError("cannot seek '" + path_ + "': " + std::strerror(errno));
@@ -321,8 +324,8 @@ class LineSink : public Operator {
   // finished_ are shared with the checkpoint thread's commits under mu_.
   bool staging_ = false;
   std::string staging_dir_;
-  StagedFile staged_;            // current.staged
-  uint64_t next_start_ = 0;     // output length once everything staged before is committed
+  StagedFile staged_;        // current.staged
+  uint64_t next_start_ = 0;  // output length once everything staged before is committed
   std::mutex mu_;
   std::vector<Pending> pending_;
   bool finished_ = false;
@@ -332,7 +335,9 @@ class LineSink : public Operator {
 class LineSinkConfig : public NodeConfig {
  public:
   LineSinkConfig(std::string path, bool is_stdout) : path_(std::move(path)), stdout_(is_stdout) {}
-  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& /*out*/) const override { return {}; }
+  std::vector<FieldPath> InputFields(const std::vector<FieldPath>& /*out*/) const override {
+    return {};
+  }
   int max_subtasks() const override { return 1; }
   bool has_main_output() const override { return false; }
   Result<std::unique_ptr<Operator>> CreateOperator() const override {

@@ -6,12 +6,12 @@
 // values that evaluate to missing leave the field out. This re-reads the record's bytes once
 // (simdjson), which is the price of changing a record; records a map does not touch cost
 // nothing.
+#include <simdjson.h>
+
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "operators/factories.h"
 
@@ -41,7 +41,8 @@ class MapConfig : public NodeConfig {
 
   std::vector<FieldPath> InputFields(const std::vector<FieldPath>& output_fields) const override {
     std::vector<FieldPath> fields;
-    for (const auto& e : s_.set_exprs) fields.insert(fields.end(), e->fields().begin(), e->fields().end());
+    for (const auto& e : s_.set_exprs)
+      fields.insert(fields.end(), e->fields().begin(), e->fields().end());
     for (const auto& p : output_fields) {
       if (s_.SetIndex(p[0]) < 0 && s_.Kept(p[0])) fields.push_back(p);
     }
@@ -53,8 +54,10 @@ class MapConfig : public NodeConfig {
     for (size_t i = 0; i < s_.set_names.size(); ++i) {
       d += (d.empty() ? "set " : ", ") + s_.set_names[i] + " = " + s_.set_exprs[i]->text();
     }
-    if (!s_.drop.empty()) d += std::string(d.empty() ? "" : "; ") + "drop " + std::to_string(s_.drop.size());
-    if (!s_.keep.empty()) d += std::string(d.empty() ? "" : "; ") + "keep " + std::to_string(s_.keep.size());
+    if (!s_.drop.empty())
+      d += std::string(d.empty() ? "" : "; ") + "drop " + std::to_string(s_.drop.size());
+    if (!s_.keep.empty())
+      d += std::string(d.empty() ? "" : "; ") + "keep " + std::to_string(s_.keep.size());
     return d;
   }
   Result<std::unique_ptr<Operator>> CreateOperator() const override;
@@ -126,9 +129,15 @@ class Map : public Operator {
       uint32_t first = static_cast<uint32_t>(out_slots_.size());
       for (const Source& src : sources_) {
         switch (src.kind) {
-          case Source::kMissing: out_slots_.push_back(Value::Missing()); break;
-          case Source::kSet: out_slots_.push_back(values_[src.index]); break;
-          case Source::kInput: out_slots_.push_back(in[src.index]); break;
+          case Source::kMissing:
+            out_slots_.push_back(Value::Missing());
+            break;
+          case Source::kSet:
+            out_slots_.push_back(values_[src.index]);
+            break;
+          case Source::kInput:
+            out_slots_.push_back(in[src.index]);
+            break;
         }
       }
       row.slot = first;
@@ -185,8 +194,10 @@ class Map : public Operator {
     if (row.flags & kRowText) {
       if (s_.Kept("line")) {
         int i = s_.SetIndex("line");
-        if (i >= 0) put_set("line", i);
-        else member("line", [&] { AppendJsonString(out_, row.raw); });
+        if (i >= 0)
+          put_set("line", i);
+        else
+          member("line", [&] { AppendJsonString(out_, row.raw); });
       }
     } else {
       // Copy into a buffer with simdjson's padding after the text.
@@ -221,7 +232,8 @@ class Map : public Operator {
           put_set(name_, i);
           continue;
         }
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' ||
+                                raw.back() == '\r')) {
           raw.remove_suffix(1);
         }
         member(name_, [&] { out_.append(raw); });

@@ -16,7 +16,8 @@ namespace streamrun {
 // One setting of an operator type, for the schema and the docs.
 struct SettingDoc {
   std::string_view name;
-  std::string_view json_type;  // "string", "integer", "number", "boolean", "object", "array", "duration", "expression"
+  std::string_view json_type;  // "string", "integer", "number", "boolean", "object", "array",
+                               // "duration", "expression"
   bool required = false;
   std::string_view description;
 };

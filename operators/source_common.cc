@@ -1,10 +1,9 @@
 // Source settings and the per-record loop shared by every source.
 #include "operators/source_common.h"
 
+#include <poll.h>
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
-
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,8 +34,8 @@ Result<SourceCommon> ReadSourceCommon(const ConfigReader& config, bool partition
       return wm.ErrorAt("max_out_of_orderness", "must not be negative");
     }
   }
-  SR_ASSIGN_OR_RETURN(std::string on_error,
-                      config.Enum("on_error", {"fail", "drop", "dead_letter"}, std::string("fail")));
+  SR_ASSIGN_OR_RETURN(std::string on_error, config.Enum("on_error", {"fail", "drop", "dead_letter"},
+                                                        std::string("fail")));
   common.on_error = on_error == "drop"          ? OnError::kDrop
                     : on_error == "dead_letter" ? OnError::kDeadLetter
                                                 : OnError::kFail;
@@ -65,7 +64,10 @@ int64_t WallClockMs() {
 }
 
 RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, LineFormat format)
-    : common_(common), ctx_(ctx), format_(format), width_(static_cast<uint32_t>(ctx.layout.size())) {
+    : common_(common),
+      ctx_(ctx),
+      format_(format),
+      width_(static_cast<uint32_t>(ctx.layout.size())) {
   for (size_t i = 0; i < ctx.layout.size(); ++i) {
     const FieldPath& p = ctx.layout[i];
     if (p.size() == 1 && p[0] == "$offset" && offset_slot_ < 0) offset_slot_ = static_cast<int>(i);
@@ -75,9 +77,12 @@ RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, L
   if (format_ == LineFormat::kRecording) {
     // Metadata fields: `$key`, ..., `$headers` (the object) and `$headers.NAME`. Deeper paths
     // (`$key.a`, `$headers.a.b`) are not filled: they read as missing.
-    static constexpr std::pair<std::string_view, Meta> kNames[] = {
-        {"$key", Meta::kKey},       {"$timestamp", Meta::kTimestamp}, {"$partition", Meta::kPartition},
-        {"$offset", Meta::kOffset}, {"$topic", Meta::kTopic},         {"$headers", Meta::kHeaders}};
+    static constexpr std::pair<std::string_view, Meta> kNames[] = {{"$key", Meta::kKey},
+                                                                   {"$timestamp", Meta::kTimestamp},
+                                                                   {"$partition", Meta::kPartition},
+                                                                   {"$offset", Meta::kOffset},
+                                                                   {"$topic", Meta::kTopic},
+                                                                   {"$headers", Meta::kHeaders}};
     for (uint32_t i = 0; i < width_; ++i) {
       const FieldPath& p = ctx.layout[i];
       if (p.size() == 2 && p[0] == "$headers") {
@@ -208,11 +213,16 @@ Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64
 Value RecordMaker::RecordedMeta(const MetaSlot& m, Arena& arena) {
   const RecordingRecord& rec = recorded_;
   switch (m.meta) {
-    case Meta::kKey: return rec.key ? Value::String(arena.Copy(*rec.key)) : Value::Null();
-    case Meta::kTimestamp: return rec.timestamp ? Value::Int(*rec.timestamp) : Value::Missing();
-    case Meta::kPartition: return rec.partition >= 0 ? Value::Int(rec.partition) : Value::Missing();
-    case Meta::kOffset: return rec.offset >= 0 ? Value::Int(rec.offset) : Value::Missing();
-    case Meta::kTopic: return rec.topic.empty() ? Value::Missing() : Value::String(arena.Copy(rec.topic));
+    case Meta::kKey:
+      return rec.key ? Value::String(arena.Copy(*rec.key)) : Value::Null();
+    case Meta::kTimestamp:
+      return rec.timestamp ? Value::Int(*rec.timestamp) : Value::Missing();
+    case Meta::kPartition:
+      return rec.partition >= 0 ? Value::Int(rec.partition) : Value::Missing();
+    case Meta::kOffset:
+      return rec.offset >= 0 ? Value::Int(rec.offset) : Value::Missing();
+    case Meta::kTopic:
+      return rec.topic.empty() ? Value::Missing() : Value::String(arena.Copy(rec.topic));
     case Meta::kHeader:
       for (auto h = rec.headers.rbegin(); h != rec.headers.rend(); ++h) {
         if (h->name != m.header) continue;
@@ -241,9 +251,8 @@ Status RecordMaker::FinishRow(Batch& batch, WatermarkGenerator& gen) {
   int64_t ts;
   if (event_time_) {
     // The common case inline: event_time names a field holding epoch milliseconds.
-    const Value* slot = event_time_slot_ >= 0
-                            ? batch.SlotsOf(batch.rows.size() - 1) + event_time_slot_
-                            : nullptr;
+    const Value* slot =
+        event_time_slot_ >= 0 ? batch.SlotsOf(batch.rows.size() - 1) + event_time_slot_ : nullptr;
     if (slot != nullptr && slot->kind() == Value::Kind::kInt) {
       ts = slot->as_int();
     } else {
@@ -284,7 +293,10 @@ bool RecordMaker::EvalEventTime(Batch& batch, int64_t* ts, Status* status) {
 }
 
 RateLimiter::RateLimiter(double rate)
-    : rate_(rate), tokens_(0), burst_(std::max(1.0, rate / 10)), last_(std::chrono::steady_clock::now()) {
+    : rate_(rate),
+      tokens_(0),
+      burst_(std::max(1.0, rate / 10)),
+      last_(std::chrono::steady_clock::now()) {
   tokens_ = std::min(burst_, 1.0);
 }
 
@@ -307,8 +319,8 @@ bool RateLimiter::Acquire(const std::atomic<bool>* cancelled) {
   while (!TryAcquire()) {
     if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) return false;
     double wait_s = (1 - tokens_) / rate_;
-    auto step = std::chrono::microseconds(
-        static_cast<int64_t>(std::clamp(wait_s * 1e6, 50.0, 10000.0)));
+    auto step =
+        std::chrono::microseconds(static_cast<int64_t>(std::clamp(wait_s * 1e6, 50.0, 10000.0)));
     std::this_thread::sleep_for(step);
   }
   return true;
@@ -359,7 +371,7 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
   const uint32_t width = static_cast<uint32_t>(ctx.layout.size());
   WatermarkGenerator gen(common.max_out_of_orderness_ms);
   RateLimiter limiter(options.rate);
-  std::string buf;          // [0, len): unread bytes, then padding
+  std::string buf;  // [0, len): unread bytes, then padding
   size_t len = 0;
   uint64_t buf_offset = 0;  // input offset of buf[0]
   uint64_t pending_bytes = 0;
@@ -388,8 +400,9 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
     // newline (the offset may be a split source's chunk boundary, inside a line).
     uint64_t from = at.offset > 0 ? at.offset - 1 : 0;
     if (::lseek(options.fd, static_cast<off_t>(from), SEEK_SET) < 0) {
-      spdlog::warn("source '{}': cannot go back to offset {} of its input ({}); reading on from here",
-                   ctx.name, at.offset, std::strerror(errno));
+      spdlog::warn(
+          "source '{}': cannot go back to offset {} of its input ({}); reading on from here",
+          ctx.name, at.offset, std::strerror(errno));
     } else {
       buf_offset = from;
       skip_to_newline = at.offset > 0;
@@ -458,7 +471,8 @@ Status StreamLines(SourceContext& ctx, RecordMaker& maker, const SourceCommon& c
     if (options.poll) {
       pollfd p{options.fd, POLLIN, 0};
       int n = ::poll(&p, 1, kPollMs);
-      if (n < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + std::strerror(errno));
+      if (n < 0 && errno != EINTR)
+        return Status::IoError(std::string("poll: ") + std::strerror(errno));
       if (n <= 0) {
         SR_RETURN_IF_ERROR(flush());  // the input paused: show what we have
         continue;

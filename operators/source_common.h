@@ -25,7 +25,7 @@
 namespace streamrun {
 
 struct SourceCommon {
-  std::string event_time;                  // expression text; empty: the wall-clock read time
+  std::string event_time;                    // expression text; empty: the wall-clock read time
   std::vector<FieldPath> event_time_fields;  // the fields it reads
   int64_t max_out_of_orderness_ms = 0;
   // Sources of several partitions (Kafka): a partition with nothing to read for this long no
@@ -150,7 +150,7 @@ class RecordMaker {
   std::unique_ptr<RecordingDecoder> recording_;
   RecordingRecord recorded_;
   std::vector<MetaSlot> meta_slots_;
-  std::string headers_json_;  // $headers of the line being read
+  std::string headers_json_;               // $headers of the line being read
   int64_t chunk_read_ms_ = kMinTimestamp;  // BeginLines' time; kMinTimestamp: not in a chunk
   std::string error_;
 };

@@ -58,7 +58,8 @@ Status StagedFile::Append(const char* p, size_t n) {
 Result<std::string> StagedFile::Seal(int64_t checkpoint_id, OperatorSnapshot* out) {
   std::string name = CheckpointPath(dir_, checkpoint_id);
   if (::rename(current_path().c_str(), name.c_str()) != 0) {
-    return Status::IoError("cannot rename staged output to '" + name + "': " + std::strerror(errno));
+    return Status::IoError("cannot rename staged output to '" + name +
+                           "': " + std::strerror(errno));
   }
   out->sync_paths.push_back(name);
   out->sync_paths.push_back(dir_);

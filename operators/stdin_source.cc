@@ -1,5 +1,5 @@
-// The `stdin` source: JSON lines, text lines or a recording from standard input. A pause in the input sends the
-// batch so far, so interactive use sees results promptly.
+// The `stdin` source: JSON lines, text lines or a recording from standard input. A pause in the
+// input sends the batch so far, so interactive use sees results promptly.
 #include <unistd.h>
 
 #include "operators/factories.h"

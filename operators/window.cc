@@ -24,9 +24,9 @@ struct AggregateSetting {
 class WindowConfig : public NodeConfig {
  public:
   WindowOptions options;
-  std::vector<std::string> arguments;   // per aggregate; empty for count()
-  std::vector<FieldPath> read_fields;   // key paths, then aggregate and trigger fields
-  std::string fire_on;                  // empty: no trigger
+  std::vector<std::string> arguments;  // per aggregate; empty for count()
+  std::vector<FieldPath> read_fields;  // key paths, then aggregate and trigger fields
+  std::string fire_on;                 // empty: no trigger
 
   std::vector<FieldPath> InputFields(const std::vector<FieldPath>&) const override {
     // Downstream reads the results, which the window makes itself.
@@ -84,11 +84,15 @@ class WindowConfig : public NodeConfig {
     }
     const WindowSpec& w = options.window;
     switch (w.type) {
-      case WindowType::kTumbling: s += ";tumbling=" + std::to_string(w.size); break;
+      case WindowType::kTumbling:
+        s += ";tumbling=" + std::to_string(w.size);
+        break;
       case WindowType::kSliding:
         s += ";sliding=" + std::to_string(w.size) + "/" + std::to_string(w.slide);
         break;
-      case WindowType::kSession: s += ";session=" + std::to_string(w.gap); break;
+      case WindowType::kSession:
+        s += ";session=" + std::to_string(w.gap);
+        break;
     }
     s += ";aggregates=";
     for (size_t i = 0; i < options.aggregates.size(); ++i) {
@@ -118,11 +122,15 @@ class WindowConfig : public NodeConfig {
     }
     const WindowSpec& w = options.window;
     switch (w.type) {
-      case WindowType::kTumbling: s += "; tumbling " + std::to_string(w.size) + "ms"; break;
+      case WindowType::kTumbling:
+        s += "; tumbling " + std::to_string(w.size) + "ms";
+        break;
       case WindowType::kSliding:
         s += "; sliding " + std::to_string(w.size) + "ms every " + std::to_string(w.slide) + "ms";
         break;
-      case WindowType::kSession: s += "; session gap " + std::to_string(w.gap) + "ms"; break;
+      case WindowType::kSession:
+        s += "; session gap " + std::to_string(w.gap) + "ms";
+        break;
     }
     return s;
   }
@@ -150,7 +158,8 @@ Status ErrorInScalar(const ConfigReader& reader, std::string_view key, size_t of
 
 Status ReadWindowSpec(const ConfigReader& config, WindowSpec* spec) {
   SR_ASSIGN_OR_RETURN(ConfigReader w, config.Child("window"));
-  SR_ASSIGN_OR_RETURN(std::string type, w.Enum("type", {"tumbling", "sliding", "session"}, std::nullopt));
+  SR_ASSIGN_OR_RETURN(std::string type,
+                      w.Enum("type", {"tumbling", "sliding", "session"}, std::nullopt));
   auto positive = [&](std::string_view key, int64_t* out) -> Status {
     SR_ASSIGN_OR_RETURN(int64_t ms, w.DurationMs(key, std::nullopt));
     if (ms <= 0) return w.ErrorAt(key, std::string(key) + " must be more than 0");
@@ -167,8 +176,9 @@ Status ReadWindowSpec(const ConfigReader& config, WindowSpec* spec) {
     SR_RETURN_IF_ERROR(positive("size", &spec->size));
     SR_RETURN_IF_ERROR(positive("slide", &spec->slide));
     if (spec->slide > spec->size) {
-      return w.ErrorAt("slide", "slide must not be larger than size (records would fall between "
-                                "windows); use a tumbling window for slide = size");
+      return w.ErrorAt("slide",
+                       "slide must not be larger than size (records would fall between "
+                       "windows); use a tumbling window for slide = size");
     }
   } else {
     SR_RETURN_IF_ERROR(w.CheckKeys({"type", "gap"}));
@@ -194,10 +204,11 @@ NodeConfigResult MakeWindow(const ConfigReader& config) {
     ExprParseError error;
     auto e = ParseExpr(text, &error);
     if (!e || e->fields().size() != 1 || FieldPathToString(e->fields()[0]) != text) {
-      return config.ErrorAt("key_by", "key_by takes field paths such as userId or user.id, not '" +
-                                          text + "'");
+      return config.ErrorAt(
+          "key_by", "key_by takes field paths such as userId or user.id, not '" + text + "'");
     }
-    if (std::find(opt.key_paths.begin(), opt.key_paths.end(), e->fields()[0]) != opt.key_paths.end()) {
+    if (std::find(opt.key_paths.begin(), opt.key_paths.end(), e->fields()[0]) !=
+        opt.key_paths.end()) {
       return config.ErrorAt("key_by", "key field '" + text + "' is listed twice");
     }
     opt.key_paths.push_back(e->fields()[0]);
@@ -210,12 +221,14 @@ NodeConfigResult MakeWindow(const ConfigReader& config) {
   // aggregate: name -> call.
   SR_ASSIGN_OR_RETURN(ConfigReader aggs, config.Child("aggregate"));
   std::vector<std::string> names = aggs.Keys();
-  if (names.empty()) return config.ErrorAt("aggregate", "aggregate needs at least one output field");
+  if (names.empty())
+    return config.ErrorAt("aggregate", "aggregate needs at least one output field");
   for (const std::string& name : names) {
     if (name == "window_start" || name == "window_end" ||
         std::find(opt.key_names.begin(), opt.key_names.end(), name) != opt.key_names.end()) {
-      return aggs.ErrorAt(name, "aggregate '" + name + "' has the name of a field the window "
-                                "already writes (a key field, window_start or window_end)");
+      return aggs.ErrorAt(name, "aggregate '" + name +
+                                    "' has the name of a field the window "
+                                    "already writes (a key field, window_start or window_end)");
     }
     SR_ASSIGN_OR_RETURN(std::string text, aggs.String(name));
     AggCall call;

@@ -16,10 +16,14 @@ struct AggInfo {
   AggKind kind;
 };
 constexpr AggInfo kAggs[] = {
-    {"count", AggKind::kCount},     {"count_if", AggKind::kCountIf},
-    {"sum", AggKind::kSum},         {"min", AggKind::kMin},
-    {"max", AggKind::kMax},         {"avg", AggKind::kAvg},
-    {"first", AggKind::kFirst},     {"last", AggKind::kLast},
+    {"count", AggKind::kCount},
+    {"count_if", AggKind::kCountIf},
+    {"sum", AggKind::kSum},
+    {"min", AggKind::kMin},
+    {"max", AggKind::kMax},
+    {"avg", AggKind::kAvg},
+    {"first", AggKind::kFirst},
+    {"last", AggKind::kLast},
     {"count_distinct", AggKind::kCountDistinct},
 };
 
@@ -29,12 +33,21 @@ bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 void EncodeOwnedValue(const Value& v, std::string* out) {
   PutU8(*out, static_cast<uint8_t>(v.kind()));
   switch (v.kind()) {
-    case Value::Kind::kBool: PutU8(*out, v.as_bool() ? 1 : 0); break;
-    case Value::Kind::kInt: PutI64(*out, v.as_int()); break;
-    case Value::Kind::kDouble: PutDouble(*out, v.as_double()); break;
+    case Value::Kind::kBool:
+      PutU8(*out, v.as_bool() ? 1 : 0);
+      break;
+    case Value::Kind::kInt:
+      PutI64(*out, v.as_int());
+      break;
+    case Value::Kind::kDouble:
+      PutDouble(*out, v.as_double());
+      break;
     case Value::Kind::kString:
-    case Value::Kind::kJson: PutBytes(*out, v.as_string()); break;
-    default: break;
+    case Value::Kind::kJson:
+      PutBytes(*out, v.as_string());
+      break;
+    default:
+      break;
   }
 }
 
@@ -71,7 +84,8 @@ bool ParseAggregateCall(std::string_view text, AggCall* call, AggParseError* err
   size_t i = 0;
   while (i < text.size() && IsSpace(text[i])) ++i;
   size_t name_start = i;
-  while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) ++i;
+  while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_'))
+    ++i;
   std::string_view name = text.substr(name_start, i - name_start);
   size_t name_end = i;
   while (i < text.size() && IsSpace(text[i])) ++i;
@@ -119,7 +133,9 @@ bool ParseAggregateCall(std::string_view text, AggCall* call, AggParseError* err
   }
   for (size_t j = close + 1; j < text.size(); ++j) {
     if (!IsSpace(text[j])) {
-      *error = {j, "unexpected text after the aggregate call; an aggregate is one call such as sum(price)"};
+      *error = {
+          j,
+          "unexpected text after the aggregate call; an aggregate is one call such as sum(price)"};
       return false;
     }
   }
@@ -134,7 +150,8 @@ bool ParseAggregateCall(std::string_view text, AggCall* call, AggParseError* err
     return false;
   }
   if (info->kind != AggKind::kCount && a == b) {
-    *error = {a, std::string(name) + "() needs an expression, as in " + std::string(name) + "(price)"};
+    *error = {a,
+              std::string(name) + "() needs an expression, as in " + std::string(name) + "(price)"};
     return false;
   }
   return true;
@@ -183,7 +200,8 @@ bool AggregateAccepts(AggKind kind, const Value& v, std::string* error) {
       return false;
     case AggKind::kCountIf:
       if (v.kind() == Value::Kind::kBool) return true;
-      *error = std::string("count_if() needs a condition (true or false), got a ") + KindName(v.kind());
+      *error =
+          std::string("count_if() needs a condition (true or false), got a ") + KindName(v.kind());
       return false;
     default:
       return true;
@@ -254,10 +272,18 @@ void MergeAccumulators(AggKind kind, Accumulator& into, const Accumulator& from)
       if (!take) {
         int c = CompareValues(from.Kept(), into.Kept());
         switch (kind) {
-          case AggKind::kMin: take = c < 0; break;
-          case AggKind::kMax: take = c > 0; break;
-          case AggKind::kFirst: take = from.seq < into.seq; break;
-          default: take = from.seq > into.seq; break;
+          case AggKind::kMin:
+            take = c < 0;
+            break;
+          case AggKind::kMax:
+            take = c > 0;
+            break;
+          case AggKind::kFirst:
+            take = from.seq < into.seq;
+            break;
+          default:
+            take = from.seq > into.seq;
+            break;
         }
       }
       into.count += from.count;
@@ -344,8 +370,11 @@ bool DecodeAccumulator(AggKind kind, ByteReader& in, Accumulator* acc) {
       auto vk = static_cast<Value::Kind>(k);
       Value v;
       switch (vk) {
-        case Value::Kind::kMissing: break;
-        case Value::Kind::kNull: v = Value::Null(); break;
+        case Value::Kind::kMissing:
+          break;
+        case Value::Kind::kNull:
+          v = Value::Null();
+          break;
         case Value::Kind::kBool: {
           uint8_t b;
           if (!in.GetU8(&b)) return false;
@@ -423,8 +452,10 @@ void AppendAccumulatorJson(AggKind kind, const Accumulator& acc, std::string* ou
           if (i) *out += ',';
           size_t pos = 0;
           Value v;
-          if (DecodeKeyValue(items[i], &pos, &v)) AppendJson(*out, v);
-          else *out += "null";
+          if (DecodeKeyValue(items[i], &pos, &v))
+            AppendJson(*out, v);
+          else
+            *out += "null";
         }
       }
       *out += ']';

@@ -35,7 +35,7 @@ const char* AggName(AggKind kind);
 // `name(argument)` as written in the pipeline file.
 struct AggCall {
   AggKind kind = AggKind::kCount;
-  std::string argument;     // the expression text; empty for count()
+  std::string argument;        // the expression text; empty for count()
   size_t argument_offset = 0;  // where it starts in the text given to ParseAggregateCall
 };
 
@@ -50,9 +50,9 @@ struct AggParseError {
 bool ParseAggregateCall(std::string_view text, AggCall* call, AggParseError* error);
 
 struct Accumulator {
-  int64_t count = 0;  // count: records; count_if: true values; others: values taken
-  int64_t isum = 0;   // sum, avg: the sum of the integers, while it fits
-  double dsum = 0;    // sum, avg: the sum of every value as a double
+  int64_t count = 0;       // count: records; count_if: true values; others: values taken
+  int64_t isum = 0;        // sum, avg: the sum of the integers, while it fits
+  double dsum = 0;         // sum, avg: the sum of every value as a double
   bool is_double = false;  // sum, avg: a double was seen or the integer sum overflowed
   // min, max, first, last: the kept value. Strings are kept in `text`, other kinds in `scalar`.
   Value::Kind kind = Value::Kind::kMissing;
@@ -76,8 +76,7 @@ bool AggregateAccepts(AggKind kind, const Value& v, std::string* error);
 
 // Adds one value the aggregate accepts, the `seq`-th record to arrive. count() ignores `v`.
 // `scratch` is reused for count_distinct's encodings.
-void Accumulate(AggKind kind, Accumulator& acc, const Value& v, uint64_t seq,
-                std::string* scratch);
+void Accumulate(AggKind kind, Accumulator& acc, const Value& v, uint64_t seq, std::string* scratch);
 
 // Adds everything `from` holds into `into`, as if `into` had also seen `from`'s records (for
 // merging session windows).

@@ -1,6 +1,7 @@
 // The window step's operator (see window_operator.h for the semantics and the state format).
 #include "operators/window_operator.h"
 
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,8 +9,6 @@
 #include <map>
 #include <optional>
 #include <unordered_map>
-
-#include <rapidjson/document.h>
 
 #include "engine/byte_codec.h"
 #include "engine/huge_page_allocator.h"
@@ -33,8 +32,8 @@ enum class OutField : uint8_t { kMissing, kKey, kStart, kEnd, kAggregate };
 // encoded on another thread while the operator moves on (or after it is gone).
 struct StateEncoding {
   std::vector<AggKind> kinds;
-  size_t inline_agg = kNone;     // the aggregate kept in the entry's counter
-  std::vector<size_t> general;   // aggregate j's index among the entry's accumulators
+  size_t inline_agg = kNone;    // the aggregate kept in the entry's counter
+  std::vector<size_t> general;  // aggregate j's index among the entry's accumulators
   int max_parallelism = 128;
 
   // The state value of entry `win` with accumulators `a` (format in window_operator.h).
@@ -96,15 +95,15 @@ struct StateView {
     // Evicted windows are stored as state values already; only the operator's record count
     // (bytes 4..11, see window_operator.h) is the one of their eviction: make it today's.
     std::string value;
-    return spilled->ForEach([&](int kg, std::string_view key, std::string_view ns,
-                                std::string_view stored) -> Status {
-                              if (stored.size() < 12) return Status::DataError("window cache: a damaged value");
-                              value.assign(stored);
-                              std::string count;
-                              PutU64(count, arrival);
-                              value.replace(4, 8, count);
-                              return visit(kg, key, ns, value);
-                            });
+    return spilled->ForEach(
+        [&](int kg, std::string_view key, std::string_view ns, std::string_view stored) -> Status {
+          if (stored.size() < 12) return Status::DataError("window cache: a damaged value");
+          value.assign(stored);
+          std::string count;
+          PutU64(count, arrival);
+          value.replace(4, 8, count);
+          return visit(kg, key, ns, value);
+        });
   }
 };
 
@@ -158,7 +157,7 @@ struct WindowOperator::Impl {
   // aggregates in general accumulators, aggregate j at general[j].
   size_t inline_agg = kNone;
   std::vector<size_t> general;
-  size_t general_count = 0;  // aggregates in general accumulators
+  size_t general_count = 0;      // aggregates in general accumulators
   uint64_t reported_copies = 0;  // table.copies() + taken_copies() at the last barrier
   uint64_t reported_taken = 0;
   int64_t reported_copy_ns = 0;
@@ -178,7 +177,7 @@ struct WindowOperator::Impl {
   std::unordered_map<std::string, std::vector<uint32_t>> sessions;
   std::map<int64_t, std::vector<TimerRef>> buckets;
   std::vector<std::vector<TimerRef>> spare_buckets;  // emptied, with their capacity
-  std::vector<TimerRef>* last_bucket = nullptr;     // the bucket of `last_bucket_time`
+  std::vector<TimerRef>* last_bucket = nullptr;      // the bucket of `last_bucket_time`
   int64_t last_bucket_time = 0;
   size_t timer_refs = 0;  // in all buckets, stale ones included
 
@@ -186,13 +185,13 @@ struct WindowOperator::Impl {
   // The smallest `wm` a result still to come may carry: `wm` once every window due at it has
   // fired, the watermark from before the advance while some have not (firing in slices).
   int64_t emit_wm = kMinTimestamp;
-  bool wm_sent = true;              // downstream has seen `wm`
+  bool wm_sent = true;  // downstream has seen `wm`
   // Firing in slices (see Advance): the due bucket (of time `firing_time`) being fired, from
   // `firing_pos` on.
   std::vector<TimerRef> firing;
   size_t firing_pos = 0;
   int64_t firing_time = 0;
-  uint64_t arrival = 0;             // records added so far: first/last order
+  uint64_t arrival = 0;  // records added so far: first/last order
   uint64_t results = 0;
   uint64_t late_dropped = 0;
 
@@ -298,7 +297,8 @@ struct WindowOperator::Impl {
     };
     Status decoded = DecodeWindowState(ns, value, &stored);
     if (!decoded.ok()) return corrupt(decoded.message());
-    if (stored.kinds.size() != naggs) return corrupt("its aggregates changed since the state was written");
+    if (stored.kinds.size() != naggs)
+      return corrupt("its aggregates changed since the state was written");
     for (size_t j = 0; j < naggs; ++j) {
       if (stored.kinds[j] != opt.aggregates[j].kind) {
         return corrupt("its aggregates changed since the state was written");
@@ -332,8 +332,9 @@ struct WindowOperator::Impl {
   // Sessions: reads every evicted window of `key` back into the table.
   Status ReloadKey(std::string_view key, uint64_t key_hash) {
     return spill->TakeKey(KeyGroupOf(key_hash, ctx->max_parallelism), key,
-                          [&](int kg, std::string_view k, std::string_view ns,
-                              std::string_view v) { return Reloaded(kg, k, ns, v); });
+                          [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+                            return Reloaded(kg, k, ns, v);
+                          });
   }
   // Tumbling and sliding: reads window `w` of `key` back into the table if it was evicted.
   Status ReloadWindow(std::string_view key, uint64_t key_hash, const TimeWindow& w) {
@@ -370,10 +371,10 @@ struct WindowOperator::Impl {
     if (cache_limit == 0 || table.live() <= cache_limit) return Status::Ok();
     if (!spill) {
       SR_ASSIGN_OR_RETURN(spill, WindowSpill::Open(ctx->working_dir, /*by_time=*/!session));
-      spdlog::info("window '{}' #{}: more than {} windows (its share of state.cache, {} MiB); "
-                   "evicting the coldest to {}",
-                   ctx->name, ctx->subtask, cache_limit, ctx->state_cache_bytes >> 20,
-                   ctx->working_dir);
+      spdlog::info(
+          "window '{}' #{}: more than {} windows (its share of state.cache, {} MiB); "
+          "evicting the coldest to {}",
+          ctx->name, ctx->subtask, cache_limit, ctx->state_cache_bytes >> 20, ctx->working_dir);
     }
     const size_t target = cache_limit - cache_limit / 8;
     const size_t cap = table.capacity();
@@ -510,11 +511,20 @@ struct WindowOperator::Impl {
     for (size_t s = 0; s < out_fields.size(); ++s) {
       auto [what, i] = out_fields[s];
       switch (what) {
-        case OutField::kKey: slots[s] = CopyValue(out->arena, key_vals[i]); break;
-        case OutField::kStart: slots[s] = Value::Int(bounds.start); break;
-        case OutField::kEnd: slots[s] = Value::Int(bounds.end); break;
-        case OutField::kAggregate: slots[s] = CopyValue(out->arena, result_vals[i]); break;
-        case OutField::kMissing: break;
+        case OutField::kKey:
+          slots[s] = CopyValue(out->arena, key_vals[i]);
+          break;
+        case OutField::kStart:
+          slots[s] = Value::Int(bounds.start);
+          break;
+        case OutField::kEnd:
+          slots[s] = Value::Int(bounds.end);
+          break;
+        case OutField::kAggregate:
+          slots[s] = CopyValue(out->arena, result_vals[i]);
+          break;
+        case OutField::kMissing:
+          break;
       }
     }
     ++results;
@@ -556,8 +566,9 @@ struct WindowOperator::Impl {
         // (those of the same time as a bucket in memory after it: memory stays bounded).
         constexpr size_t kChunk = 4096;
         SR_RETURN_IF_ERROR(spill->TakeDue(
-            wm, kChunk, [&](int kg, std::string_view k, std::string_view ns,
-                            std::string_view v) { return Reloaded(kg, k, ns, v); }));
+            wm, kChunk, [&](int kg, std::string_view k, std::string_view ns, std::string_view v) {
+              return Reloaded(kg, k, ns, v);
+            }));
         continue;
       }
       if (buckets.empty() || next_bucket > wm) break;
@@ -654,8 +665,9 @@ struct WindowOperator::Impl {
       if (v.kind() == Value::Kind::kBool) {
         fire_now = v.as_bool();
       } else if (!v.is_nullish()) {
-        return Report(batch, r, std::string("trigger fire_on must be true or false, got a ") +
-                                    KindName(v.kind()));
+        return Report(
+            batch, r,
+            std::string("trigger fire_on must be true or false, got a ") + KindName(v.kind()));
       }
     }
 
@@ -671,7 +683,8 @@ struct WindowOperator::Impl {
       const int64_t row_wm = ctx->row_watermarks ? row.wm : kMinTimestamp;
       for (const TimeWindow& tw : assigned) {
         if (IsLate(tw, row_wm)) continue;
-        uint64_t h = tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
+        uint64_t h =
+            tw.start == ahead.start ? ahead.window_hash : WindowHash(ahead.key_hash, tw.start);
         uint32_t e = table.Find(h, ahead.key_view, tw.start);
         if (e == kNoEntry && Spilled()) {
           // Maybe evicted: read it back (off the hot path: only after a miss, and only once
@@ -797,8 +810,8 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
   for (const FieldPath& path : m.opt.key_paths) {
     auto it = std::find(ctx.input_layout.begin(), ctx.input_layout.end(), path);
     if (it == ctx.input_layout.end()) {
-      return Status::RuntimeError("window '" + ctx.name + "': key field " + FieldPathToString(path) +
-                                  " is not in its input layout");
+      return Status::RuntimeError("window '" + ctx.name + "': key field " +
+                                  FieldPathToString(path) + " is not in its input layout");
     }
     m.key_slots.push_back(static_cast<int>(it - ctx.input_layout.begin()));
   }
@@ -806,8 +819,8 @@ Status WindowOperator::Open(const OperatorContext& ctx) {
     if (m.opt.aggregates[j].kind == AggKind::kCount) {
       m.args[j].reset();
     } else if (!m.args[j]) {
-      return Status::RuntimeError("window '" + ctx.name + "': aggregate " + m.opt.aggregates[j].name +
-                                  " has no expression");
+      return Status::RuntimeError("window '" + ctx.name + "': aggregate " +
+                                  m.opt.aggregates[j].name + " has no expression");
     } else {
       SR_RETURN_IF_ERROR(m.args[j]->Bind(ctx.input_layout));
     }
@@ -881,11 +894,11 @@ Status WindowOperator::Snapshot(int64_t /*checkpoint_id*/, OperatorSnapshot* out
   // What the previous checkpoint cost this thread after its barrier: the segments it copied.
   const uint64_t copies = m.table.copies() + m.table.taken_copies();
   if (copies > m.reported_copies) {
-    spdlog::debug("window {} #{}: {} state segment(s) copied ({} of them ahead, by the checkpoint's "
-                  "thread) in {} us since the last barrier",
-                  m.ctx->name, m.ctx->subtask, copies - m.reported_copies,
-                  m.table.taken_copies() - m.reported_taken,
-                  (m.table.copy_ns() - m.reported_copy_ns) / 1000);
+    spdlog::debug(
+        "window {} #{}: {} state segment(s) copied ({} of them ahead, by the checkpoint's "
+        "thread) in {} us since the last barrier",
+        m.ctx->name, m.ctx->subtask, copies - m.reported_copies,
+        m.table.taken_copies() - m.reported_taken, (m.table.copy_ns() - m.reported_copy_ns) / 1000);
     m.reported_copies = copies;
     m.reported_taken = m.table.taken_copies();
     m.reported_copy_ns = m.table.copy_ns();
@@ -922,9 +935,8 @@ Status WindowOperator::Process(BatchPtr batch) {
     }
     SR_RETURN_IF_ERROR(m.ProcessRow(*batch, r, m.ring[r & (Impl::kRing - 1)]));
   }
-  SR_RETURN_IF_ERROR(m.Advance(batch->watermark, advance_per_row
-                                                     ? std::numeric_limits<size_t>::max()
-                                                     : Impl::kFireSlice));
+  SR_RETURN_IF_ERROR(m.Advance(
+      batch->watermark, advance_per_row ? std::numeric_limits<size_t>::max() : Impl::kFireSlice));
   SR_RETURN_IF_ERROR(m.EnforceCache());
   return m.Flush();
 }
@@ -1038,13 +1050,13 @@ Status DescribeWindowState(std::string_view ns, std::string_view value,
 Status WindowOperator::RestoreFrom(const KeyedStateStore& store, int first_key_group,
                                    int last_key_group) {
   Impl& m = *impl_;
-  SR_RETURN_IF_ERROR(store.ForEach(first_key_group, last_key_group,
-                                   [&](int, std::string_view key, std::string_view ns,
-                                       std::string_view value) -> Status {
-                                     SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
-                                     // State larger than the cache goes on to its store.
-                                     return m.EnforceCache();
-                                   }));
+  SR_RETURN_IF_ERROR(store.ForEach(
+      first_key_group, last_key_group,
+      [&](int, std::string_view key, std::string_view ns, std::string_view value) -> Status {
+        SR_RETURN_IF_ERROR(m.AddStoredWindow(key, ns, value));
+        // State larger than the cache goes on to its store.
+        return m.EnforceCache();
+      }));
   // Restoring runs on the job's thread (Open), processing on the task's: a write transaction
   // of the cache's store must not cross over (LMDB binds it to its thread).
   if (m.spill) SR_RETURN_IF_ERROR(m.spill->Flush());

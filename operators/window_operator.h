@@ -16,11 +16,11 @@
 //    drops them ("fire and purge"): the key's next record opens a new window.
 //  - Results: one record per firing, the JSON object
 //    {<key fields as written in key_by>, "window_start", "window_end", <aggregates in order>},
-//    with ts = window_end - 1 and the origin of the window's last record. Results of windows fired by a watermark advance carry as `wm` the
-//    watermark before that advance (as Flink emits them before it forwards the watermark), so a
-//    downstream window of the same size does not take them for late; results fired by a record
-//    carry the current watermark. Whenever the watermark advances, a batch (maybe empty) carries
-//    it downstream.
+//    with ts = window_end - 1 and the origin of the window's last record. Results of windows fired
+//    by a watermark advance carry as `wm` the watermark before that advance (as Flink emits them
+//    before it forwards the watermark), so a downstream window of the same size does not take them
+//    for late; results fired by a record carry the current watermark. Whenever the watermark
+//    advances, a batch (maybe empty) carries it downstream.
 //
 // State: one 64-byte entry per open (key, window) in a WindowTable (operators/window_table.h:
 // key bytes inline, the first count()/count_if() inline, the other aggregates' accumulators
@@ -85,9 +85,9 @@ struct WindowStateEntry {
   TimeWindow window;
   bool fired = false;
   uint16_t origin = 0;
-  uint64_t arrival = 0;  // records the operator had added when the entry was written
-  std::vector<AggKind> kinds;                // per aggregate, in the order declared
-  std::vector<Accumulator> accumulators;     // per aggregate
+  uint64_t arrival = 0;        // records the operator had added when the entry was written
+  std::vector<AggKind> kinds;  // per aggregate, in the order declared
+  std::vector<Accumulator> accumulators;  // per aggregate
 };
 
 // Decodes one entry's namespace and value into *out (whose memory it reuses). Damage (a short

@@ -55,20 +55,20 @@ Status Damaged(std::string_view what) {
 
 Status WindowSpillView::ForEach(const KeyedStateStore::Visitor& visit) const {
   if (by_time) {
-    return snapshot->ForEach(WindowSpill::kByTimeGroup, WindowSpill::kByTimeGroup,
-                             [&](int, std::string_view k, std::string_view ns,
-                                 std::string_view value) -> Status {
-                               TimedEntry t;
-                               if (!ParseTimedKey(k, &t)) return Damaged("key");
-                               return visit(t.key_group, t.key, ns, value);
-                             });
+    return snapshot->ForEach(
+        WindowSpill::kByTimeGroup, WindowSpill::kByTimeGroup,
+        [&](int, std::string_view k, std::string_view ns, std::string_view value) -> Status {
+          TimedEntry t;
+          if (!ParseTimedKey(k, &t)) return Damaged("key");
+          return visit(t.key_group, t.key, ns, value);
+        });
   }
-  return snapshot->ForEach(0, WindowSpill::kByTimeGroup - 1,
-                           [&](int kg, std::string_view key, std::string_view ns,
-                               std::string_view stored) -> Status {
-                             if (stored.size() < kTimeBytes) return Damaged("entry");
-                             return visit(kg, key, ns, stored.substr(kTimeBytes));
-                           });
+  return snapshot->ForEach(
+      0, WindowSpill::kByTimeGroup - 1,
+      [&](int kg, std::string_view key, std::string_view ns, std::string_view stored) -> Status {
+        if (stored.size() < kTimeBytes) return Damaged("entry");
+        return visit(kg, key, ns, stored.substr(kTimeBytes));
+      });
 }
 
 Result<std::unique_ptr<WindowSpill>> WindowSpill::Open(const std::string& dir, bool by_time,
@@ -132,13 +132,13 @@ Status WindowSpill::TakeKey(int key_group, std::string_view key, const Taker& ta
   if (size_ == 0) return Status::Ok();
   // Collected first: the cursor's pages must not change under it.
   std::vector<std::pair<std::string, std::string>> found;  // namespace, stored value
-  SR_RETURN_IF_ERROR(store_->Scan(key_group, key,
-                                  [&](std::string_view k, std::string_view ns,
-                                      std::string_view stored, bool* stop) -> Status {
-                                    *stop = k != key;
-                                    if (!*stop) found.emplace_back(ns, stored);
-                                    return Status::Ok();
-                                  }));
+  SR_RETURN_IF_ERROR(store_->Scan(
+      key_group, key,
+      [&](std::string_view k, std::string_view ns, std::string_view stored, bool* stop) -> Status {
+        *stop = k != key;
+        if (!*stop) found.emplace_back(ns, stored);
+        return Status::Ok();
+      }));
   for (const auto& [ns, stored] : found) {
     if (stored.size() < kTimeBytes) return Damaged("entry");
     TimedKey(static_cast<int64_t>(ReadU64(stored)), key_group, key, &scratch_);
@@ -157,20 +157,20 @@ Status WindowSpill::TakeDue(int64_t to, size_t max, const Taker& take) {
   };
   std::vector<Due> due;
   int64_t next = kMaxTimestamp;  // the first timer after what is taken
-  SR_RETURN_IF_ERROR(store_->Scan(by_time_ ? kByTimeGroup : kTimerGroup, "",
-                                  [&](std::string_view k, std::string_view ns,
-                                      std::string_view value, bool* stop) -> Status {
-                                    TimedEntry t;
-                                    if (!ParseTimedKey(k, &t)) return Damaged("key");
-                                    if (t.time > to || due.size() >= max) {
-                                      next = t.time;
-                                      *stop = true;
-                                      return Status::Ok();
-                                    }
-                                    due.push_back({std::string(k), std::string(ns),
-                                                   by_time_ ? std::string(value) : std::string()});
-                                    return Status::Ok();
-                                  }));
+  SR_RETURN_IF_ERROR(store_->Scan(
+      by_time_ ? kByTimeGroup : kTimerGroup, "",
+      [&](std::string_view k, std::string_view ns, std::string_view value, bool* stop) -> Status {
+        TimedEntry t;
+        if (!ParseTimedKey(k, &t)) return Damaged("key");
+        if (t.time > to || due.size() >= max) {
+          next = t.time;
+          *stop = true;
+          return Status::Ok();
+        }
+        due.push_back(
+            {std::string(k), std::string(ns), by_time_ ? std::string(value) : std::string()});
+        return Status::Ok();
+      }));
   std::string stored;
   for (Due& d : due) {
     TimedEntry t;

@@ -1,10 +1,9 @@
 // The window step's table of open windows (see window_table.h).
 #include "operators/window_table.h"
 
-#include <thread>
-
 #include <atomic>
 #include <memory>
+#include <thread>
 
 #include "engine/metrics.h"
 
@@ -211,7 +210,8 @@ void WindowTable::Unshare(uint32_t s) {
                                        std::memory_order_acq_rel)) {
       // The view's thread claimed it: wait for its copy (one segment's copy at most).
       // Spinning first, then yielding: on a busy machine the copying thread may be off its core.
-      for (int spins = 0; state.load(std::memory_order_acquire) == CaptureCopies::kCopying; ++spins) {
+      for (int spins = 0; state.load(std::memory_order_acquire) == CaptureCopies::kCopying;
+           ++spins) {
         if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
           __builtin_ia32_pause();

@@ -71,11 +71,11 @@ inline void Prefetch(const void* p) {
 inline constexpr uint32_t kNoEntry = std::numeric_limits<uint32_t>::max();
 
 struct alignas(64) WindowEntry {
-  static constexpr uint8_t kFired = 1;     // its watermark firing (at end - 1) has happened
-  static constexpr uint8_t kHasTimer = 2;  // `timer` is the time of its live timer
-  static constexpr uint8_t kIndexed = 4;   // it has a slot (tumbling, sliding)
-  static constexpr uint8_t kLongKey = 8;   // key bytes in its segment's long_keys
-  static constexpr uint8_t kLive = 16;     // not on the free list
+  static constexpr uint8_t kFired = 1;        // its watermark firing (at end - 1) has happened
+  static constexpr uint8_t kHasTimer = 2;     // `timer` is the time of its live timer
+  static constexpr uint8_t kIndexed = 4;      // it has a slot (tumbling, sliding)
+  static constexpr uint8_t kLongKey = 8;      // key bytes in its segment's long_keys
+  static constexpr uint8_t kLive = 16;        // not on the free list
   static constexpr uint8_t kReferenced = 32;  // touched since the cache's clock hand passed
   static constexpr size_t kInlineKey = 16;
 
@@ -167,7 +167,9 @@ class WindowTableView {
   const WindowEntry& At(uint32_t e) const {
     return segs_[e >> kSegmentShift]->entries[e & kSegmentMask];
   }
-  std::string_view Key(uint32_t e) const { return segs_[e >> kSegmentShift]->Key(e & kSegmentMask); }
+  std::string_view Key(uint32_t e) const {
+    return segs_[e >> kSegmentShift]->Key(e & kSegmentMask);
+  }
   const Accumulator* Accs(uint32_t e) const {
     const WindowSegment& s = *segs_[e >> kSegmentShift];
     return s.accs + static_cast<size_t>(e & kSegmentMask) * s.per_entry;
@@ -222,7 +224,9 @@ class WindowTable {
 
   // Reading.
   const WindowEntry& At(uint32_t e) const { return base_[e >> kSegmentShift][e & kSegmentMask]; }
-  std::string_view Key(uint32_t e) const { return segs_[e >> kSegmentShift]->Key(e & kSegmentMask); }
+  std::string_view Key(uint32_t e) const {
+    return segs_[e >> kSegmentShift]->Key(e & kSegmentMask);
+  }
   const Accumulator* Accs(uint32_t e) const {
     return segs_[e >> kSegmentShift]->accs + static_cast<size_t>(e & kSegmentMask) * per_entry_;
   }
@@ -293,8 +297,8 @@ class WindowTable {
   size_t per_entry_ = 0;
   bool reserve_copies_ = false;
   std::vector<std::shared_ptr<WindowSegment>> segs_;
-  std::vector<WindowEntry*> base_;   // segs_[s]->entries, for one load less per access
-  std::vector<uint8_t> shared_;      // per segment: a view may still read it
+  std::vector<WindowEntry*> base_;  // segs_[s]->entries, for one load less per access
+  std::vector<uint8_t> shared_;     // per segment: a view may still read it
   std::vector<std::shared_ptr<WindowSegment>> retired_;  // replaced by copies; views may hold them
   std::shared_ptr<SegmentPool> pool_;
   std::shared_ptr<CaptureCopies> capture_;  // of the last Capture()

@@ -30,7 +30,7 @@ TEST_CASE("base64: malformed text is rejected") {
   CHECK_FALSE(DecodeBase64("Zm9v!A=="));   // not in the alphabet
   CHECK_FALSE(DecodeBase64("Zm=vYmFy"));   // padding inside
   CHECK_FALSE(DecodeBase64("Zg==Zg=="));   // padding before the end
-  CHECK_FALSE(DecodeBase64("Zm9\nYmFy"));   // whitespace
+  CHECK_FALSE(DecodeBase64("Zm9\nYmFy"));  // whitespace
   CHECK_FALSE(DecodeBase64("Zh=="));       // leftover bits set: not canonical
   CHECK_FALSE(DecodeBase64("-_8A"));       // URL-safe alphabet
 }

@@ -1,11 +1,11 @@
 // Tests of the bounded input gate (engine/channel.h).
 #include "engine/channel.h"
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
-
-#include <doctest/doctest.h>
 
 namespace streamrun {
 namespace {

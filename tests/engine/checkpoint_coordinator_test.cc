@@ -59,7 +59,8 @@ std::vector<SnapshotPart> SourceAt(int64_t offset) {
 
 }  // namespace
 
-TEST_CASE("checkpoint coordinator: a checkpoint whose acks time out is aborted, the next completes") {
+TEST_CASE(
+    "checkpoint coordinator: a checkpoint whose acks time out is aborted, the next completes") {
   TempDir dir;
   CheckpointCoordinator c(Options(dir, 20), Nodes(), 2);
   c.Start();

@@ -47,14 +47,21 @@ std::string Pipeline(const TempDir& dir, const std::string& extra_source = "") {
   return "name: ck\n"
          "checkpoints: { interval: 20ms }\n"
          "sources:\n"
-         "  in: { type: file, path: " + dir / "in.jsonl" + ", event_time: ts, watermark: "
-         "{ max_out_of_orderness: 1s }" + extra_source + " }\n"
+         "  in: { type: file, path: " +
+         dir / "in.jsonl" +
+         ", event_time: ts, watermark: "
+         "{ max_out_of_orderness: 1s }" +
+         extra_source +
+         " }\n"
          "steps:\n"
          "  w: { type: window, from: in, key_by: [user], window: { type: tumbling, size: 10s },\n"
          "       aggregate: { n: count(), s: sum(v), d: count_distinct(v) } }\n"
          "sinks:\n"
-         "  out: { type: file, from: w, path: " + dir / "out.jsonl" + " }\n"
-         "  late: { type: file, from: w.late, path: " + dir / "late.jsonl" + " }\n";
+         "  out: { type: file, from: w, path: " +
+         dir / "out.jsonl" +
+         " }\n"
+         "  late: { type: file, from: w.late, path: " +
+         dir / "late.jsonl" + " }\n";
 }
 
 PipelineSpec Load(const std::string& text, const TempDir& dir) {
@@ -69,7 +76,8 @@ Status RunJob(const PipelineSpec& spec, RunOptions options) {
   return (*job)->Run();
 }
 
-TEST_CASE("checkpoints: a savepoint restored at parallelism 1 and 2 gives the uninterrupted output") {
+TEST_CASE(
+    "checkpoints: a savepoint restored at parallelism 1 and 2 gives the uninterrupted output") {
   TempDir dir;
   WriteInput(dir / "in.jsonl");
   // The uninterrupted run (no state directory: no checkpoints).

@@ -292,11 +292,10 @@ TEST_CASE("checkpoint: a crash at every phase recovers to the last complete chec
     const char* failpoint;
     int64_t expected_latest;
   };
-  for (const Case& c :
-       {Case{"checkpoint.write", 1}, Case{"checkpoint.before_fsync", 1},
-        Case{"checkpoint.after_file", 1},
-        Case{"checkpoint.before_dir_fsync", 1}, Case{"checkpoint.before_manifest", 1},
-        Case{"checkpoint.after_manifest", 1}, Case{"checkpoint.after_rename", 2}}) {
+  for (const Case& c : {Case{"checkpoint.write", 1}, Case{"checkpoint.before_fsync", 1},
+                        Case{"checkpoint.after_file", 1}, Case{"checkpoint.before_dir_fsync", 1},
+                        Case{"checkpoint.before_manifest", 1}, Case{"checkpoint.after_manifest", 1},
+                        Case{"checkpoint.after_rename", 2}}) {
     INFO(std::string(c.failpoint));
     TempDir dir;
     REQUIRE(WriteCheckpoint(dir.path(), 1).ok());

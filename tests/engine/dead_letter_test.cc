@@ -7,12 +7,12 @@ namespace streamrun {
 
 TEST_CASE("dead letter: UTF-8 validity") {
   CHECK(IsValidUtf8("plain"));
-  CHECK(IsValidUtf8("gr\xC3\xBC\xC3\x9F"));         // grüß
-  CHECK(IsValidUtf8("\xF0\x9F\x98\x80"));           // an emoji
+  CHECK(IsValidUtf8("gr\xC3\xBC\xC3\x9F"));  // grüß
+  CHECK(IsValidUtf8("\xF0\x9F\x98\x80"));    // an emoji
   CHECK_FALSE(IsValidUtf8("\xff"));
-  CHECK_FALSE(IsValidUtf8("\xC0\xAF"));             // overlong '/'
-  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));         // a surrogate
-  CHECK_FALSE(IsValidUtf8("\xE2\x82"));             // cut sequence
+  CHECK_FALSE(IsValidUtf8("\xC0\xAF"));      // overlong '/'
+  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+  CHECK_FALSE(IsValidUtf8("\xE2\x82"));      // cut sequence
 }
 
 TEST_CASE("dead letter: the record names source, offset and reason and keeps the text") {
@@ -27,11 +27,13 @@ TEST_CASE("dead letter: the record names source, offset and reason and keeps the
   CHECK(b->SlotsOf(0)[1] == Value::String("invalid JSON: truncated"));
 }
 
-TEST_CASE("dead letter: a step that rejected the record is named; invalid UTF-8 keeps exact bytes") {
+TEST_CASE(
+    "dead letter: a step that rejected the record is named; invalid UTF-8 keeps exact bytes") {
   BatchPtr b = NewBatch(0);
   AppendDeadLetter(*b, {}, {"s", "clean", 0, 7, "u\xff", "bad"});
   CHECK(b->rows[0].raw ==
-        "{\"source\":\"s\",\"step\":\"clean\",\"offset\":7,\"reason\":\"bad\",\"text\":\"u\xEF\xBF\xBD\","
+        "{\"source\":\"s\",\"step\":\"clean\",\"offset\":7,\"reason\":\"bad\",\"text\":"
+        "\"u\xEF\xBF\xBD\","
         "\"text_b64\":\"df8=\"}");
 }
 

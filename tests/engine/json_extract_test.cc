@@ -11,7 +11,10 @@ namespace {
 
 // Holds a line with the padding JsonExtractor needs after it.
 struct Padded {
-  explicit Padded(std::string_view s) : buf(s) { buf.append(JsonExtractor::padding(), 'x'); len = s.size(); }
+  explicit Padded(std::string_view s) : buf(s) {
+    buf.append(JsonExtractor::padding(), 'x');
+    len = s.size();
+  }
   std::string_view line() const { return std::string_view(buf.data(), len); }
   std::string buf;
   size_t len;
@@ -33,8 +36,10 @@ Extracted Run(const Layout& layout, const Padded& p, Arena& arena) {
 
 TEST_CASE("json_extract: top-level fields of each kind") {
   Arena arena;
-  Padded p(R"({"s":"abc","i":42,"neg":-7,"d":1.5,"e":1e3,"t":true,"f":false,"n":null,"o":{"x":[1,2]},"a":[1,{"y":2}]})");
-  Layout layout = {{"s"}, {"i"}, {"neg"}, {"d"}, {"e"}, {"t"}, {"f"}, {"n"}, {"o"}, {"a"}, {"absent"}};
+  Padded p(
+      R"({"s":"abc","i":42,"neg":-7,"d":1.5,"e":1e3,"t":true,"f":false,"n":null,"o":{"x":[1,2]},"a":[1,{"y":2}]})");
+  Layout layout = {{"s"}, {"i"}, {"neg"}, {"d"}, {"e"},     {"t"},
+                   {"f"}, {"n"}, {"o"},   {"a"}, {"absent"}};
   auto r = Run(layout, p, arena);
   REQUIRE(r.ok);
   CHECK(r.slots[0] == Value::String("abc"));
@@ -58,7 +63,8 @@ TEST_CASE("json_extract: top-level fields of each kind") {
 
 TEST_CASE("json_extract: nested paths descend, other values are skipped") {
   Arena arena;
-  Padded p(R"({"skip":{"user":{"id":1}},"user":{"name":"x","id":"u1","geo":{"c":"de"}},"z":[{"user":2}]})");
+  Padded p(
+      R"({"skip":{"user":{"id":1}},"user":{"name":"x","id":"u1","geo":{"c":"de"}},"z":[{"user":2}]})");
   auto r = Run({{"user", "id"}, {"user", "geo", "c"}, {"user", "nope"}, {"z", "user"}}, p, arena);
   REQUIRE(r.ok);
   CHECK(r.slots[0] == Value::String("u1"));
@@ -97,7 +103,8 @@ TEST_CASE("json_extract: escaped strings and keys are unescaped into the arena")
 
 TEST_CASE("json_extract: numbers beyond int64 become doubles") {
   Arena arena;
-  Padded p(R"({"big":18446744073709551615,"huge":123456789012345678901234567890,"max":9223372036854775807,"min":-9223372036854775808})");
+  Padded p(
+      R"({"big":18446744073709551615,"huge":123456789012345678901234567890,"max":9223372036854775807,"min":-9223372036854775808})");
   auto r = Run({{"big"}, {"huge"}, {"max"}, {"min"}}, p, arena);
   REQUIRE(r.ok);
   CHECK(r.slots[0].kind() == Value::Kind::kDouble);
@@ -135,7 +142,10 @@ TEST_CASE("json_extract: whitespace around the object is fine") {
 
 TEST_CASE("json_extract: every kind of broken line is rejected") {
   Arena arena;
-  struct Case { const char* text; const char* reason; };
+  struct Case {
+    const char* text;
+    const char* reason;
+  };
   const Case cases[] = {
       {R"({"a":1,"b":)", "invalid JSON"},
       {R"({"a":"x)", "invalid JSON"},
@@ -183,7 +193,8 @@ TEST_CASE("json_extract: one extractor reused over many lines") {
   std::vector<Value> slots(2);
   std::string error;
   for (int i = 0; i < 100; ++i) {
-    Padded p(i % 3 == 0 ? std::string("{\"u\":") : "{\"u\":\"k" + std::to_string(i) + "\",\"n\":" + std::to_string(i) + "}");
+    Padded p(i % 3 == 0 ? std::string("{\"u\":")
+                        : "{\"u\":\"k" + std::to_string(i) + "\",\"n\":" + std::to_string(i) + "}");
     bool ok = ex.Extract(p.line(), slots.data(), arena, &error);
     CHECK(ok == (i % 3 != 0));
     if (ok) CHECK(slots[1].as_int() == i);
@@ -227,10 +238,29 @@ void CheckManyMatchesAlone(const Layout& layout, const std::string& text) {
 
 TEST_CASE("json_extract: lines read many at a time give what each gives alone") {
   const std::vector<std::string> broken = {
-      R"({"a":1,"b":)", R"({"a":"x)", R"({"a":1)", R"({"a":{"b":1})", R"({"z":[1,2,{"q":1})",
-      R"({"a":1}})", R"({"a":1} x)", R"({"a":1}{"b":2})", "[1,2]", "42", R"("str")", "   ",
-      "{\"a\":\"\xff\xfe\"}", "{\"z\":\"\xc3\"}", R"({"a":tru})", R"({"a":01})", R"({a:1})",
-      R"(  {"a":7}  )", R"({"a":"q\"uote"})", R"({"a":"}\n{"})", R"(})", R"({)", "\"",
+      R"({"a":1,"b":)",
+      R"({"a":"x)",
+      R"({"a":1)",
+      R"({"a":{"b":1})",
+      R"({"z":[1,2,{"q":1})",
+      R"({"a":1}})",
+      R"({"a":1} x)",
+      R"({"a":1}{"b":2})",
+      "[1,2]",
+      "42",
+      R"("str")",
+      "   ",
+      "{\"a\":\"\xff\xfe\"}",
+      "{\"z\":\"\xc3\"}",
+      R"({"a":tru})",
+      R"({"a":01})",
+      R"({a:1})",
+      R"(  {"a":7}  )",
+      R"({"a":"q\"uote"})",
+      R"({"a":"}\n{"})",
+      R"(})",
+      R"({)",
+      "\"",
   };
   const Layout layout = {{"a"}, {"u"}, {"n", "x"}};
   auto good = [](int i) {

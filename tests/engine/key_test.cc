@@ -90,7 +90,9 @@ TEST_CASE("key: every kind encodes to fixed bytes (stored in checkpoints)") {
   // Appended after what is there.
   std::string two = enc(Value::Int(1));
   AppendKeyValue(two, Value::String("a"));
-  CHECK(two == std::string("\x03\x00\x00\x00\x00\x00\x00\x00\x01\x05\x00\x00\x00\x01" "a", 15));
+  CHECK(two == std::string("\x03\x00\x00\x00\x00\x00\x00\x00\x01\x05\x00\x00\x00\x01"
+                           "a",
+                           15));
 }
 
 TEST_CASE("key: EncodeKey writes the same bytes as AppendKeyValue, into a reused buffer") {

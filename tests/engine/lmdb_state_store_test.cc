@@ -214,7 +214,8 @@ TEST_CASE("lmdb state store: take reads and removes in one step, also while the 
   options.initial_map_size = 64 << 10;
   options.write_map = true;
   auto store = OpenStore(dir / "env", options);
-  for (int i = 0; i < 2000; ++i) REQUIRE(store->Put(i % 7, "k" + std::to_string(i), "n", ValueFor(i)).ok());
+  for (int i = 0; i < 2000; ++i)
+    REQUIRE(store->Put(i % 7, "k" + std::to_string(i), "n", ValueFor(i)).ok());
   std::string value;
   bool found = false;
   for (int i = 0; i < 2000; i += 3) {
@@ -228,7 +229,8 @@ TEST_CASE("lmdb state store: take reads and removes in one step, also while the 
   CHECK(found);
 }
 
-TEST_CASE("lmdb state store: a scan from a key sees that key's entries first, and stops when told") {
+TEST_CASE(
+    "lmdb state store: a scan from a key sees that key's entries first, and stops when told") {
   TempDir dir;
   auto store = OpenStore(dir / "env");
   for (std::string key : {"a", "ab", "abc", "b"}) {

@@ -32,8 +32,8 @@ TEST_CASE("output compare: lines without empty lines and carriage returns") {
 }
 
 TEST_CASE("output compare: multisets ignore order and count repeats") {
-  LineDiff same = CompareLineMultisets({R"({"a":1,"b":2})", R"({"a":3})"},
-                                       {R"({"a":3})", R"({"b":2, "a":1})"});
+  LineDiff same =
+      CompareLineMultisets({R"({"a":1,"b":2})", R"({"a":3})"}, {R"({"a":3})", R"({"b":2, "a":1})"});
   CHECK(same.empty());
   LineDiff d = CompareLineMultisets({R"({"a":1})", R"({"a":1})", R"({"z":0})"},
                                     {R"({"a":1})", R"({"c":9})", R"({"b":5})"});

@@ -98,7 +98,8 @@ name: p
 sources:
   clicks: {type: file, path: clicks.jsonl, event_time: ts}
 steps:
-  w: {type: window, from: clicks, key_by: [userId], )") + w[1] + R"(}
+  w: {type: window, from: clicks, key_by: [userId], )") +
+                       w[1] + R"(}
 sinks:
   out: {type: file, from: w, path: out.jsonl}
 )";
@@ -152,7 +153,8 @@ steps:
   hourly: {type: window, from: counts, key_by: [userId], window: {type: tumbling, size: 1h}, aggregate: {n: count()}}
 sinks:
   out: {type: file, from: hourly, path: out.jsonl}
-)", "/tmp/p.yaml", LoadOptions());
+)",
+                                     "/tmp/p.yaml", LoadOptions());
   REQUIRE_MESSAGE(spec.ok(), spec.status().message());
   auto plan = BuildPlan(*spec, 2);
   REQUIRE(plan.ok());
@@ -173,7 +175,8 @@ TEST_CASE("plan: sinks, and stateless steps feeding only sinks, take batches as 
   CHECK(Node(*plan, "both").time_merge);
 }
 
-TEST_CASE("plan: a keyed step reading a split file at its parallelism runs on the source's threads") {
+TEST_CASE(
+    "plan: a keyed step reading a split file at its parallelism runs on the source's threads") {
   auto spec = LoadPipelineFromString(R"(
 name: p
 sources:
@@ -188,7 +191,8 @@ sinks:
   out: {type: file, from: counts, path: out.jsonl}
   out_a: {type: file, from: a, path: a.jsonl}
   out_b: {type: file, from: b, path: b.jsonl}
-)", "/tmp/p.yaml", LoadOptions());
+)",
+                                     "/tmp/p.yaml", LoadOptions());
   REQUIRE_MESSAGE(spec.ok(), spec.status().message());
   auto plan = BuildPlan(*spec, 2);
   REQUIRE(plan.ok());
@@ -228,7 +232,8 @@ TEST_CASE("plan: graphs name every node and edge") {
   REQUIRE(plan.ok());
   std::string dot = PlanToDot(*plan);
   std::string mermaid = PlanToMermaid(*plan);
-  for (const char* name : {"clicks", "more", "clean", "counts", "both", "out", "late", "bad", "b"}) {
+  for (const char* name :
+       {"clicks", "more", "clean", "counts", "both", "out", "late", "bad", "b"}) {
     CHECK(dot.find(std::string("\"") + name + "\"") != std::string::npos);
     CHECK(mermaid.find(std::string("n_") + name) != std::string::npos);
   }

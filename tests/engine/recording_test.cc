@@ -26,8 +26,9 @@ Owned Own(const RecordingRecord& r) {
   if (r.key) o.key = std::string(*r.key);
   if (r.value) o.value = std::string(*r.value);
   for (const auto& h : r.headers) {
-    o.headers.emplace_back(std::string(h.name),
-                           h.value ? std::optional<std::string>(std::string(*h.value)) : std::nullopt);
+    o.headers.emplace_back(
+        std::string(h.name),
+        h.value ? std::optional<std::string>(std::string(*h.value)) : std::nullopt);
   }
   return o;
 }
@@ -73,7 +74,8 @@ TEST_CASE("recording: a JSON value is written as JSON, exactly as its bytes") {
   r.value = R"({"a": 1.50, "b":[true,null]})";
   RoundTrip(r, R"({"topic":"t","partition":0,"offset":42,"timestamp":1700000000000,"key":"u1",)"
                R"("headers":{"h":"v"},"value":{"a": 1.50, "b":[true,null]}})");
-  for (std::string_view v : {"17", "-2.5e3", "\"a string\"", "[]", "true", "12345678901234567890123"}) {
+  for (std::string_view v :
+       {"17", "-2.5e3", "\"a string\"", "[]", "true", "12345678901234567890123"}) {
     r.value = v;
     RoundTrip(r);
   }
@@ -147,7 +149,9 @@ TEST_CASE("recording: decoding gives the forms and tolerates hand-written lines"
 TEST_CASE("recording: views of one line survive decoding its later fields") {
   RecordingDecoder decoder;
   RecordingRecord r;
-  REQUIRE(decoder.Decode(R"({"key_b64":"AQI=","headers":{"x":{"b64":"AwQ="}},"value_b64":"BQY="})", &r).ok());
+  REQUIRE(
+      decoder.Decode(R"({"key_b64":"AQI=","headers":{"x":{"b64":"AwQ="}},"value_b64":"BQY="})", &r)
+          .ok());
   CHECK(r.key == std::string_view("\x01\x02", 2));
   CHECK(r.headers.at(0).value == std::string_view("\x03\x04", 2));
   CHECK(r.value == std::string_view("\x05\x06", 2));
@@ -162,8 +166,10 @@ TEST_CASE("recording: bad lines are rejected with the reason") {
   CHECK(DecodeError(R"({"value":1,"value":2})") == "field 'value' given twice");
   CHECK(DecodeError(R"({"value":1,"value_text":"1"})") ==
         "give the value once: as 'value', 'value_text' or 'value_b64'");
-  CHECK(DecodeError(R"({"key":"a","key_b64":"YQ=="})") == "give the key once: as 'key' or as 'key_b64'");
-  CHECK(DecodeError(R"({"partition":-1})") == "field 'partition' must be an integer from 0 to 2147483647");
+  CHECK(DecodeError(R"({"key":"a","key_b64":"YQ=="})") ==
+        "give the key once: as 'key' or as 'key_b64'");
+  CHECK(DecodeError(R"({"partition":-1})") ==
+        "field 'partition' must be an integer from 0 to 2147483647");
   CHECK(DecodeError(R"({"partition":"0"})").find("field 'partition' must be an integer") == 0);
   CHECK(DecodeError(R"({"offset":1.5})").find("field 'offset' must be an integer") == 0);
   CHECK(DecodeError(R"({"topic":1})") == "field 'topic' must be a string");
@@ -188,8 +194,11 @@ TEST_CASE("recording: a key given as another JSON value is that value's exact te
 TEST_CASE("recording: a decoder reused for many lines forgets the previous line's fields") {
   RecordingDecoder decoder;
   RecordingRecord r;
-  REQUIRE(decoder.Decode(R"({"topic":"t","partition":2,"offset":9,"timestamp":5,"key":"k",)"
-                         R"("headers":{"a":"1"},"value_text":"x"})", &r).ok());
+  REQUIRE(decoder
+              .Decode(R"({"topic":"t","partition":2,"offset":9,"timestamp":5,"key":"k",)"
+                      R"("headers":{"a":"1"},"value_text":"x"})",
+                      &r)
+              .ok());
   CHECK(r.headers.size() == 1);
   REQUIRE(decoder.Decode(R"({"value":{"b":2}})", &r).ok());
   CHECK(Own(r) == Own(RecordingRecord{.value = R"({"b":2})"}));

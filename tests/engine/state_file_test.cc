@@ -90,10 +90,13 @@ TEST_CASE("state file reader: ForEach spans every file of a step") {
   b.Add(5, "c", "", "3");
   StateFileReader reader({{"0.state", a.Finish()}, {"1.state", b.Finish()}}, 128);
   std::vector<std::string> keys;
-  REQUIRE(reader.ForEach(0, 63, [&](int, std::string_view k, std::string_view, std::string_view) {
-                  keys.emplace_back(k);
-                  return Status::Ok();
-                }).ok());
+  REQUIRE(reader
+              .ForEach(0, 63,
+                       [&](int, std::string_view k, std::string_view, std::string_view) {
+                         keys.emplace_back(k);
+                         return Status::Ok();
+                       })
+              .ok());
   CHECK(keys == std::vector<std::string>{"a", "c"});
   CHECK(!reader.Put(0, "x", "", "y").ok());
 }

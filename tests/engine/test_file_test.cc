@@ -81,47 +81,63 @@ TEST_CASE("test file: a good file loads with absolute paths, inputs in source or
 TEST_CASE("test file: errors point at the place in the test file") {
   Files f;
   CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl }\n") ==
-        "t.test.yaml:4:13: no input for source 'b': in a test every source of the pipeline reads a file");
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, bb: in/b.jsonl }\n") ==
-        "t.test.yaml:4:30: 'bb' is not a source of pipeline 'p'; did you mean 'b'? (sources: 'a', 'b')");
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/nope.jsonl }\n") ==
-        "t.test.yaml:4:33: cannot read input '" + f.path("in/nope.jsonl") +
-            "': No such file or directory");
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
-                "    expect: { both: want/out.jsonl }\n") ==
+        "t.test.yaml:4:13: no input for source 'b': in a test every source of the pipeline reads a "
+        "file");
+  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, bb: "
+                "in/b.jsonl }\n") ==
+        "t.test.yaml:4:30: 'bb' is not a source of pipeline 'p'; did you mean 'b'? (sources: 'a', "
+        "'b')");
+  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: "
+                "in/nope.jsonl }\n") == "t.test.yaml:4:33: cannot read input '" +
+                                            f.path("in/nope.jsonl") +
+                                            "': No such file or directory");
+  CHECK(f.Error(
+            "pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
+            "    expect: { both: want/out.jsonl }\n") ==
         "t.test.yaml:5:15: 'both' is not a sink of pipeline 'p' (sinks: 'out', 'shown')");
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
-                "    expect: { out: want/new.jsonl }\n")
+  CHECK(f.Error(
+             "pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
+             "    expect: { out: want/new.jsonl }\n")
             .rfind("t.test.yaml:5:20: cannot read expected output", 0) == 0);
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
-                "    expect: { out: want/new.jsonl }\n",
-                /*for_update=*/true) == "");
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
-                "  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n") ==
+  CHECK(f.Error(
+            "pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
+            "    expect: { out: want/new.jsonl }\n",
+            /*for_update=*/true) == "");
+  CHECK(f.Error(
+            "pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n"
+            "  - name: x\n    inputs: { a: in/a.jsonl, b: in/b.jsonl }\n") ==
         "t.test.yaml:5:11: duplicate case name 'x': already the name of the case at line 3");
   CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    input: {}\n") ==
         "t.test.yaml:4:5: unknown setting 'input' in case 1; did you mean 'inputs'?");
   CHECK(f.Error("pipeline: p.yaml\ncases: []\n") ==
         "t.test.yaml:2:8: 'cases' must be a non-empty list of cases");
-  CHECK(f.Error("pipeline: nope.yaml\ncases: []\n").rfind("t.test.yaml:1:11: cannot read pipeline", 0) == 0);
-  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: {path: in/a.jsonl, format: xml} }\n")
+  CHECK(f.Error("pipeline: nope.yaml\ncases: []\n")
+            .rfind("t.test.yaml:1:11: cannot read pipeline", 0) == 0);
+  CHECK(f.Error("pipeline: p.yaml\ncases:\n  - name: x\n    inputs: { a: {path: in/a.jsonl, "
+                "format: xml} }\n")
             .rfind("t.test.yaml:4:45: 'format' must be one of", 0) == 0);
   CHECK(f.Error("pipeline: p.yaml\ncases: [\n").rfind("t.test.yaml:", 0) == 0);
 }
 
 TEST_CASE("test file: errors of the pipeline point into the pipeline file") {
   Files f;
-  f.Write("broken.yaml", "name: b\nsources:\n  a: { type: file, path: x, format: jsn }\n"
-                         "sinks:\n  o: { type: stdout, from: a }\n");
-  std::string e = f.Error("pipeline: broken.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl }\n");
+  f.Write("broken.yaml",
+          "name: b\nsources:\n  a: { type: file, path: x, format: jsn }\n"
+          "sinks:\n  o: { type: stdout, from: a }\n");
+  std::string e =
+      f.Error("pipeline: broken.yaml\ncases:\n  - name: x\n    inputs: { a: in/a.jsonl }\n");
   CHECK(e.rfind("broken.yaml:3:", 0) == 0);
   CHECK(e.find("did you mean 'json'") != std::string::npos);
 }
 
 TEST_CASE("test file: an input's format: given, by name, by its first line, else the source's") {
   Files f;
-  f.Write("r.jsonl", R"({"topic":"t","partition":0,"offset":5,"value":{"x":1}})" "\n");
-  f.Write("j.jsonl", "\n" R"({"partition":0,"offset":5,"x":1})" "\n");
+  f.Write("r.jsonl", R"({"topic":"t","partition":0,"offset":5,"value":{"x":1}})"
+                     "\n");
+  f.Write("j.jsonl",
+          "\n"
+          R"({"partition":0,"offset":5,"x":1})"
+          "\n");
   f.Write("x.recording.jsonl", "");
   TestInput in;
   in.path = f.path("j.jsonl");
@@ -151,7 +167,7 @@ TEST_CASE("test runner: sources read the inputs whatever their type, sinks are c
   REQUIRE(o.run.ok());
   CHECK(o.passed());
   REQUIRE(o.sinks.size() == 1);
-  CHECK(o.sinks[0].actual_lines == 2);  // not the generator's 10 records
+  CHECK(o.sinks[0].actual_lines == 2);                        // not the generator's 10 records
   CHECK_FALSE(std::filesystem::exists(f.path("out.jsonl")));  // the real sink wrote nothing
 
   f.Write("want/out.jsonl", "{\"x\":1}\n{\"x\":1}\n");

@@ -88,7 +88,8 @@ TEST_CASE("kafka mock: fault commands answer ok or say what is wrong") {
   CHECK(c.Execute("rtt 1 -5").message() == "a round-trip time cannot be negative");
   CHECK(c.Execute("topic orders").message() == "usage: topic NAME:PARTITIONS");
   CHECK(c.Execute("topic orders:3").message().find("TOPIC_ALREADY_EXISTS") != std::string::npos);
-  CHECK(c.Execute("leader orders 9 1").message().find("UNKNOWN_TOPIC_OR_PART") != std::string::npos);
+  CHECK(c.Execute("leader orders 9 1").message().find("UNKNOWN_TOPIC_OR_PART") !=
+        std::string::npos);
   CHECK(c.Execute("push-errors Fetc 1 7").message().find("unknown Kafka request type 'Fetc'") == 0);
   CHECK(c.Execute("push-errors Fetch 1 NO_SUCH_ERROR").message().find("unknown Kafka error") == 0);
   CHECK(c.Execute("push-errors Fetch 0 7").message() == "COUNT must be from 1 to 1000000");
@@ -109,7 +110,8 @@ TEST_CASE("kafka mock: a delayed request is served at once and answered late") {
   const auto start = std::chrono::steady_clock::now();
   REQUIRE(rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC("t"), RD_KAFKA_V_PARTITION(0),
                             RD_KAFKA_V_VALUE(const_cast<char*>("v"), 1),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
   // Not answered within 500 ms, although the record is already in the log.
   CHECK(rd_kafka_flush(producer.get(), 500) == RD_KAFKA_RESP_ERR__TIMED_OUT);
   KafkaHandle consumer = Client(**cluster, RD_KAFKA_CONSUMER);
@@ -132,7 +134,8 @@ TEST_CASE("kafka mock: a broker's round-trip time delays each of its answers") {
 }
 
 TEST_CASE("kafka mock: error and request names") {
-  CHECK(KafkaErrorByName("UNKNOWN_TOPIC_OR_PART").value() == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  CHECK(KafkaErrorByName("UNKNOWN_TOPIC_OR_PART").value() ==
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
   CHECK(KafkaErrorByName("not_leader_for_partition").value() ==
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
   CHECK(KafkaErrorByName("_TRANSPORT").value() == RD_KAFKA_RESP_ERR__TRANSPORT);
@@ -154,7 +157,8 @@ TEST_CASE("kafka client: brokers that do not answer give a clear error within th
   REQUIRE(client.ok());
   auto count = KafkaPartitionCount(client->get(), "t", 1500, "127.0.0.1:1");
   REQUIRE_FALSE(count.ok());
-  CHECK(count.status().message().find("cannot reach the Kafka brokers at 127.0.0.1:1 within 1500 ms") == 0);
+  CHECK(count.status().message().find(
+            "cannot reach the Kafka brokers at 127.0.0.1:1 within 1500 ms") == 0);
 }
 
 TEST_CASE("kafka client: an unknown property is named") {

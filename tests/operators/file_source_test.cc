@@ -96,9 +96,11 @@ TEST_CASE("file source: watermark tags equal a single-threaded read for P = 1, 2
   for (int i = 0; i < 3000; ++i) {
     t += rng() % 50;
     int64_t ev = t - static_cast<int64_t>(rng() % 3000);  // out of order
-    std::string pad(rng() % 20 == 0 ? 700 + rng() % 900 : rng() % 30, 'x');  // some lines cross chunks
+    std::string pad(rng() % 20 == 0 ? 700 + rng() % 900 : rng() % 30,
+                    'x');  // some lines cross chunks
     offsets.push_back(content.size());
-    content += "{\"u\":\"k" + std::to_string(i) + "\",\"pad\":\"" + pad + "\",\"ts\":" + std::to_string(ev) + "}\n";
+    content += "{\"u\":\"k" + std::to_string(i) + "\",\"pad\":\"" + pad +
+               "\",\"ts\":" + std::to_string(ev) + "}\n";
     ts.push_back(ev);
     if (i % 500 == 7) content += "\n";  // empty lines are skipped
   }
@@ -214,7 +216,8 @@ void CheckClaims(ReadAhead read_ahead) {
   CHECK(slow_chunks < chunks / 4);  // with fixed shares it would read half
   // Merged in chunk order, the rows are the file's, with a single-threaded read's watermarks.
   CaptureEmitter all;
-  for (CaptureEmitter* out : {static_cast<CaptureEmitter*>(&fast), static_cast<CaptureEmitter*>(&slow)}) {
+  for (CaptureEmitter* out :
+       {static_cast<CaptureEmitter*>(&fast), static_cast<CaptureEmitter*>(&slow)}) {
     for (auto& b : out->batches) all.batches.push_back(std::move(b));
   }
   auto rows = Merged(all);
@@ -292,7 +295,8 @@ TEST_CASE("file source: bad lines of every chunk are reported once each, for P =
 
 TEST_CASE("file source: on_error fail stops every subtask") {
   std::string content;
-  for (int i = 0; i < 200; ++i) content += i == 150 ? "oops\n" : "{\"ts\":" + std::to_string(i) + "}\n";
+  for (int i = 0; i < 200; ++i)
+    content += i == 150 ? "oops\n" : "{\"ts\":" + std::to_string(i) + "}\n";
   std::string path = TempFile(content);
   for (ReadAhead read_ahead : {ReadAhead::kAlways, ReadAhead::kNever}) {
     CAPTURE(static_cast<int>(read_ahead));
@@ -349,11 +353,13 @@ TEST_CASE("file source: follow picks up appended lines and stops on cancel") {
     for (auto& b : res.out.batches) n += b.rows.size();
     return n;
   };
-  for (int i = 0; i < 100 && count() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && count() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(120));
   CHECK(count() == 1);  // the partial line waits for its newline
   { std::ofstream(path, std::ios::app) << "0}\n{\"ts\":30}\n"; }
-  for (int i = 0; i < 100 && count() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && count() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(count() == 3);
   cancelled = true;
   t.join();
@@ -368,16 +374,25 @@ TEST_CASE("file source: follow picks up appended lines and stops on cancel") {
 TEST_CASE("file source: a recording's values are the records, with their Kafka metadata") {
   std::string content =
       R"({"topic":"clicks","partition":1,"offset":40,"timestamp":1000,"key":"u1",)"
-      R"("headers":{"h":"v1","h2":null},"value":{ "userId" : "u1" }})" "\n"
+      R"("headers":{"h":"v1","h2":null},"value":{ "userId" : "u1" }})"
+      "\n"
       R"({"topic":"clicks","partition":0,"offset":7,"timestamp":900,"key_b64":"AP8=",)"
-      R"("headers":[["h","a"],["h","b"]],"value_text":"a text line"})" "\n"
-      R"({"offset":8,"value":{"userId":)" "\n"                // cut JSON
-      R"({"offset":9,"timestamp":1100,"value":null})" "\n"    // a tombstone
-      R"({"offset":10,"timestamp":1200,"value_b64":"AP8="})" "\n"  // binary
-      R"({"offset":11,"timestamp":1300,"value":[1]})" "\n"    // not an object
-      R"({"offset":12,"value":{"userId":"u2"}})" "\n"         // no $timestamp: no event time
-      R"({"offset":13,"timestamp":1400,"vaule":{"userId":"u2"}})" "\n"  // a misspelt field
-      R"({"partition":2,"offset":14,"timestamp":1500,"value":{"userId":"u3"}})" "\n";
+      R"("headers":[["h","a"],["h","b"]],"value_text":"a text line"})"
+      "\n"
+      R"({"offset":8,"value":{"userId":)"
+      "\n"  // cut JSON
+      R"({"offset":9,"timestamp":1100,"value":null})"
+      "\n"  // a tombstone
+      R"({"offset":10,"timestamp":1200,"value_b64":"AP8="})"
+      "\n"  // binary
+      R"({"offset":11,"timestamp":1300,"value":[1]})"
+      "\n"  // not an object
+      R"({"offset":12,"value":{"userId":"u2"}})"
+      "\n"  // no $timestamp: no event time
+      R"({"offset":13,"timestamp":1400,"vaule":{"userId":"u2"}})"
+      "\n"  // a misspelt field
+      R"({"partition":2,"offset":14,"timestamp":1500,"value":{"userId":"u3"}})"
+      "\n";
   std::string path = TempFile(content);
   FileSourceOptions o;
   o.path = path;
@@ -386,9 +401,9 @@ TEST_CASE("file source: a recording's values are the records, with their Kafka m
   o.common.event_time_fields = {{"$timestamp"}};
   auto config = NewFileSourceConfig(o);
   CHECK(config->max_subtasks() == 1);
-  const Layout layout = {{"userId"},    {"line"},   {"$key"},    {"$timestamp"}, {"$partition"},
-                         {"$offset"},   {"$topic"}, {"$headers"}, {"$headers", "h"},
-                         {"$headers", "h2"}};
+  const Layout layout = {{"userId"},        {"line"},          {"$key"},   {"$timestamp"},
+                         {"$partition"},    {"$offset"},       {"$topic"}, {"$headers"},
+                         {"$headers", "h"}, {"$headers", "h2"}};
   RunResult res;
   RunSource(*config, layout, 1, res);
   CHECK(res.statuses[0].ok());
@@ -418,8 +433,8 @@ TEST_CASE("file source: a recording's values are the records, with their Kafka m
   CHECK(rows[1].slots[0].is_missing());
   CHECK(str(rows[1].slots[2]) == std::string("\x00\xff", 2));  // the key's bytes
   CHECK(str(rows[1].slots[7]) == R"({"h":"a","h":"b"})");      // a repeated name, as Kafka's
-  CHECK(str(rows[1].slots[8]) == "b");                          // the last value
-  CHECK(rows[1].slots[9].kind() == Value::Kind::kNull);         // no such header
+  CHECK(str(rows[1].slots[8]) == "b");                         // the last value
+  CHECK(rows[1].slots[9].kind() == Value::Kind::kNull);        // no such header
   CHECK(rows[1].ts == 900);
   CHECK(rows[1].wm == 999);  // event times come from $timestamp
 

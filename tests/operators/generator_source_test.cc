@@ -7,7 +7,8 @@
 namespace streamrun {
 namespace {
 
-std::vector<CapturedRow> Generate(const std::string& profile, uint64_t seed, int64_t count, const Layout& layout) {
+std::vector<CapturedRow> Generate(const std::string& profile, uint64_t seed, int64_t count,
+                                  const Layout& layout) {
   GeneratorOptions o;
   o.profile = profile;
   o.seed = seed;

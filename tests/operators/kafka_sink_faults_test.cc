@@ -12,7 +12,9 @@
 
 namespace streamrun {
 
-TEST_CASE("kafka sink: abortable errors in every attempt fail the job; the restart commits the checkpoint once") {
+TEST_CASE(
+    "kafka sink: abortable errors in every attempt fail the job; the restart commits the "
+    "checkpoint once") {
   LogCapture log;
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("out", 1).ok());
@@ -45,7 +47,9 @@ TEST_CASE("kafka sink: abortable errors in every attempt fail the job; the resta
   CHECK_FALSE(std::filesystem::exists(dir / "sinks/out/chk-1.staged"));
 }
 
-TEST_CASE("kafka sink: a commit whose answer never comes gets a new producer, which commits the checkpoint") {
+TEST_CASE(
+    "kafka sink: a commit whose answer never comes gets a new producer, which commits the "
+    "checkpoint") {
   LogCapture log;
   auto mock = StartMock();  // one broker: the transaction coordinator is broker 1
   REQUIRE(mock->CreateTopic("out", 1).ok());

@@ -59,7 +59,8 @@ TEST_CASE("kafka sink: exactly_once commits a checkpoint's records when it compl
   REQUIRE(sink.Send(10, 15).ok());
   CHECK(ReadTopic(*mock, "out", 2).empty());  // nothing before the checkpoint completes
   REQUIRE(sink.op->NotifyCheckpointComplete(1).ok());
-  CHECK(Values(ReadTopic(*mock, "out", 2)) == Expected(0, 10));  // not the records after the barrier
+  CHECK(Values(ReadTopic(*mock, "out", 2)) ==
+        Expected(0, 10));  // not the records after the barrier
   OperatorSnapshot s2;
   REQUIRE(sink.op->Snapshot(2, &s2).ok());
   REQUIRE(sink.Send(15, 20).ok());
@@ -121,7 +122,7 @@ TEST_CASE("kafka sink: a checkpoint committed before the crash is not produced a
     REQUIRE(sink.Send(0, 10).ok());
     OperatorSnapshot s1;
     REQUIRE(sink.op->Snapshot(1, &s1).ok());
-    meta = s1.meta;  // says checkpoint 1 is pending
+    meta = s1.meta;                                      // says checkpoint 1 is pending
     REQUIRE(sink.op->NotifyCheckpointComplete(1).ok());  // committed; then the process dies
   }
   RestoreContext restore;
@@ -150,7 +151,8 @@ TEST_CASE("kafka sink: an abortable error aborts the transaction and produces th
   REQUIRE(sink.op->Finish().ok());
 }
 
-TEST_CASE("kafka sink: fenced by another producer, the sink fails the job instead of fighting back") {
+TEST_CASE(
+    "kafka sink: fenced by another producer, the sink fails the job instead of fighting back") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("out", 1).ok());
   TempDir dir;

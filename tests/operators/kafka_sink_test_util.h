@@ -19,7 +19,8 @@
 
 namespace streamrun {
 
-inline KafkaSinkOptions SinkOptions(const KafkaMockCluster& cluster, const std::string& topic, bool exactly_once) {
+inline KafkaSinkOptions SinkOptions(const KafkaMockCluster& cluster, const std::string& topic,
+                                    bool exactly_once) {
   KafkaSinkOptions o;
   o.kafka.brokers = cluster.bootstrap_servers();
   o.topic = topic;
@@ -77,7 +78,6 @@ inline std::vector<std::string> Expected(int from, int to) {
   return v;
 }
 
-
 // Collects spdlog's lines (debug and up) while it lives. Declare it before the clients and
 // sinks of a test, so that it outlives their threads, which log through it.
 class LogCapture {
@@ -96,7 +96,8 @@ class LogCapture {
   // How many lines so far contain `text`.
   int Count(std::string_view text) const {
     int n = 0;
-    for (const std::string& line : sink_->last_formatted()) n += line.find(text) != std::string::npos;
+    for (const std::string& line : sink_->last_formatted())
+      n += line.find(text) != std::string::npos;
     return n;
   }
 

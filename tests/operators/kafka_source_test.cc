@@ -30,7 +30,8 @@ class TestHook : public BarrierHook {
 };
 
 struct SourceRun {
-  explicit SourceRun(Layout layout, int subtask = 0, int parallelism = 1, bool fail_on_error = false)
+  explicit SourceRun(Layout layout, int subtask = 0, int parallelism = 1,
+                     bool fail_on_error = false)
       : errors(fail_on_error) {
     ctx.name = "k";
     ctx.layout = std::move(layout);
@@ -97,13 +98,20 @@ TEST_CASE("kafka source: reads JSON records with their metadata up to the end") 
   KafkaSourceOptions o = Options(*mock, "t");
   o.common.event_time = "$timestamp";
   o.common.event_time_fields = {{"$timestamp"}};
-  SourceRun run({{"a"}, {"$key"}, {"$timestamp"}, {"$partition"}, {"$offset"}, {"$topic"}, {"$headers", "h"}});
+  SourceRun run({{"a"},
+                 {"$key"},
+                 {"$timestamp"},
+                 {"$partition"},
+                 {"$offset"},
+                 {"$topic"},
+                 {"$headers", "h"}});
   Status st = run.Run(o);
   REQUIRE_MESSAGE(st.ok(), st.message());
   auto rows = run.Rows();
   REQUIRE(rows.size() == 3);
   std::sort(rows.begin(), rows.end(), [](const CapturedRow& x, const CapturedRow& y) {
-    return std::make_pair(x.slots[3].as_int(), x.offset) < std::make_pair(y.slots[3].as_int(), y.offset);
+    return std::make_pair(x.slots[3].as_int(), x.offset) <
+           std::make_pair(y.slots[3].as_int(), y.offset);
   });
   CHECK(rows[0].raw == R"({"a":1})");
   CHECK(rows[0].slots[0].as_int() == 1);
@@ -143,8 +151,10 @@ TEST_CASE("kafka source: text values are the field `line`; $headers is an object
 TEST_CASE("kafka source: records that are not JSON objects follow on_error") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 1).ok());
-  ProduceRecords(*mock, "t", {{0, std::nullopt, "not json", 0, {}}, {0, "k", std::nullopt, 0, {}},
-                              {0, std::nullopt, R"({"a":1})", 0, {}}});
+  ProduceRecords(*mock, "t",
+                 {{0, std::nullopt, "not json", 0, {}},
+                  {0, "k", std::nullopt, 0, {}},
+                  {0, std::nullopt, R"({"a":1})", 0, {}}});
   SUBCASE("reported, the good one read") {
     SourceRun run({{"a"}});
     REQUIRE(run.Run(Options(*mock, "t")).ok());
@@ -166,7 +176,8 @@ TEST_CASE("kafka source: a barrier gives every partition's next offset; a restor
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 2).ok());
   std::vector<TestRecord> records;
-  for (int i = 0; i < 5; ++i) records.push_back({0, std::nullopt, "{\"i\":" + std::to_string(i) + "}", 1000 + i, {}});
+  for (int i = 0; i < 5; ++i)
+    records.push_back({0, std::nullopt, "{\"i\":" + std::to_string(i) + "}", 1000 + i, {}});
   ProduceRecords(*mock, "t", records);
   KafkaSourceOptions o = Options(*mock, "t");
   o.stop_at_end = false;
@@ -214,7 +225,8 @@ TEST_CASE("kafka source: subtasks split the partitions between them") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 5).ok());
   std::vector<TestRecord> records;
-  for (int p = 0; p < 5; ++p) records.push_back({p, std::nullopt, "{\"p\":" + std::to_string(p) + "}", 0, {}});
+  for (int p = 0; p < 5; ++p)
+    records.push_back({p, std::nullopt, "{\"p\":" + std::to_string(p) + "}", 0, {}});
   ProduceRecords(*mock, "t", records);
   std::vector<int64_t> seen;
   for (int subtask = 0; subtask < 3; ++subtask) {
@@ -246,8 +258,10 @@ TEST_CASE("kafka source: subtasks split the partitions between them") {
 TEST_CASE("kafka source: the watermark is the minimum over partitions; an idle one is left out") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 2).ok());
-  ProduceRecords(*mock, "t", {{0, std::nullopt, "{}", 1000, {}}, {0, std::nullopt, "{}", 3000, {}},
-                              {1, std::nullopt, "{}", 2000, {}}});
+  ProduceRecords(*mock, "t",
+                 {{0, std::nullopt, "{}", 1000, {}},
+                  {0, std::nullopt, "{}", 3000, {}},
+                  {1, std::nullopt, "{}", 2000, {}}});
   KafkaSourceOptions o = Options(*mock, "t");
   o.stop_at_end = false;
   o.common.event_time = "$timestamp";
@@ -324,7 +338,9 @@ TEST_CASE("kafka source: offsets go to the group only once their checkpoint comp
 
 // The mock cluster forms a group 3 s after its first member joins, and drops a member that
 // waits longer than its session timeout for that: session timeouts here are 4 s (Options).
-TEST_CASE("kafka source: a member blocked by backpressure for longer than its deadlines stays in its group") {
+TEST_CASE(
+    "kafka source: a member blocked by backpressure for longer than its deadlines stays in its "
+    "group") {
   auto mock = StartMock();
   REQUIRE(mock->CreateTopic("t", 1).ok());
   std::vector<TestRecord> records(3000, TestRecord{0, std::nullopt, "{\"x\":1}", 0, {}});
@@ -345,7 +361,8 @@ TEST_CASE("kafka source: a member blocked by backpressure for longer than its de
   KafkaSourceOptions o = Options(*mock, "t");
   o.stop_at_end = false;  // a member of its group
   o.group = "slow";
-  o.kafka.properties = {{"max.poll.interval.ms", "4000"}, {"session.timeout.ms", "4000"},
+  o.kafka.properties = {{"max.poll.interval.ms", "4000"},
+                        {"session.timeout.ms", "4000"},
                         {"heartbeat.interval.ms", "200"}};
   SourceRun run({});
   run.ctx.out = &slow;
@@ -394,23 +411,28 @@ TEST_CASE("kafka settings: a source's settings are checked when the pipeline loa
     return LoadPipelineFromString(yaml, "/p/job.yaml", LoadOptions{});
   };
   CHECK(load("    brokers: b:9092\n    topic: t\n").ok());
-  CHECK(load("    brokers: [a:9092, b:9092]\n    topics: [t, u]\n    start: 2024-01-01T00:00:00Z\n").ok());
+  CHECK(load("    brokers: [a:9092, b:9092]\n    topics: [t, u]\n    start: 2024-01-01T00:00:00Z\n")
+            .ok());
   auto r = load("    brokers: b:9092\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("needs 'topic' or 'topics'") != std::string::npos);
   r = load("    brokers: b:9092\n    topic: t\n    start: yesterday\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("'start' must be earliest, latest") != std::string::npos);
-  r = load("    brokers: b:9092\n    topic: t\n    properties:\n      sasl.password: hunter2\n"
-           "      fetch.wait.max.ms: soon\n");
+  r = load(
+      "    brokers: b:9092\n    topic: t\n    properties:\n      sasl.password: hunter2\n"
+      "      fetch.wait.max.ms: soon\n");
   REQUIRE_FALSE(r.ok());
-  CHECK_MESSAGE(r.status().message().find("job.yaml:9:") != std::string::npos, r.status().message());
+  CHECK_MESSAGE(r.status().message().find("job.yaml:9:") != std::string::npos,
+                r.status().message());
   CHECK(r.status().message().find("fetch.wait.max.ms") != std::string::npos);
   CHECK(r.status().message().find("hunter2") == std::string::npos);
   r = load("    brokers: b:9092\n    topic: t\n    properties:\n      group.id: g\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("'group.id' is set by streamrun") != std::string::npos);
-  r = load("    brokers: b:9092\n    topic: t\n    watermark: {idle_timeout: 5s, max_out_of_orderness: 1s}\n");
+  r = load(
+      "    brokers: b:9092\n    topic: t\n    watermark: {idle_timeout: 5s, max_out_of_orderness: "
+      "1s}\n");
   CHECK_MESSAGE(r.ok(), r.status().message());
 }
 

@@ -56,9 +56,9 @@ inline void ProduceRecords(const KafkaMockCluster& cluster, const std::string& t
     const size_t key_size = r.key ? r.key->size() : 0;
     rd_kafka_resp_err_t err = rd_kafka_producev(
         producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size),
-        RD_KAFKA_V_TIMESTAMP(r.timestamp), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(value, value_size),
+        RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_TIMESTAMP(r.timestamp),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(headers);
     REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
   }
@@ -66,11 +66,12 @@ inline void ProduceRecords(const KafkaMockCluster& cluster, const std::string& t
 }
 
 // How many records partition `partition` of `topic` holds (its high watermark).
-inline int64_t HighWatermark(const KafkaMockCluster& cluster, const std::string& topic, int32_t partition) {
+inline int64_t HighWatermark(const KafkaMockCluster& cluster, const std::string& topic,
+                             int32_t partition) {
   KafkaHandle consumer = TestClient(cluster, RD_KAFKA_CONSUMER);
   int64_t low = -1, high = -1;
-  REQUIRE(rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, 10000) ==
-          RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high,
+                                           10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
   return high;
 }
 
@@ -90,8 +91,8 @@ inline std::vector<ReadRecord> ReadTopic(const KafkaMockCluster& cluster, const 
   int open = 0;
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    REQUIRE(rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 10000) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high,
+                                             10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
     if (high > low) {
       rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = low;
       ++open;

@@ -12,7 +12,8 @@ namespace streamrun {
 namespace {
 
 TEST_CASE("file sink: writes raw bytes per row, creates folders, truncates") {
-  auto dir = std::filesystem::temp_directory_path() / ("streamrun_sink_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("streamrun_sink_" + std::to_string(::getpid()));
   auto path = dir / "a" / "b" / "out.jsonl";
   std::filesystem::create_directories(path.parent_path());
   std::ofstream(path) << "old content\n";
@@ -42,8 +43,8 @@ TEST_CASE("file sink: writes raw bytes per row, creates folders, truncates") {
 TEST_CASE("file sink: output of many MiB, handed to writeback on the way, is complete") {
   // More than the sink's write buffer and its writeback step (8 MiB) several times over, with
   // lines of every length up to ~100 bytes; the expected file is built here line by line.
-  auto dir = std::filesystem::temp_directory_path() /
-             ("streamrun_sink_big_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("streamrun_sink_big_" + std::to_string(::getpid()));
   auto path = dir / "out.jsonl";
   auto op = NewFileSinkConfig(path.string())->CreateOperator();
   REQUIRE(op.ok());

@@ -14,7 +14,8 @@ struct CapturedRow {
   std::string raw;
   uint64_t offset;
   uint16_t flags;
-  std::vector<Value> slots;  // strings point into `raw` of the captured batch: compare kinds/ints only
+  std::vector<Value>
+      slots;  // strings point into `raw` of the captured batch: compare kinds/ints only
 };
 struct CapturedBatch {
   uint64_t seq;
@@ -46,14 +47,20 @@ class CaptureEmitter : public Emitter {
 class CaptureReporter : public ErrorReporter {
  public:
   explicit CaptureReporter(bool fail = false) : fail_(fail) {}
-  Status Report(const Batch&, size_t, std::string_view, std::string_view) override { return Status::Ok(); }
-  Status ReportInput(uint16_t, uint64_t offset, std::string_view text, std::string_view reason) override {
+  Status Report(const Batch&, size_t, std::string_view, std::string_view) override {
+    return Status::Ok();
+  }
+  Status ReportInput(uint16_t, uint64_t offset, std::string_view text,
+                     std::string_view reason) override {
     std::lock_guard<std::mutex> lock(mu);
     inputs.push_back({offset, std::string(text), std::string(reason)});
     return fail_ ? Status::DataError(std::string(reason)) : Status::Ok();
   }
   Status Flush() override { return Status::Ok(); }
-  struct Input { uint64_t offset; std::string text, reason; };
+  struct Input {
+    uint64_t offset;
+    std::string text, reason;
+  };
   std::mutex mu;
   std::vector<Input> inputs;
 

@@ -93,9 +93,12 @@ TEST_CASE("aggregates: sum over a double is a double, count_distinct takes 1 and
   CHECK(Aggregate(AggKind::kSum, {Value::Int(1), Value::Double(0.5)}) == "1.5");
   CHECK(Aggregate(AggKind::kSum, {Value::Int(1), Value::Double(1.0)}) == "2.0");
   CHECK(Aggregate(AggKind::kAvg, {Value::Int(1), Value::Int(2)}) == "1.5");
-  CHECK(Aggregate(AggKind::kCountDistinct, {Value::Int(1), Value::Double(1.0), Value::String("1")}) == "2");
-  CHECK(Aggregate(AggKind::kCountIf, {Value::Bool(true), Value::Bool(false), Value::Bool(true)}) == "2");
-  CHECK(Aggregate(AggKind::kSum, {Value::Int(INT64_MAX), Value::Int(1)}) == "9223372036854775808.0");
+  CHECK(Aggregate(AggKind::kCountDistinct,
+                  {Value::Int(1), Value::Double(1.0), Value::String("1")}) == "2");
+  CHECK(Aggregate(AggKind::kCountIf, {Value::Bool(true), Value::Bool(false), Value::Bool(true)}) ==
+        "2");
+  CHECK(Aggregate(AggKind::kSum, {Value::Int(INT64_MAX), Value::Int(1)}) ==
+        "9223372036854775808.0");
 }
 
 TEST_CASE("aggregates: min and max compare across kinds, strings are kept as copies") {
@@ -106,7 +109,8 @@ TEST_CASE("aggregates: min and max compare across kinds, strings are kept as cop
   Accumulate(AggKind::kMin, acc, Value::String(b), 1, &scratch);
   b[0] = 'z';  // the accumulator must not point into the caller's memory
   CHECK(Json(AggregateResult(AggKind::kMin, acc)) == "\"a\"");
-  CHECK(Aggregate(AggKind::kMax, {Value::Int(5), Value::String("x"), Value::Double(7.5)}) == "\"x\"");
+  CHECK(Aggregate(AggKind::kMax, {Value::Int(5), Value::String("x"), Value::Double(7.5)}) ==
+        "\"x\"");
 }
 
 TEST_CASE("aggregates: sum and count_if reject values of the wrong type") {

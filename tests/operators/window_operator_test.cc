@@ -21,7 +21,9 @@ namespace {
 class FakeExpr : public Expr {
  public:
   explicit FakeExpr(FieldPath path, std::optional<std::string> equals = std::nullopt)
-      : fields_{std::move(path)}, equals_(std::move(equals)), text_(FieldPathToString(fields_[0])) {}
+      : fields_{std::move(path)},
+        equals_(std::move(equals)),
+        text_(FieldPathToString(fields_[0])) {}
   const std::vector<FieldPath>& fields() const override { return fields_; }
   Status Bind(const Layout& layout) override {
     auto it = std::find(layout.begin(), layout.end(), fields_[0]);
@@ -66,7 +68,8 @@ class CaptureEmitter : public Emitter {
 
 class CaptureErrors : public ErrorReporter {
  public:
-  Status Report(const Batch& batch, size_t row, std::string_view where, std::string_view reason) override {
+  Status Report(const Batch& batch, size_t row, std::string_view where,
+                std::string_view reason) override {
     reports.push_back(std::string(batch.rows[row].raw) + " in " + std::string(where) + ": " +
                       std::string(reason));
     return Status::Ok();
@@ -91,7 +94,8 @@ const Layout kInput = {{"user"}, {"v"}, {"action"}};
 std::string RawOf(const Rec& r) { return r.user + "@" + std::to_string(r.ts); }
 
 // Input batches with each row's `wm` as a source with `delay` max_out_of_orderness computes it.
-std::vector<BatchPtr> MakeBatches(const std::vector<Rec>& recs, size_t per_batch, int64_t delay = 0) {
+std::vector<BatchPtr> MakeBatches(const std::vector<Rec>& recs, size_t per_batch,
+                                  int64_t delay = 0) {
   std::vector<BatchPtr> out;
   WatermarkGenerator gen(delay);
   for (size_t i = 0; i < recs.size(); i += per_batch) {
@@ -137,7 +141,8 @@ struct Harness {
     std::vector<std::unique_ptr<Expr>> args;
     for (const auto& a : aggs) {
       opt.aggregates.push_back({a.name, a.kind});
-      args.push_back(a.kind == AggKind::kCount ? nullptr : std::make_unique<FakeExpr>(FieldPath{"v"}));
+      args.push_back(a.kind == AggKind::kCount ? nullptr
+                                               : std::make_unique<FakeExpr>(FieldPath{"v"}));
     }
     std::unique_ptr<Expr> trigger;
     if (fire_on) trigger = std::make_unique<FakeExpr>(FieldPath{"action"}, *fire_on);
@@ -183,10 +188,10 @@ TEST_CASE("window: tumbling counts per key fire when the watermark passes the wi
   Harness h(kTumbling10, {{"n", AggKind::kCount}});
   h.Feed(MakeBatches({{"a", 1}, {"b", 2}, {"a", 9}, {"a", 10}, {"b", 25}}, 100), false);
   // The watermark after the batch is 24: windows [0,10) and [10,20) have fired, [20,30) not yet.
-  CHECK(h.Results() == std::vector<std::string>{
-                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
-                           R"({"user":"b","window_start":0,"window_end":10,"n":1})",
-                           R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                                 R"({"user":"b","window_start":0,"window_end":10,"n":1})",
+                                 R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
   CHECK(h.main.batches.back()->watermark == 24);
   REQUIRE(h.op->Finish().ok());
   CHECK(h.Results().back() == R"({"user":"b","window_start":20,"window_end":30,"n":1})");
@@ -300,7 +305,8 @@ TEST_CASE("window: with row watermarks due windows fire 1,024 per input batch, a
   CHECK(h.main.batches.back()->watermark == 20);
   std::vector<std::string> expect;
   for (int u = 0; u < 2500; ++u) {
-    expect.push_back(R"({"user":"u)" + std::to_string(u) + R"(","window_start":0,"window_end":10,"n":1})");
+    expect.push_back(R"({"user":"u)" + std::to_string(u) +
+                     R"(","window_start":0,"window_end":10,"n":1})");
   }
   CHECK(Sorted(results) == Sorted(expect));
   CHECK(h.op->open_windows() == 1);  // u0's [20, 30)
@@ -327,11 +333,11 @@ TEST_CASE("window: with allowed lateness a late record fires the window again") 
   Harness h(kTumbling10, {{"n", AggKind::kCount}}, /*lateness=*/10);
   // wm before "a@7" is 14: [0,10) fired at 9 and is kept until 9 + 10 = 19.
   h.Feed(MakeBatches({{"a", 5}, {"a", 15}, {"a", 7}, {"a", 21}, {"a", 8}}, 1));
-  CHECK(h.Results() == std::vector<std::string>{
-                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
-                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
-                           R"({"user":"a","window_start":10,"window_end":20,"n":1})",
-                           R"({"user":"a","window_start":20,"window_end":30,"n":1})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                                 R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                                 R"({"user":"a","window_start":10,"window_end":20,"n":1})",
+                                 R"({"user":"a","window_start":20,"window_end":30,"n":1})"});
   // wm before "a@8" is 20 >= 19: the window's state is gone, so a@8 is late.
   CHECK(h.Late() == std::vector<std::string>{"a@8"});
 }
@@ -339,33 +345,38 @@ TEST_CASE("window: with allowed lateness a late record fires the window again") 
 TEST_CASE("window: a window first opened by a record within the lateness fires at once") {
   Harness h(kTumbling10, {{"n", AggKind::kCount}}, 10);
   h.Feed(MakeBatches({{"a", 15}, {"b", 3}}, 1), false);
-  CHECK(h.Results() == std::vector<std::string>{R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
 }
 
 TEST_CASE("window: fire_on fires the window with the record and closes it") {
   Harness h(kTumbling10, {{"n", AggKind::kCount}}, 0, std::string("logout"));
   h.Feed(MakeBatches({{"a", 1}, {"a", 2, Value(), "logout"}, {"a", 3}, {"b", 4}}, 10));
-  CHECK(h.Results() == std::vector<std::string>{
-                           R"({"user":"a","window_start":0,"window_end":10,"n":2})",
-                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
-                           R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":2})",
+                                 R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                                 R"({"user":"b","window_start":0,"window_end":10,"n":1})"});
 }
 
 TEST_CASE("window: fire_on closes a session; the next record opens a new one") {
   Harness h({WindowType::kSession, 0, 0, 10}, {{"n", AggKind::kCount}}, 0, std::string("logout"));
   h.Feed(MakeBatches({{"a", 1}, {"a", 5, Value(), "logout"}, {"a", 6}, {"a", 8}}, 10));
-  CHECK(h.Results() == std::vector<std::string>{
-                           R"({"user":"a","window_start":1,"window_end":15,"n":2})",
-                           R"({"user":"a","window_start":6,"window_end":18,"n":2})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":1,"window_end":15,"n":2})",
+                                 R"({"user":"a","window_start":6,"window_end":18,"n":2})"});
 }
 
 TEST_CASE("window: sessions merge when they touch and when a record bridges them") {
-  Harness h({WindowType::kSession, 0, 0, 10}, {{"n", AggKind::kCount}, {"first", AggKind::kFirst},
-                                               {"last", AggKind::kLast}});
+  Harness h({WindowType::kSession, 0, 0, 10},
+            {{"n", AggKind::kCount}, {"first", AggKind::kFirst}, {"last", AggKind::kLast}});
   // a: 0 and 20 are separate sessions until 10 touches [0,10) and [20,30) ... bridging them.
   // b: 0 then 10: [0,10) and [10,20) touch, so they merge.
-  h.Feed(MakeBatches({{"a", 0, Value::Int(1)}, {"a", 20, Value::Int(2)}, {"b", 0, Value::Int(5)},
-                      {"a", 10, Value::Int(3)}, {"b", 10, Value::Int(6)}, {"b", 40, Value::Int(7)}},
+  h.Feed(MakeBatches({{"a", 0, Value::Int(1)},
+                      {"a", 20, Value::Int(2)},
+                      {"b", 0, Value::Int(5)},
+                      {"a", 10, Value::Int(3)},
+                      {"b", 10, Value::Int(6)},
+                      {"b", 40, Value::Int(7)}},
                      1, /*delay=*/100));
   CHECK(Sorted(h.Results()) ==
         Sorted({R"({"user":"a","window_start":0,"window_end":30,"n":3,"first":1,"last":3})",
@@ -376,24 +387,31 @@ TEST_CASE("window: sessions merge when they touch and when a record bridges them
 TEST_CASE("window: sliding windows count a record in each window holding it") {
   Harness h({WindowType::kSliding, 10, 5, 0}, {{"n", AggKind::kCount}});
   h.Feed(MakeBatches({{"a", 7}, {"a", 12}}, 10));
-  CHECK(h.Results() == std::vector<std::string>{
-                           R"({"user":"a","window_start":0,"window_end":10,"n":1})",
-                           R"({"user":"a","window_start":5,"window_end":15,"n":2})",
-                           R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":1})",
+                                 R"({"user":"a","window_start":5,"window_end":15,"n":2})",
+                                 R"({"user":"a","window_start":10,"window_end":20,"n":1})"});
 }
 
 TEST_CASE("window: every aggregate, skipping null and missing values") {
-  std::vector<AggDef> aggs = {{"count", AggKind::kCount},     {"sum", AggKind::kSum},
-                              {"min", AggKind::kMin},         {"max", AggKind::kMax},
-                              {"avg", AggKind::kAvg},         {"first", AggKind::kFirst},
-                              {"last", AggKind::kLast},       {"distinct", AggKind::kCountDistinct}};
+  std::vector<AggDef> aggs = {{"count", AggKind::kCount}, {"sum", AggKind::kSum},
+                              {"min", AggKind::kMin},     {"max", AggKind::kMax},
+                              {"avg", AggKind::kAvg},     {"first", AggKind::kFirst},
+                              {"last", AggKind::kLast},   {"distinct", AggKind::kCountDistinct}};
   Harness h(kTumbling10, aggs);
-  h.Feed(MakeBatches({{"a", 1, Value::Null()}, {"a", 2, Value::Int(4)}, {"a", 3, Value::Double(1.0)},
-                      {"a", 4}, {"a", 5, Value::Int(1)}, {"b", 6, Value::Null()}, {"b", 7}},
+  h.Feed(MakeBatches({{"a", 1, Value::Null()},
+                      {"a", 2, Value::Int(4)},
+                      {"a", 3, Value::Double(1.0)},
+                      {"a", 4},
+                      {"a", 5, Value::Int(1)},
+                      {"b", 6, Value::Null()},
+                      {"b", 7}},
                      3));
-  CHECK(Sorted(h.Results()) ==
-        Sorted({R"({"user":"a","window_start":0,"window_end":10,"count":5,"sum":6.0,"min":1.0,"max":4,"avg":2.0,"first":4,"last":1,"distinct":2})",
-                R"({"user":"b","window_start":0,"window_end":10,"count":2,"sum":null,"min":null,"max":null,"avg":null,"first":null,"last":null,"distinct":0})"}));
+  CHECK(
+      Sorted(h.Results()) ==
+      Sorted(
+          {R"({"user":"a","window_start":0,"window_end":10,"count":5,"sum":6.0,"min":1.0,"max":4,"avg":2.0,"first":4,"last":1,"distinct":2})",
+           R"({"user":"b","window_start":0,"window_end":10,"count":2,"sum":null,"min":null,"max":null,"avg":null,"first":null,"last":null,"distinct":0})"}));
 }
 
 TEST_CASE("window: count_if counts true values of its condition") {
@@ -410,20 +428,24 @@ TEST_CASE("window: count_if counts true values of its condition") {
   ctx.input_layout = kInput;
   ctx.main = &main;
   REQUIRE(op.Open(ctx).ok());
-  auto batches = MakeBatches({{"a", 1, Value(), "buy"}, {"a", 2, Value(), "view"}, {"a", 3},
-                              {"a", 4, Value(), "buy"}},
-                             10);
+  auto batches = MakeBatches(
+      {{"a", 1, Value(), "buy"}, {"a", 2, Value(), "view"}, {"a", 3}, {"a", 4, Value(), "buy"}},
+      10);
   REQUIRE(op.Process(std::move(batches[0])).ok());
   REQUIRE(op.Finish().ok());
-  CHECK(main.Raws() == std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"buys":2})"});
+  CHECK(main.Raws() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"buys":2})"});
 }
 
 TEST_CASE("window: a record an expression fails on is reported and skipped") {
   Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}}, 0, std::string("x"));
-  h.Feed(MakeBatches({{"a", 1, Value::Int(2)}, {"a", 2, Value::String("oops")}, {"a", 3, Value::Int(-1), ""}},
-                     10));
-  CHECK(h.errors.reports == std::vector<std::string>{"a@2 in w: s: sum() needs numbers, got a string"});
-  CHECK(h.Results() == std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":2,"s":1})"});
+  h.Feed(MakeBatches(
+      {{"a", 1, Value::Int(2)}, {"a", 2, Value::String("oops")}, {"a", 3, Value::Int(-1), ""}},
+      10));
+  CHECK(h.errors.reports ==
+        std::vector<std::string>{"a@2 in w: s: sum() needs numbers, got a string"});
+  CHECK(h.Results() ==
+        std::vector<std::string>{R"({"user":"a","window_start":0,"window_end":10,"n":2,"s":1})"});
 }
 
 TEST_CASE("window: keys are encoded as EncodeKey does, so 1 and 1.0 are one key") {
@@ -465,7 +487,8 @@ std::vector<Rec> RandomRecs(std::mt19937_64& rng, size_t n, int users, int64_t j
 }
 
 // Cuts `recs` into batches of random sizes.
-std::vector<BatchPtr> RandomBatches(std::mt19937_64& rng, const std::vector<Rec>& recs, int64_t delay) {
+std::vector<BatchPtr> RandomBatches(std::mt19937_64& rng, const std::vector<Rec>& recs,
+                                    int64_t delay) {
   // Same watermarks as MakeBatches: compute them in one pass, then cut.
   std::vector<BatchPtr> all = MakeBatches(recs, recs.size(), delay);
   std::vector<BatchPtr> out;
@@ -573,7 +596,8 @@ uint64_t CheckAgainstReference(WindowSpec spec, uint64_t seed, uint64_t cache_by
   std::mt19937_64 rng(seed);
   int64_t lateness = (rng() % 2) ? 0 : static_cast<int64_t>(rng() % 30);
   int64_t delay = static_cast<int64_t>(rng() % 20);
-  auto recs = RandomRecs(rng, 3000, 1 + static_cast<int>(rng() % 20), static_cast<int64_t>(rng() % 60));
+  auto recs =
+      RandomRecs(rng, 3000, 1 + static_cast<int>(rng() % 20), static_cast<int64_t>(rng() % 60));
   CAPTURE(seed);
   CAPTURE(lateness);
   CAPTURE(delay);
@@ -613,9 +637,11 @@ TEST_CASE("window: results are the same however the input is cut into batches") 
   }
 }
 
-TEST_CASE("window: tumbling and sliding windows match a brute-force model on random out-of-order input") {
+TEST_CASE(
+    "window: tumbling and sliding windows match a brute-force model on random out-of-order input") {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
-    CheckAgainstReference({WindowType::kSliding, static_cast<int64_t>(6 + seed * 2), 3, 0}, seed + 50);
+    CheckAgainstReference({WindowType::kSliding, static_cast<int64_t>(6 + seed * 2), 3, 0},
+                          seed + 50);
     CheckAgainstReference({WindowType::kTumbling, static_cast<int64_t>(5 + seed * 3), 0, 0}, seed);
   }
 }
@@ -626,7 +652,8 @@ TEST_CASE("window: session windows match a brute-force model on random out-of-or
   }
 }
 
-TEST_CASE("window: with a cache smaller than the state, evicted windows come back and match the model") {
+TEST_CASE(
+    "window: with a cache smaller than the state, evicted windows come back and match the model") {
   // 1 byte: the smallest cache (8 windows); 5000 bytes: a few dozen.
   for (uint64_t cache : {uint64_t{1}, uint64_t{5000}}) {
     CAPTURE(cache);
@@ -721,8 +748,9 @@ struct CutRun {
 }  // namespace
 
 TEST_CASE("window: a snapshot restored into fresh operators continues with identical results") {
-  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum},   {"mn", AggKind::kMin},
-                              {"f", AggKind::kFirst}, {"l", AggKind::kLast},  {"a", AggKind::kAvg},
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount},        {"s", AggKind::kSum},
+                              {"mn", AggKind::kMin},         {"f", AggKind::kFirst},
+                              {"l", AggKind::kLast},         {"a", AggKind::kAvg},
                               {"d", AggKind::kCountDistinct}};
   for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
     CutRun run(spec, aggs, 7);
@@ -777,7 +805,9 @@ std::vector<std::string> Dump(const KeyedStateStore& store) {
 }  // namespace
 
 TEST_CASE("window: a checkpoint's state is what the barrier saw, however late it is encoded") {
-  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"l", AggKind::kLast},
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount},
+                              {"s", AggKind::kSum},
+                              {"l", AggKind::kLast},
                               {"d", AggKind::kCountDistinct}};
   for (WindowSpec spec : {kTumbling10, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
     CutRun run(spec, aggs, 11);
@@ -796,10 +826,12 @@ TEST_CASE("window: a checkpoint's state is what the barrier saw, however late it
 }
 
 TEST_CASE("window: a snapshot holds the evicted windows too and restores identically") {
-  std::vector<AggDef> aggs = {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"f", AggKind::kFirst},
+  std::vector<AggDef> aggs = {{"n", AggKind::kCount},
+                              {"s", AggKind::kSum},
+                              {"f", AggKind::kFirst},
                               {"d", AggKind::kCountDistinct}};
-  for (WindowSpec spec : {WindowSpec{WindowType::kTumbling, 40, 0, 0},
-                          WindowSpec{WindowType::kSession, 0, 0, 8}}) {
+  for (WindowSpec spec :
+       {WindowSpec{WindowType::kTumbling, 40, 0, 0}, WindowSpec{WindowType::kSession, 0, 0, 8}}) {
     CutRun cached(spec, aggs, 13, /*cache_bytes=*/1);
     CutRun plain(spec, aggs, 13);
     REQUIRE(cached.before.op->evictions() > 0);
@@ -839,7 +871,8 @@ TEST_CASE("window: restoring state of another version or other aggregates fails 
   MemoryStateStore snap;
   REQUIRE(two.op->SnapshotTo(snap).ok());
   Harness other(kTumbling10, {{"s", AggKind::kSum}});
-  CHECK(other.op->RestoreFrom(snap, 0, 127).message().find("aggregates changed") != std::string::npos);
+  CHECK(other.op->RestoreFrom(snap, 0, 127).message().find("aggregates changed") !=
+        std::string::npos);
 }
 
 }  // namespace streamrun
@@ -847,43 +880,55 @@ TEST_CASE("window: restoring state of another version or other aggregates fails 
 namespace streamrun {
 
 TEST_CASE("window: state entries decode to what the window holds, with names for state dump") {
-  Harness h(kTumbling10, {{"n", AggKind::kCount}, {"s", AggKind::kSum}, {"f", AggKind::kFirst},
+  Harness h(kTumbling10, {{"n", AggKind::kCount},
+                          {"s", AggKind::kSum},
+                          {"f", AggKind::kFirst},
                           {"d", AggKind::kCountDistinct}});
-  h.Feed(MakeBatches({{"a", 1, Value::Int(5)}, {"a", 2, Value::Int(7)}, {"a", 3, Value::Int(5)}}, 8),
-         false);
+  h.Feed(
+      MakeBatches({{"a", 1, Value::Int(5)}, {"a", 2, Value::Int(7)}, {"a", 3, Value::Int(5)}}, 8),
+      false);
   MemoryStateStore store;
   REQUIRE(h.op->SnapshotTo(store).ok());
   int entries = 0;
-  REQUIRE(store.ForEach(0, 127, [&](int, std::string_view, std::string_view ns,
-                                    std::string_view value) -> Status {
-    ++entries;
-    WindowStateEntry e;
-    REQUIRE(DecodeWindowState(ns, value, &e).ok());
-    CHECK(e.window.start == 0);
-    CHECK(e.window.end == 10);
-    CHECK_FALSE(e.fired);
-    REQUIRE(e.kinds.size() == 4);
-    CHECK(e.accumulators[0].count == 3);
-    std::string json;
-    AppendWindowStateJson(e, {"n", "s", "f", "d"}, &json);
-    CHECK(json ==
-          "\"window\":{\"start\":0,\"end\":10},\"value\":{\"fired\":false,\"aggregates\":["
-          "{\"name\":\"n\",\"kind\":\"count\",\"result\":3,\"accumulator\":{\"count\":3}},"
-          "{\"name\":\"s\",\"kind\":\"sum\",\"result\":17,\"accumulator\":{\"count\":3,\"sum\":17}},"
-          "{\"name\":\"f\",\"kind\":\"first\",\"result\":5,\"accumulator\":{\"count\":3,\"value\":5,\"seq\":0}},"
-          "{\"name\":\"d\",\"kind\":\"count_distinct\",\"result\":2,\"accumulator\":{\"distinct\":[5,7]}}]}");
-    // Without names (an old snapshot), the kinds still say what each aggregate is.
-    json.clear();
-    AppendWindowStateJson(e, {}, &json);
-    CHECK(json.find("{\"kind\":\"count\",\"result\":3") != std::string::npos);
-    // Damage is reported, never read as garbage.
-    CHECK_FALSE(DecodeWindowState(ns.substr(0, 8), value, &e).ok());
-    CHECK(DecodeWindowState(ns, value.substr(0, value.size() - 1), &e).message() ==
-          "a damaged accumulator");
-    CHECK(DecodeWindowState(ns, std::string(value) + "x", &e).message() ==
-          "trailing bytes in a window entry");
-    return Status::Ok();
-  }).ok());
+  REQUIRE(
+      store
+          .ForEach(
+              0, 127,
+              [&](int, std::string_view, std::string_view ns, std::string_view value) -> Status {
+                ++entries;
+                WindowStateEntry e;
+                REQUIRE(DecodeWindowState(ns, value, &e).ok());
+                CHECK(e.window.start == 0);
+                CHECK(e.window.end == 10);
+                CHECK_FALSE(e.fired);
+                REQUIRE(e.kinds.size() == 4);
+                CHECK(e.accumulators[0].count == 3);
+                std::string json;
+                AppendWindowStateJson(e, {"n", "s", "f", "d"}, &json);
+                CHECK(json ==
+                      "\"window\":{\"start\":0,\"end\":10},\"value\":{\"fired\":false,"
+                      "\"aggregates\":["
+                      "{\"name\":\"n\",\"kind\":\"count\",\"result\":3,\"accumulator\":{\"count\":"
+                      "3}},"
+                      "{\"name\":\"s\",\"kind\":\"sum\",\"result\":17,\"accumulator\":{\"count\":3,"
+                      "\"sum\":17}},"
+                      "{\"name\":\"f\",\"kind\":\"first\",\"result\":5,\"accumulator\":{\"count\":"
+                      "3,\"value\":5,\"seq\":0}},"
+                      "{\"name\":\"d\",\"kind\":\"count_distinct\",\"result\":2,\"accumulator\":{"
+                      "\"distinct\":[5,7]}}]}");
+                // Without names (an old snapshot), the kinds still say what each aggregate is.
+                json.clear();
+                AppendWindowStateJson(e, {}, &json);
+                CHECK(json.find("{\"kind\":\"count\",\"result\":3") != std::string::npos);
+                // Damage is reported, never read as garbage.
+                CHECK_FALSE(DecodeWindowState(ns.substr(0, 8), value, &e).ok());
+                CHECK(DecodeWindowState(ns, value.substr(0, value.size() - 1), &e).message() ==
+                      "a damaged accumulator");
+                CHECK(DecodeWindowState(ns, std::string(value) + "x", &e).message() ==
+                      "trailing bytes in a window entry");
+                return Status::Ok();
+              })
+          .ok());
   CHECK(entries == 1);
 }
 

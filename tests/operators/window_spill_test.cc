@@ -36,7 +36,8 @@ struct Taken {
 
 }  // namespace
 
-TEST_CASE("window spill: by time, a window comes back by its timer, and due windows in timer order") {
+TEST_CASE(
+    "window spill: by time, a window comes back by its timer, and due windows in timer order") {
   TempDir dir;
   auto spill = WindowSpill::Open(dir / "w", /*by_time=*/true);
   REQUIRE(spill.ok());
@@ -73,9 +74,9 @@ TEST_CASE("window spill: by time, a window comes back by its timer, and due wind
   REQUIRE(s.Put(7, "e", Ns(20, 30), 29, "v5").ok());
   std::vector<std::string> seen;
   REQUIRE(view->ForEach([&](int kg, std::string_view key, std::string_view, std::string_view v) {
-                 seen.push_back(std::to_string(kg) + std::string(key) + std::string(v));
-                 return Status::Ok();
-               })
+                seen.push_back(std::to_string(kg) + std::string(key) + std::string(v));
+                return Status::Ok();
+              })
               .ok());
   CHECK(seen == std::vector<std::string>{"6dv4"});
 }

@@ -63,7 +63,7 @@ TEST_CASE("window table: a captured view keeps the entries as they were while th
   // Change, erase and add entries in both segments.
   t.Mut(ids[1]).counter = -1;
   t.MutAccs(ids[kSegmentEntries + 3])[0].count = -1;
-  t.Erase(ids[14]);  // a long key
+  t.Erase(ids[14]);                                          // a long key
   uint32_t fresh = t.Insert(HashOf(n), "new", 0, 10, true);  // reuses entry ids[14]
   CHECK(fresh == ids[14]);
   CHECK(t.copies() == 2);

@@ -39,13 +39,14 @@ std::string ErrorOf(const std::string& settings) {
 }  // namespace
 
 TEST_CASE("window config: a valid window declares its key, inputs and late stream") {
-  auto r = Load("    key_by: [user.id, page]\n"
-                "    window: { type: tumbling, size: 1m }\n"
-                "    aggregate:\n"
-                "      clicks: count()\n"
-                "      buys: count_if(action == \"purchase\")\n"
-                "      spent: sum(price)\n"
-                "    trigger: { fire_on: action == \"logout\" }\n");
+  auto r = Load(
+      "    key_by: [user.id, page]\n"
+      "    window: { type: tumbling, size: 1m }\n"
+      "    aggregate:\n"
+      "      clicks: count()\n"
+      "      buys: count_if(action == \"purchase\")\n"
+      "      spent: sum(price)\n"
+      "    trigger: { fire_on: action == \"logout\" }\n");
   REQUIRE_MESSAGE(r.ok(), r.status().message());
   const NodeSpec* w = r->Find("w");
   REQUIRE(w != nullptr);
@@ -58,19 +59,21 @@ TEST_CASE("window config: a valid window declares its key, inputs and late strea
 }
 
 TEST_CASE("window config: an unknown aggregate is located with a did-you-mean") {
-  std::string e = ErrorOf("    key_by: userId\n"
-                          "    window: { type: tumbling, size: 1m }\n"
-                          "    aggregate:\n"
-                          "      clicks: cuont()\n");
+  std::string e = ErrorOf(
+      "    key_by: userId\n"
+      "    window: { type: tumbling, size: 1m }\n"
+      "    aggregate:\n"
+      "      clicks: cuont()\n");
   CHECK(e.find("p.yaml:13:15:") != std::string::npos);
   CHECK(e.find("did you mean 'count'") != std::string::npos);
 }
 
 TEST_CASE("window config: an error in an aggregate's expression points into the call") {
-  std::string e = ErrorOf("    key_by: userId\n"
-                          "    window: { type: tumbling, size: 1m }\n"
-                          "    aggregate:\n"
-                          "      total: sum(price +)\n");
+  std::string e = ErrorOf(
+      "    key_by: userId\n"
+      "    window: { type: tumbling, size: 1m }\n"
+      "    aggregate:\n"
+      "      total: sum(price +)\n");
   // "sum(" is 4 columns, "price +" 7 more: the error is at or after column 15 + 4.
   CHECK(e.find("p.yaml:13:") != std::string::npos);
 }
