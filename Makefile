@@ -8,13 +8,13 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests and the benchmarks need.
 DEPS = cmake ninja-build g++ make pkg-config libyaml-cpp-dev libcli11-dev librdkafka-dev liblmdb-dev \
        rapidjson-dev libspdlog-dev libfmt-dev doctest-dev libsimdjson-dev libxxhash-dev jq \
-       python3 python3-jsonschema kcat clang-format
+       python3 python3-jsonschema kcat clang-format clang-tidy
 
 # The C++ sources under clang-format (.clang-format: Google style, 100 columns).
 CXX_SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || \
                 find cli engine operators kafka tests bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all deps build run test unit e2e pipeline-tests format format-check asan bench clean
+.PHONY: all deps build run test unit e2e pipeline-tests format format-check lint asan bench clean
 
 all: build
 
@@ -61,7 +61,15 @@ format: deps
 format-check: deps
 	@clang-format --dry-run --Werror $(CXX_SOURCES) && echo "format-check: clang-format changes nothing"
 
-test: format-check unit e2e pipeline-tests
+# clang-tidy (.clang-tidy: a short list of checks, all errors) over the product's sources, with
+# the build's compile_commands.json.
+LINT_SOURCES = $(shell git ls-files 'cli/*.cc' 'engine/*.cc' 'operators/*.cc' 'kafka/*.cc' 2>/dev/null || \
+                 find cli engine operators kafka -name '*.cc')
+lint: build
+	@echo $(LINT_SOURCES) | xargs -n 4 -P $(JOBS) clang-tidy -p $(BUILD) --quiet 2>/dev/null && \
+	  echo "lint: clang-tidy finds nothing"
+
+test: format-check lint unit e2e pipeline-tests
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTREAMRUN_SANITIZE=ON $(CMAKE_FLAGS)

@@ -29,10 +29,21 @@ int Report(const Status& status) {
   return ExitCodeFor(status);
 }
 
+// The subcommands, in the order `--help` lists them.
+using CommandAdder = CommandRunner (*)(CLI::App&);
+constexpr CommandAdder kCommands[] = {
+    AddRunCommand,    AddRestoreCommand, AddSavepointCommand, AddValidateCommand,
+    AddGraphCommand,  AddStatusCommand,  AddStopCommand,      AddTestCommand,
+    AddRecordCommand, AddReplayCommand,  AddKafkaMockCommand, AddCheckpointsCommand,
+    AddStateCommand,
+};
+
 }  // namespace streamrun::cli
 
 int main(int argc, char** argv) {
-  using namespace streamrun::cli;
+  using streamrun::cli::CommandAdder;
+  using streamrun::cli::CommandRunner;
+  using streamrun::cli::kCommands;
   CLI::App app("streamrun: stateful stream jobs declared in YAML", "streamrun");
   app.require_subcommand(1);
   app.fallthrough();  // global options (--log-level) may also follow the subcommand
@@ -43,25 +54,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   std::map<CLI::App*, CommandRunner> commands;
-  auto add = [&](CommandRunner (*adder)(CLI::App&)) {
+  auto add = [&](CommandAdder adder) {
     size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
     CommandRunner run = adder(app);
     auto subs = app.get_subcommands([](CLI::App*) { return true; });
     if (subs.size() > before) commands[subs.back()] = std::move(run);
   };
-  add(AddRunCommand);
-  add(AddRestoreCommand);
-  add(AddSavepointCommand);
-  add(AddValidateCommand);
-  add(AddGraphCommand);
-  add(AddStatusCommand);
-  add(AddStopCommand);
-  add(AddTestCommand);
-  add(AddRecordCommand);
-  add(AddReplayCommand);
-  add(AddKafkaMockCommand);
-  add(AddCheckpointsCommand);
-  add(AddStateCommand);
+  for (CommandAdder adder : kCommands) add(adder);
 
   try {
     app.parse(argc, argv);

@@ -31,7 +31,7 @@ const char* KindName(const YAML::Node& node) {
 }  // namespace
 
 ConfigReader::ConfigReader(const LoadContext* ctx, YAML::Node node, std::string what)
-    : ctx_(ctx), node_(std::move(node)), what_(std::move(what)) {}
+    : ctx_(ctx), node_(node), what_(std::move(what)) {}  // a YAML::Node only copies
 
 SourceLocation ConfigReader::Location() const { return ctx_->LocationOf(node_); }
 

@@ -37,13 +37,13 @@ Status OutputEmitter::Emit(BatchPtr batch) {
   const bool no_rows = batch->kind == Batch::Kind::kData && batch->rows.empty();
   size_t last = routes_.size();
   while (last > 0 && no_rows && routes_[last - 1].rows_only) --last;
-  for (size_t i = 0; i < last; ++i) {
+  if (last == 0) return Status::Ok();
+  // Every consumer but the last gets a copy.
+  for (size_t i = 0; i + 1 < last; ++i) {
     if (no_rows && routes_[i].rows_only) continue;
-    // Every consumer but the last gets a copy.
-    BatchPtr b = i + 1 == last ? std::move(batch) : CopyBatch(*batch);
-    SR_RETURN_IF_ERROR(Send(routes_[i], std::move(b)));
+    SR_RETURN_IF_ERROR(Send(routes_[i], CopyBatch(*batch)));
   }
-  return Status::Ok();
+  return Send(routes_[last - 1], std::move(batch));
 }
 
 Status OutputEmitter::FlushPending(Route& r) {

@@ -162,7 +162,7 @@ class TestFileLoader {
   // Fails unless the mapping key `key` names a node of `role` in the pipeline (`names`: theirs).
   Status CheckNodeName(const YAML::Node& key, NodeRole role,
                        const std::vector<std::string>& names) {
-    const std::string name = key.Scalar();
+    const std::string& name = key.Scalar();
     const NodeSpec* node = spec_->Find(name);
     if (node != nullptr && node->role == role) return Status::Ok();
     const std::string kind = NodeRoleName(role);

@@ -48,7 +48,7 @@ Result<KafkaHandle> NewKafkaClient(const KafkaClientOptions& options) {
   rd_kafka_t* rk = rd_kafka_new(options.type, conf.get(), errstr, sizeof errstr);
   if (rk == nullptr)
     return Status::RuntimeError(std::string("cannot create a Kafka client: ") + errstr);
-  conf.release();
+  static_cast<void>(conf.release());  // rd_kafka_new owns it now
   return KafkaHandle(rk);
 }
 

@@ -188,7 +188,7 @@ class Replayer {
           RD_KAFKA_V_HEADERS(headers.get()),
           RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<uintptr_t>(line))), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        headers.release();  // the message owns them now
+        static_cast<void>(headers.release());  // the message owns them now
         break;
       }
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
