@@ -12,14 +12,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <mutex>
 #include <vector>
 
 #include "engine/batch.h"
 #include "engine/metrics.h"
+#include "engine/mutex.h"
 
 namespace streamrun {
 
@@ -40,8 +39,8 @@ class ThreadSignal {
   void WaitChanged(uint64_t seen, int timeout_ms = 100);
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
+  Mutex mu_;
+  CondVar cv_;  // only a wake-up: the state is in the atomics
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> waiting_{false};
 };
@@ -96,7 +95,7 @@ class InputGate {
   // Wakes every waiting thread; from now on Push returns false and Pop returns null.
   void Cancel();
 
-  int producers() const { return static_cast<int>(queues_.size()); }
+  int producers() const { return producers_; }
   // Batches queued over capacity of all queues, 0..1, for `status`.
   double fill() const;
   // Nanoseconds producers spent blocked on a full queue (backpressure).
@@ -104,18 +103,22 @@ class InputGate {
 
  private:
   // After a batch of `producer` was taken: wakes producers waiting for room.
-  void Taken(size_t producer);
-  BatchPtr PopAnyImpl(int* producer, const std::vector<bool>* skip, bool wait);
+  void Taken(size_t producer) LOCKS_EXCLUDED(mu_);
+  BatchPtr PopAnyImpl(int* producer, const std::vector<bool>* skip, bool wait) LOCKS_EXCLUDED(mu_);
+  // Whether a producer other than `producer` has a full queue.
+  bool OtherQueueFull(int producer) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable not_empty_;
-  std::condition_variable not_full_;
-  std::vector<std::deque<BatchPtr>> queues_;  // guarded by mu_
-  size_t capacity_;
-  size_t next_ = 0;          // round-robin start for PopAny; guarded by mu_
-  bool cancelled_ = false;   // guarded by mu_
-  uint64_t blocked_ns_ = 0;  // guarded by mu_
-  uint64_t pushes_ = 0;      // guarded by mu_
+  const int producers_;
+  const size_t capacity_;
+  mutable Mutex mu_;
+  CondVar not_empty_;
+  CondVar not_full_;
+  // One queue per producer: the vector never changes size, its deques change under mu_.
+  std::vector<std::deque<BatchPtr>> queues_ GUARDED_BY(mu_);
+  size_t next_ GUARDED_BY(mu_) = 0;  // round-robin start for PopAny
+  bool cancelled_ GUARDED_BY(mu_) = false;
+  uint64_t blocked_ns_ GUARDED_BY(mu_) = 0;
+  uint64_t pushes_ GUARDED_BY(mu_) = 0;
   ThreadSignal* consumer_signal_ = nullptr;
   std::vector<ThreadSignal*> producer_signals_;  // per producer; empty when none is set
 };
