@@ -16,12 +16,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +28,7 @@
 #include "cli/pipeline_args.h"
 #include "engine/checkpoint_writer.h"
 #include "engine/control_server.h"
+#include "engine/mutex.h"
 #include "engine/restore.h"
 #include "engine/runtime.h"
 #include "engine/state_dir.h"
@@ -67,26 +66,31 @@ class ProgressLine {
     thread_ = std::thread([this] { Loop(); });
   }
   ~ProgressLine() { Stop(); }
-  void Stop() {
+  void Stop() LOCKS_EXCLUDED(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stop_) return;
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
     std::fputs("\r\033[K", stderr);
     std::fflush(stderr);
   }
 
  private:
-  void Loop() {
+  void Loop() LOCKS_EXCLUDED(mu_) {
     auto start = std::chrono::steady_clock::now();
     uint64_t last_records = 0;
     auto last = start;
     double rate = 0;
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stop_; })) {
+    MutexLock lock(&mu_);
+    for (;;) {
+      // Every 250 ms until Stop().
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+      while (!stop_ && cv_.WaitUntil(&mu_, deadline)) {
+      }
+      if (stop_) break;
       uint64_t records = 0, bytes = 0, total = 0;
       bool bounded = true;
       for (const auto& [name, p] : job_.progress()) {
@@ -116,10 +120,10 @@ class ProgressLine {
   }
 
   const Job& job_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_;  // started and joined by the owner's thread
 };
 
 // Turns SIGINT and SIGTERM into Job::Cancel on a thread of its own (sigwait), so no work is done
@@ -195,27 +199,27 @@ class SignalWatcher {
 // starts the job again.
 class CurrentJob {
  public:
-  void Set(std::shared_ptr<Job> job) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Set(std::shared_ptr<Job> job) LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     job_ = std::move(job);
     if (job_ && stop_requested_) job_->Cancel();
   }
   // The job, kept alive while the caller uses it (a savepoint waits without the lock).
-  std::shared_ptr<Job> Get() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Job> Get() LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return job_;
   }
   // Runs f(job) under the lock; false when no job runs.
   template <typename F>
-  bool With(F f) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool With(F f) LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     if (!job_) return false;
     f(job_.get());
     return true;
   }
   // A stop that also stops the restart loop.
-  void Stop(bool drain) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Stop(bool drain) LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     stop_requested_ = true;
     if (!job_) return;
     if (drain)
@@ -223,25 +227,25 @@ class CurrentJob {
     else
       job_->Cancel();
   }
-  bool stop_requested() {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool stop_requested() LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return stop_requested_;
   }
   // Why no job runs: "starting" until the first one runs, "restarting" after a failure.
-  void SetPhase(std::string phase) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void SetPhase(std::string phase) LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     phase_ = std::move(phase);
   }
-  std::string phase() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::string phase() LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return phase_;
   }
 
  private:
-  std::mutex mu_;
-  std::shared_ptr<Job> job_;
-  bool stop_requested_ = false;
-  std::string phase_ = "starting";
+  Mutex mu_;
+  std::shared_ptr<Job> job_ GUARDED_BY(mu_);
+  bool stop_requested_ GUARDED_BY(mu_) = false;
+  std::string phase_ GUARDED_BY(mu_) = "starting";
 };
 
 std::string JsonError(const std::string& message) {

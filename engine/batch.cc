@@ -4,7 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <mutex>
+
+#include "engine/mutex.h"
 
 namespace streamrun {
 
@@ -129,9 +130,9 @@ class BatchPool {
     static BatchPool* pool = new BatchPool();  // never destroyed: batches may outlive statics
     return *pool;
   }
-  Batch* Take() {
+  Batch* Take() LOCKS_EXCLUDED(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!free_.empty()) {
         Batch* b = free_.back();
         free_.pop_back();
@@ -141,9 +142,9 @@ class BatchPool {
     return new Batch();
   }
   // REQUIRES: b is cleared.
-  void Give(Batch* b) {
+  void Give(Batch* b) LOCKS_EXCLUDED(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (free_.size() < kMaxFree) {
         free_.push_back(b);
         return;
@@ -154,8 +155,8 @@ class BatchPool {
 
  private:
   static constexpr size_t kMaxFree = 512;
-  std::mutex mu_;
-  std::vector<Batch*> free_;
+  Mutex mu_;
+  std::vector<Batch*> free_ GUARDED_BY(mu_);
 };
 
 // Each thread first reuses the batches it freed itself: their memory is in its own core's

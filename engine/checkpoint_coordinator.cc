@@ -16,12 +16,16 @@
 
 namespace streamrun {
 
+// The coordinator's thread sets done and result with mu_ held, which the caller of Savepoint
+// waits for. (Not annotated: a nested struct's GUARDED_BY cannot name the coordinator's mu_.)
 struct CheckpointCoordinator::SavepointRequest {
-  std::string parent_dir;
+  std::string parent_dir;  // set before the request is queued
   bool done = false;
   Result<std::string> result = Status::RuntimeError("savepoint not taken");
 };
 
+// Used with mu_ held while it is pending_ (GUARDED_BY(mu_)); the coordinator's thread owns it
+// once it has taken it out of pending_ to write it.
 struct CheckpointCoordinator::Pending {
   uint64_t id = 0;
   SavepointRequest* savepoint = nullptr;  // null: a checkpoint
@@ -59,13 +63,13 @@ void CheckpointCoordinator::Start() {
 
 void CheckpointCoordinator::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stop_ && !thread_.joinable()) return;
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (SavepointRequest* r : savepoints_) {
     r->result = Status::RuntimeError("the job ended before the savepoint was taken");
     r->done = true;
@@ -77,7 +81,7 @@ void CheckpointCoordinator::Stop() {
     pending_->savepoint->done = true;
   }
   pending_.reset();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void CheckpointCoordinator::TriggerLocked(std::unique_ptr<Pending> p) {
@@ -99,7 +103,7 @@ void CheckpointCoordinator::TriggerLocked(std::unique_ptr<Pending> p) {
 
 void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart> parts,
                                 BarrierTiming timing) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (pauses_.size() < kPauseWindow) {
     pauses_.push_back(timing.pause_ns);
   } else {
@@ -111,13 +115,13 @@ void CheckpointCoordinator::Ack(uint64_t id, int task, std::vector<SnapshotPart>
   pending_->waiting[task] = false;
   for (auto& part : parts) pending_->parts.push_back(std::move(part));
   if (--pending_->waiting_count == 0) pending_->complete = true;
-  cv_.notify_all();  // the thread prepares the parts at once (DeferredState::Prepare)
+  cv_.SignalAll();  // the thread prepares the parts at once (DeferredState::Prepare)
 }
 
 void CheckpointCoordinator::TaskFinished(int task,
                                          const std::vector<std::pair<int, int>>& source_subtasks,
                                          std::vector<SnapshotPart> final_parts) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   finished_[task] = true;
   for (auto [node, subtask] : source_subtasks) source_ended_[node][subtask] = true;
   for (auto& part : final_parts) final_parts_.push_back(part);
@@ -126,13 +130,13 @@ void CheckpointCoordinator::TaskFinished(int task,
     pending_->waiting[task] = false;
     if (--pending_->waiting_count == 0) {
       pending_->complete = true;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 }
 
 void CheckpointCoordinator::TaskFailed(int task) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   finished_[task] = true;
   if (task_failed_) return;
   task_failed_ = true;
@@ -153,30 +157,30 @@ void CheckpointCoordinator::TaskFailed(int task) {
     r->done = true;
   }
   savepoints_.clear();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Result<std::string> CheckpointCoordinator::Savepoint(const std::string& parent_dir) {
   SavepointRequest req;
   req.parent_dir = parent_dir;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stop_ || task_failed_) return Status::RuntimeError("the job is not running");
   savepoints_.push_back(&req);
-  cv_.notify_all();
-  cv_.wait(lock, [&] { return req.done; });
+  cv_.SignalAll();
+  while (!req.done) cv_.Wait(&mu_);
   return std::move(req.result);
 }
 
 std::optional<CheckpointCoordinator::Completed> CheckpointCoordinator::last_completed() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return last_;
 }
 uint64_t CheckpointCoordinator::completed_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return completed_;
 }
 uint64_t CheckpointCoordinator::failed_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return failed_;
 }
 
@@ -184,7 +188,7 @@ PauseStats CheckpointCoordinator::pause_stats() const {
   PauseStats s;
   std::vector<int64_t> v;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     s.count = pause_count_;
     s.last_max_ns = last_max_pause_;
     v = pauses_;
@@ -205,7 +209,7 @@ void CheckpointCoordinator::Loop() {
   const bool periodic = options_.interval_ms > 0;
   const auto interval = std::chrono::milliseconds(std::max<int64_t>(options_.interval_ms, 1));
   auto next_trigger = Clock::now() + interval;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stop_) {
     if (pending_ && pending_->prepared < pending_->parts.size()) {
       // As soon as a task acked: its operators' deferred state may spare them work now
@@ -215,14 +219,14 @@ void CheckpointCoordinator::Loop() {
         const auto& d = pending_->parts[pending_->prepared].snapshot.deferred_state;
         if (d) todo.push_back(d);
       }
-      lock.unlock();
+      lock.Unlock();
       for (const auto& d : todo) d->Prepare();
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (pending_ && pending_->complete) {
       std::unique_ptr<Pending> p = std::move(pending_);
-      lock.unlock();
+      lock.Unlock();
       // Writing runs beside the job: the tasks went on after their acks.
       auto start = p->started;
       std::string path;
@@ -238,7 +242,7 @@ void CheckpointCoordinator::Loop() {
         }
       }
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-      lock.lock();
+      lock.Lock();
       last_max_pause_ = p->max_pause_ns;
       if (st.ok()) {
         ++completed_;
@@ -255,7 +259,7 @@ void CheckpointCoordinator::Loop() {
       if (p->savepoint != nullptr) {
         p->savepoint->result = st.ok() ? Result<std::string>(path) : Result<std::string>(st);
         p->savepoint->done = true;
-        cv_.notify_all();
+        cv_.SignalAll();
       }
       continue;
     }
@@ -268,13 +272,13 @@ void CheckpointCoordinator::Loop() {
       if (pending_->savepoint != nullptr) {
         pending_->savepoint->result = Status::RuntimeError("the savepoint timed out");
         pending_->savepoint->done = true;
-        cv_.notify_all();
+        cv_.SignalAll();
       }
       pending_.reset();
       continue;
     }
     if (task_failed_) {
-      cv_.wait(lock);  // the job is going down: no more checkpoints
+      cv_.Wait(&mu_);  // the job is going down: no more checkpoints
       continue;
     }
     if (!pending_ && !savepoints_.empty()) {
@@ -291,11 +295,17 @@ void CheckpointCoordinator::Loop() {
     }
     auto wake = pending_ ? Clock::now() + std::chrono::milliseconds(50)
                          : (periodic ? next_trigger : Clock::now() + std::chrono::seconds(1));
-    cv_.wait_until(lock, wake);
+    cv_.WaitUntil(&mu_, wake);
   }
 }
 
 std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
+  // Task threads may mark sources ended meanwhile (TaskFinished): copy the flags under mu_.
+  std::vector<std::vector<bool>> source_ended;
+  {
+    MutexLock lock(&mu_);
+    source_ended = source_ended_;
+  }
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();
@@ -335,7 +345,7 @@ std::string CheckpointCoordinator::MetadataJson(const Pending& p) const {
         w.Key("position");
         if (part != nullptr && !part->position.empty()) {
           w.RawValue(part->position.data(), part->position.size(), rapidjson::kObjectType);
-        } else if (source_ended_[n][s]) {
+        } else if (source_ended[n][s]) {
           w.String("end");
         } else {
           w.Null();

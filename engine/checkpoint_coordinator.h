@@ -33,20 +33,20 @@
 //                                   "meta": JSON (sinks)}, ...]}}}
 //
 // Thread safety: Ack, TaskFinished, requested() are called by task threads; Savepoint by the
-// control thread; Start/Stop by the thread that runs the job. One mutex guards the coordinator.
+// control thread; Start/Stop by the thread that runs the job. One mutex guards the coordinator's
+// state; requested() and completed() read atomics, and committers are added before Start.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/mutex.h"
 #include "engine/operator.h"
 #include "engine/status.h"
 
@@ -104,7 +104,7 @@ class CheckpointCoordinator {
   // Starts the coordinator's thread (periodic checkpoints when interval_ms > 0).
   void Start();
   // Stops the thread; a checkpoint in flight is aborted. Savepoint callers get an error.
-  void Stop();
+  void Stop() LOCKS_EXCLUDED(mu_);
 
   // The newest checkpoint id requested (BarrierHook::requested).
   uint64_t requested() const { return requested_.load(std::memory_order_relaxed); }
@@ -112,21 +112,22 @@ class CheckpointCoordinator {
   // (BarrierHook::completed).
   uint64_t completed() const { return completed_id_.load(std::memory_order_relaxed); }
   // Task `task` passed barrier `id` with these snapshots, pausing as `timing` says.
-  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts, BarrierTiming timing = {});
+  void Ack(uint64_t id, int task, std::vector<SnapshotPart> parts, BarrierTiming timing = {})
+      LOCKS_EXCLUDED(mu_);
   // Task `task` ended because all its input ended: checkpoints no longer wait for it. A
   // source's subtasks that ended are at "end" in every later checkpoint, and `final_parts`
   // (what its operators hold after finishing: a sink's committed length) are part of every
   // later checkpoint.
   void TaskFinished(int task, const std::vector<std::pair<int, int>>& source_subtasks,
-                    std::vector<SnapshotPart> final_parts = {});
+                    std::vector<SnapshotPart> final_parts = {}) LOCKS_EXCLUDED(mu_);
   // Task `task` failed or was cancelled before its input ended: its state at later barriers is
   // unknown, so the checkpoint in flight is aborted and no other one is taken (a checkpoint
   // completed without the task's part would resume without its state or source position).
-  void TaskFailed(int task);
+  void TaskFailed(int task) LOCKS_EXCLUDED(mu_);
 
   // Takes a savepoint into `parent_dir` (STATE_DIR/savepoints or --target) and returns its path
   // once complete. Blocks the caller.
-  Result<std::string> Savepoint(const std::string& parent_dir);
+  Result<std::string> Savepoint(const std::string& parent_dir) LOCKS_EXCLUDED(mu_);
 
   // For `status`: the last completed checkpoint (id, path, completion time), if any.
   struct Completed {
@@ -136,20 +137,21 @@ class CheckpointCoordinator {
     int64_t duration_ms = 0;
     uint64_t bytes = 0;
   };
-  std::optional<Completed> last_completed() const;
-  uint64_t completed_count() const;
-  uint64_t failed_count() const;
-  PauseStats pause_stats() const;
+  std::optional<Completed> last_completed() const LOCKS_EXCLUDED(mu_);
+  uint64_t completed_count() const LOCKS_EXCLUDED(mu_);
+  uint64_t failed_count() const LOCKS_EXCLUDED(mu_);
+  PauseStats pause_stats() const LOCKS_EXCLUDED(mu_);
   // Samples pause_stats() keeps.
   static constexpr size_t kPauseWindow = 4096;
 
  private:
   struct Pending;
   struct SavepointRequest;
-  void Loop();
-  void TriggerLocked(std::unique_ptr<Pending> p);
-  Status Write(Pending& p, std::string* path, uint64_t* bytes);
-  std::string MetadataJson(const Pending& p) const;
+  void Loop() LOCKS_EXCLUDED(mu_);
+  void TriggerLocked(std::unique_ptr<Pending> p) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Both run on the coordinator's thread without mu_: `p` is no longer pending_.
+  Status Write(Pending& p, std::string* path, uint64_t* bytes) LOCKS_EXCLUDED(mu_);
+  std::string MetadataJson(const Pending& p) const LOCKS_EXCLUDED(mu_);
 
   const CheckpointOptions options_;
   const std::vector<CheckpointNode> nodes_;
@@ -157,23 +159,24 @@ class CheckpointCoordinator {
   std::atomic<uint64_t> requested_{0};
   std::atomic<uint64_t> completed_id_{0};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::thread thread_;
-  bool stop_ = false;                            // guarded by mu_
-  bool task_failed_ = false;                     // guarded by mu_: no more checkpoints
-  int64_t next_id_;                              // guarded by mu_
-  std::unique_ptr<Pending> pending_;             // in flight; guarded by mu_
-  std::vector<bool> finished_;                   // per task; guarded by mu_
-  std::vector<std::vector<bool>> source_ended_;  // per node, per subtask; guarded by mu_
-  std::vector<SnapshotPart> final_parts_;        // of finished tasks; guarded by mu_
-  std::deque<SavepointRequest*> savepoints_;     // waiting to trigger; guarded by mu_
-  std::vector<Operator*> committers_;            // set before Start
-  std::optional<Completed> last_;                // guarded by mu_
-  uint64_t completed_ = 0, failed_ = 0;          // guarded by mu_
-  std::vector<int64_t> pauses_;                  // ring of kPauseWindow; guarded by mu_
-  uint64_t pause_count_ = 0;                     // guarded by mu_
-  int64_t last_max_pause_ = 0;                   // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::thread thread_;                 // not guarded: only the thread that runs the job uses it
+  std::vector<Operator*> committers_;  // not guarded: set before Start
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool task_failed_ GUARDED_BY(mu_) = false;  // no more checkpoints
+  int64_t next_id_ GUARDED_BY(mu_);
+  std::unique_ptr<Pending> pending_ GUARDED_BY(mu_);             // in flight
+  std::vector<bool> finished_ GUARDED_BY(mu_);                   // per task
+  std::vector<std::vector<bool>> source_ended_ GUARDED_BY(mu_);  // per node, per subtask
+  std::vector<SnapshotPart> final_parts_ GUARDED_BY(mu_);        // of finished tasks
+  std::deque<SavepointRequest*> savepoints_ GUARDED_BY(mu_);     // waiting to trigger
+  std::optional<Completed> last_ GUARDED_BY(mu_);
+  uint64_t completed_ GUARDED_BY(mu_) = 0;
+  uint64_t failed_ GUARDED_BY(mu_) = 0;
+  std::vector<int64_t> pauses_ GUARDED_BY(mu_);  // ring of kPauseWindow
+  uint64_t pause_count_ GUARDED_BY(mu_) = 0;
+  int64_t last_max_pause_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace streamrun

@@ -238,7 +238,7 @@ Result<std::unique_ptr<CheckpointFile>> CheckpointWriter::CreateFile(
   if (!IsSafeRelativePath(rel) || rel == kManifestName) {
     return Status::RuntimeError("checkpoint file path \"" + rel + "\" is not allowed");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!paths_.insert(rel).second) {
     return Status::RuntimeError("checkpoint file " + rel + " was added twice");
   }
@@ -265,20 +265,20 @@ Status CheckpointWriter::AddFile(std::string_view relative_path, std::string_vie
 }
 
 void CheckpointWriter::FileClosed(ManifestFile file) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   --open_files_;
   files_.push_back(std::move(file));
 }
 
 void CheckpointWriter::FileAbandoned() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   --open_files_;
 }
 
 Result<std::string> CheckpointWriter::Finish(std::string_view metadata_json) {
   if (done_) return Status::RuntimeError(tmp_path_ + ": finished or aborted already");
   Status st = [&]() -> Status {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (open_files_ != 0) {
       return Status::RuntimeError(tmp_path_ + ": " + std::to_string(open_files_) +
                                   " file(s) still open at Finish");

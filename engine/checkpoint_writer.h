@@ -29,13 +29,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/checkpoint_manifest.h"
+#include "engine/mutex.h"
 #include "engine/status.h"
 
 struct XXH3_state_s;
@@ -85,15 +85,16 @@ class CheckpointWriter {
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
   // A new file at `relative_path` ('/'-separated; subdirectories are created).
-  Result<std::unique_ptr<CheckpointFile>> CreateFile(std::string_view relative_path);
+  Result<std::unique_ptr<CheckpointFile>> CreateFile(std::string_view relative_path)
+      LOCKS_EXCLUDED(mu_);
   // CreateFile, Append(contents), Close().
-  Status AddFile(std::string_view relative_path, std::string_view contents);
+  Status AddFile(std::string_view relative_path, std::string_view contents) LOCKS_EXCLUDED(mu_);
 
   // Completes the directory as described above and returns its final path. `metadata_json` must
   // be a JSON object; it is stored as the manifest's "metadata" (source positions, the steps and
   // their key-group ranges...). On failure the .tmp directory is removed.
   // REQUIRES: every CheckpointFile is closed.
-  Result<std::string> Finish(std::string_view metadata_json = "{}");
+  Result<std::string> Finish(std::string_view metadata_json = "{}") LOCKS_EXCLUDED(mu_);
   // Removes the .tmp directory. Idempotent; nothing after Finish succeeded.
   void Abort();
 
@@ -106,22 +107,24 @@ class CheckpointWriter {
   Status Start();
   void Unlock();
   std::string FailpointName(std::string_view phase) const;
-  void FileClosed(ManifestFile file);
-  void FileAbandoned();
+  void FileClosed(ManifestFile file) LOCKS_EXCLUDED(mu_);
+  void FileAbandoned() LOCKS_EXCLUDED(mu_);
 
   const SnapshotKind kind_;
   const int64_t id_;
   const int64_t created_at_ms_;
   const std::string final_path_;
   const std::string tmp_path_;
+  // Not guarded: changed only by Start, Finish and Abort, which race with nothing (CreateFile
+  // only reads done_).
   int tmp_lock_fd_ = -1;  // NAME.tmp, flock()ed until Finish or Abort
   bool done_ = false;     // finished or aborted
 
-  std::mutex mu_;
-  std::vector<ManifestFile> files_;  // guarded by mu_
-  std::set<std::string> dirs_;       // relative subdirectories created; guarded by mu_
-  std::set<std::string> paths_;      // relative paths handed out; guarded by mu_
-  int open_files_ = 0;               // guarded by mu_
+  Mutex mu_;
+  std::vector<ManifestFile> files_ GUARDED_BY(mu_);
+  std::set<std::string> dirs_ GUARDED_BY(mu_);   // relative subdirectories created
+  std::set<std::string> paths_ GUARDED_BY(mu_);  // relative paths handed out
+  int open_files_ GUARDED_BY(mu_) = 0;
 };
 
 // Removes the savepoints under `parent_dir` (STATE_DIR/savepoints or a --target directory) that a

@@ -7,17 +7,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "engine/mutex.h"
 
 namespace streamrun {
 
 namespace {
 // Hits per failpoint name, for NAME@N.
 int CountHit(std::string_view name) {
-  static std::mutex mu;
-  static std::map<std::string, int, std::less<>> hits;
-  std::lock_guard<std::mutex> lock(mu);
+  static Mutex mu;
+  static std::map<std::string, int, std::less<>> hits GUARDED_BY(mu);
+  MutexLock lock(&mu);
   return ++hits[std::string(name)];
 }
 }  // namespace

@@ -4,16 +4,14 @@
 //
 // Thread safety: built on the calling thread before Run; then every Task belongs to its own
 // thread, the metrics are atomics, and mu_ guards what the threads share (running_,
-// first_error_).
+// first_error_, and each Task's status).
 #pragma once
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +20,7 @@
 #include "engine/checkpoint_coordinator.h"
 #include "engine/exchange.h"
 #include "engine/metrics.h"
+#include "engine/mutex.h"
 #include "engine/runtime.h"
 #include "engine/watermark.h"
 
@@ -137,6 +136,8 @@ class Job::Impl {
     std::vector<int> slot_input;
     std::vector<int> input_slot_base;
     std::thread thread;
+    // How the task ended, set under Impl::mu_ (TaskDone). Not GUARDED_BY: the analysis cannot
+    // name the enclosing Impl's mutex from here.
     Status status;
     // Checkpoints: the source's hook, and the restore contexts of the chained operators.
     std::unique_ptr<BarrierHook> barrier_hook;
@@ -160,7 +161,7 @@ class Job::Impl {
   }
 
   Status Build();
-  Status Run();
+  Status Run() LOCKS_EXCLUDED(mu_);
   void Cancel();
 
   const PipelineSpec& spec_;
@@ -181,10 +182,10 @@ class Job::Impl {
   std::atomic<uint64_t> late_{0};
   std::atomic<bool> cancelled_{false};
   std::map<int, std::shared_ptr<void>> shared_;  // split sources: state shared by subtasks
-  std::mutex mu_;
-  std::condition_variable done_cv_;
-  int running_ = 0;     // guarded by mu_
-  Status first_error_;  // guarded by mu_
+  Mutex mu_;
+  CondVar done_cv_;
+  int running_ GUARDED_BY(mu_) = 0;
+  Status first_error_ GUARDED_BY(mu_);
 
  private:
   Status RunTask(Task& t);
@@ -201,7 +202,7 @@ class Job::Impl {
   Status ProcessStepped(Task& t, BatchPtr b);
   // Runs task `t` and, when it hosts a guest, the guest after it, on the calling thread.
   void RunThread(Task* t);
-  void TaskDone(Task* t, const Status& st);
+  void TaskDone(Task* t, const Status& st) LOCKS_EXCLUDED(mu_);
   // Checkpoint barrier `id` passed task `t` (after alignment): snapshot its operators, send the
   // barrier on, ack. `position`: the source's, for source tasks. Does nothing for an id at or
   // below the last one passed, 0 (BarrierAlignment's "none") included.
@@ -210,7 +211,7 @@ class Job::Impl {
   friend class GuestRunner;
   Operator* HeadOperator(Task& t) { return t.ops.empty() ? nullptr : t.ops.front().get(); }
   std::unique_ptr<OutputEmitter> MakeOutput(int node, int subtask, Port port, uint32_t width);
-  void Fail(const Status& st);
+  void Fail(const Status& st) LOCKS_EXCLUDED(mu_);
 };
 
 }  // namespace streamrun

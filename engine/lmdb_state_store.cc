@@ -252,8 +252,8 @@ Status LmdbStateStore::GrowAndReplay() {
   for (;;) {
     {
       // LMDB cannot remap while a reader of this process holds the old map.
-      std::unique_lock<std::mutex> lock(snapshots_mu_);
-      snapshots_cv_.wait(lock, [this] { return live_snapshots_ == 0; });
+      MutexLock lock(&snapshots_mu_);
+      while (live_snapshots_ != 0) snapshots_cv_.Wait(&snapshots_mu_);
       int rc = mdb_env_set_mapsize(env_.get(), map_size_);
       if (rc != 0) return LmdbError("state store " + dir_ + ": growing the map", rc);
     }
@@ -396,7 +396,7 @@ Result<std::unique_ptr<LmdbStateSnapshot>> LmdbStateStore::Snapshot() {
   int rc = txn.Begin(env_.get(), MDB_RDONLY);
   if (rc != 0) return LmdbError("state store " + dir_ + ": beginning a snapshot", rc);
   {
-    std::lock_guard<std::mutex> lock(snapshots_mu_);
+    MutexLock lock(&snapshots_mu_);
     ++live_snapshots_;
   }
   return std::unique_ptr<LmdbStateSnapshot>(new LmdbStateSnapshot(this, std::move(txn)));
@@ -404,10 +404,10 @@ Result<std::unique_ptr<LmdbStateSnapshot>> LmdbStateStore::Snapshot() {
 
 void LmdbStateStore::SnapshotEnded() {
   {
-    std::lock_guard<std::mutex> lock(snapshots_mu_);
+    MutexLock lock(&snapshots_mu_);
     --live_snapshots_;
   }
-  snapshots_cv_.notify_all();
+  snapshots_cv_.SignalAll();
 }
 
 LmdbStateSnapshot::~LmdbStateSnapshot() {

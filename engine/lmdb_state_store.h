@@ -30,15 +30,14 @@
 
 #include <lmdb.h>
 
-#include <condition_variable>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "engine/keyed_state.h"
 #include "engine/lmdb_handles.h"
+#include "engine/mutex.h"
 
 namespace streamrun {
 
@@ -126,10 +125,12 @@ class LmdbStateStore : public KeyedStateStore {
   Status Apply(PendingOp op);
   Status Applied(PendingOp op, int rc);
   Status DoubleMapSize();
-  Status GrowAndReplay();
+  Status GrowAndReplay() LOCKS_EXCLUDED(snapshots_mu_);
   Status CommitLocked();
-  void SnapshotEnded();
+  void SnapshotEnded() LOCKS_EXCLUDED(snapshots_mu_);
 
+  // Not guarded: the members from here to snapshots_mu_ belong to the subtask's thread. (A
+  // snapshot read on another thread uses dbi_, set in Open, and SnapshotEnded.)
   std::string dir_;
   LmdbStateStoreOptions options_;
   LmdbEnv env_;
@@ -146,9 +147,9 @@ class LmdbStateStore : public KeyedStateStore {
   size_t batch_bytes_ = 0;
 
   // Snapshots alive (on any thread); growth waits for zero.
-  std::mutex snapshots_mu_;
-  std::condition_variable snapshots_cv_;
-  int live_snapshots_ = 0;  // guarded by snapshots_mu_
+  Mutex snapshots_mu_;
+  CondVar snapshots_cv_;
+  int live_snapshots_ GUARDED_BY(snapshots_mu_) = 0;
 };
 
 // A read-only transaction of an LmdbStateStore, movable to another thread (the environment uses

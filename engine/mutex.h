@@ -93,8 +93,7 @@ class CondVar {
   }
   // The same, giving up after `timeout`; false if it timed out.
   template <class Rep, class Period>
-  bool WaitFor(Mutex* mu, std::chrono::duration<Rep, Period> timeout)
-      EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  bool WaitFor(Mutex* mu, std::chrono::duration<Rep, Period> timeout) EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return WaitUntil(mu, std::chrono::steady_clock::now() + timeout);
   }
   void Signal() { cv_.notify_one(); }

@@ -6,11 +6,9 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "engine/channel.h"
@@ -513,7 +511,7 @@ Status Job::Impl::Build() {
 
 void Job::Impl::Fail(const Status& st) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (first_error_.ok()) first_error_ = st;
   }
   Cancel();
@@ -601,15 +599,15 @@ void Job::Impl::RunThread(Task* t) {
 void Job::Impl::TaskDone(Task* t, const Status& st) {
   if (!st.ok() && st.code() != Status::Code::kCancelled) Fail(st);
   if (!st.ok() && st.code() == Status::Code::kCancelled) Cancel();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   t->status = st;
   --running_;
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 Status Job::Impl::Run() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     running_ = static_cast<int>(tasks_.size());
   }
   if (coordinator_) coordinator_->Start();
@@ -618,13 +616,13 @@ Status Job::Impl::Run() {
     if (t->host == nullptr) t->thread = std::thread([this, t] { RunThread(t); });
   }
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     while (running_ > 0) {
-      done_cv_.wait_for(lock, std::chrono::milliseconds(50));
+      done_cv_.WaitFor(&mu_, std::chrono::milliseconds(50));
       if (cancelled_.load() && running_ > 0) {
-        lock.unlock();
+        lock.Unlock();
         Cancel();
-        lock.lock();
+        lock.Lock();
       }
     }
   }
@@ -632,7 +630,7 @@ Status Job::Impl::Run() {
     if (t->thread.joinable()) t->thread.join();
   }
   if (coordinator_) coordinator_->Stop();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!first_error_.ok()) return first_error_;
   if (cancelled_.load()) return Status::Cancelled();
   return Status::Ok();

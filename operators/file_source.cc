@@ -11,12 +11,10 @@
 #include <atomic>
 #include <cassert>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <vector>
 #if defined(__AVX2__)
@@ -24,6 +22,7 @@
 #endif
 
 #include "engine/exchange.h"
+#include "engine/mutex.h"
 #include "operators/factories.h"
 
 namespace streamrun {
@@ -74,8 +73,8 @@ class NewlineScanner {
 
 // Shared by the subtasks of one file source: the cumulative max event time in chunk order.
 // Subtasks deposit each chunk's own max event time as soon as they have parsed it, in any order;
-// a chunk can be sent once every chunk before it has been deposited. Thread safety: every member
-// is guarded by mu.
+// a chunk can be sent once every chunk before it has been deposited. Thread safety: mu_ guards
+// every member but parallelism_ (set in the constructor).
 class FileShared {
  public:
   explicit FileShared(int parallelism)
@@ -83,7 +82,7 @@ class FileShared {
 
   // The file size every subtask uses: the first caller's.
   uint64_t AgreeOnSize(uint64_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!size_known_) {
       size_ = size;
       size_known_ = true;
@@ -92,7 +91,7 @@ class FileShared {
   }
   // Chunk k is parsed; its lines' max event time is `max_ts`.
   void Deposit(uint64_t k, int64_t max_ts) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     parsed_[k] = max_ts;
     bool moved = false;
     for (auto it = parsed_.begin(); it != parsed_.end() && it->first == next_;) {
@@ -103,12 +102,12 @@ class FileShared {
       moved = true;
     }
     if (!moved) return;
-    cv_.notify_all();
+    cv_.SignalAll();
     for (ThreadSignal* s : signals_) s->Notify();
   }
   // Whether chunks 0..k-1 have all been deposited (WaitFor(k) would not wait).
   bool Ready(uint64_t k) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return next_ >= k;
   }
   // Waits until chunks 0..k-1 have been deposited; `*prev` gets their max event time. `done`:
@@ -116,31 +115,33 @@ class FileShared {
   // (engine/exchange.h CooperativeHost) runs it meanwhile.
   Status WaitFor(uint64_t k, const std::atomic<bool>* cancelled, int64_t* prev, bool done) {
     CooperativeHost* host = tls_host;
-    std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      if (closed_) return Status::Cancelled("another subtask of the source stopped");
-      if (next_ >= k) {
-        auto it = before_.find(k);
-        *prev = it == before_.end() ? max_ts_ : it->second;
-        if (done && it != before_.end()) before_.erase(it);
-        return Status::Ok();
+      uint64_t seen = 0;
+      {
+        MutexLock lock(&mu_);
+        for (;;) {
+          if (closed_) return Status::Cancelled("another subtask of the source stopped");
+          if (next_ >= k) {
+            auto it = before_.find(k);
+            *prev = it == before_.end() ? max_ts_ : it->second;
+            if (done && it != before_.end()) before_.erase(it);
+            return Status::Ok();
+          }
+          if (cancelled != nullptr && cancelled->load()) return Status::Cancelled();
+          if (host != nullptr) break;
+          cv_.WaitFor(&mu_, std::chrono::milliseconds(50));
+        }
+        ThreadSignal* signal = &host->signal();
+        if (std::find(signals_.begin(), signals_.end(), signal) == signals_.end()) {
+          signals_.push_back(signal);
+        }
+        seen = signal->generation();
       }
-      if (cancelled != nullptr && cancelled->load()) return Status::Cancelled();
-      if (host == nullptr) {
-        cv_.wait_for(lock, std::chrono::milliseconds(50));
-        continue;
-      }
-      ThreadSignal* signal = &host->signal();
-      if (std::find(signals_.begin(), signals_.end(), signal) == signals_.end()) {
-        signals_.push_back(signal);
-      }
-      const uint64_t seen = signal->generation();
-      lock.unlock();
+      // The guest runs without the lock.
       bool progressed = false;
       Status st = host->StepGuest(&progressed);
       if (!st.ok()) return st;
       if (!progressed) host->Wait(seen);  // Deposit and Close notify the signal
-      lock.lock();
     }
   }
   // The next chunk nobody has claimed: subtasks take chunks as they go, so a subtask slowed down
@@ -148,13 +149,13 @@ class FileShared {
   // of holding the others back. A claimed chunk is parsed and deposited at once, or (with a
   // reader thread) right after the chunk its subtask is parsing.
   uint64_t Claim() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return next_claim_++;
   }
   // Resuming at chunk `first` (a checkpoint's position): chunks before it count as published,
   // with the running maximum event time `max_ts`. Every subtask calls it before its first claim.
   void StartAt(uint64_t first, int64_t max_ts) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (started_) return;
     started_ = true;
     next_claim_ = first;
@@ -174,7 +175,7 @@ class FileShared {
   // chunk k, and sets *stop when the subtask must end its input before chunk k (drain).
   void BeforeChunk(int subtask, uint64_t k, uint64_t requested, uint64_t last_sent, bool drain,
                    bool* stop, std::vector<std::pair<uint64_t, uint64_t>>* send) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (static_cast<size_t>(subtask) >= at_.size()) at_.resize(subtask + 1, 0);
     at_[subtask] = k;
     const uint64_t newest = barriers_.empty() ? 0 : barriers_.back().first;
@@ -200,32 +201,36 @@ class FileShared {
   }
   // A subtask failed or was cancelled: nobody may wait for it.
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     closed_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
     for (ThreadSignal* s : signals_) s->Notify();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool size_known_ = false;
-  uint64_t size_ = 0;
-  uint64_t next_claim_ = 0;             // chunks before it are claimed
-  uint64_t next_ = 0;                   // chunks 0..next_-1 are deposited
-  int64_t max_ts_ = kMinTimestamp;      // max event time of chunks 0..next_-1
-  std::map<uint64_t, int64_t> parsed_;  // deposited chunks after next_: their max event time
-  std::map<uint64_t, int64_t> before_;  // chunks up to next_ not sent yet: max event time before
-  bool closed_ = false;
-  bool started_ = false;
-  std::vector<ThreadSignal*> signals_;  // of co-located hosts that waited here
-  uint64_t next_start_ = 0;             // one more than the largest chunk a subtask started sending
-  bool draining_ = false;
-  uint64_t stop_chunk_ = 0;
-  size_t parallelism_ = 1;
-  std::deque<std::pair<uint64_t, uint64_t>> barriers_;  // (id, chunk), fixed, oldest first
-  uint64_t dropped_ = 0;      // the newest barrier every subtask has passed
-  std::vector<uint64_t> at_;  // per subtask: the chunk it is before or in
+  Mutex mu_;
+  CondVar cv_;
+  bool size_known_ GUARDED_BY(mu_) = false;
+  uint64_t size_ GUARDED_BY(mu_) = 0;
+  uint64_t next_claim_ GUARDED_BY(mu_) = 0;         // chunks before it are claimed
+  uint64_t next_ GUARDED_BY(mu_) = 0;               // chunks 0..next_-1 are deposited
+  int64_t max_ts_ GUARDED_BY(mu_) = kMinTimestamp;  // max event time of chunks 0..next_-1
+  // Deposited chunks after next_: their max event time.
+  std::map<uint64_t, int64_t> parsed_ GUARDED_BY(mu_);
+  // Chunks up to next_ not sent yet: the max event time before them.
+  std::map<uint64_t, int64_t> before_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool started_ GUARDED_BY(mu_) = false;
+  std::vector<ThreadSignal*> signals_ GUARDED_BY(mu_);  // of co-located hosts that waited here
+  // One more than the largest chunk a subtask started sending.
+  uint64_t next_start_ GUARDED_BY(mu_) = 0;
+  bool draining_ GUARDED_BY(mu_) = false;
+  uint64_t stop_chunk_ GUARDED_BY(mu_) = 0;
+  size_t parallelism_ = 1;  // set in the constructor only: not guarded
+  // (id, chunk), fixed, oldest first.
+  std::deque<std::pair<uint64_t, uint64_t>> barriers_ GUARDED_BY(mu_);
+  uint64_t dropped_ GUARDED_BY(mu_) = 0;      // the newest barrier every subtask has passed
+  std::vector<uint64_t> at_ GUARDED_BY(mu_);  // per subtask: the chunk it is before or in
 };
 
 // Where a file source resumes: every line that starts at or after `offset`, with `max_ts` the
@@ -341,10 +346,10 @@ class ChunkReader {
   // Waits for a read in progress to end.
   ~ChunkReader() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       state_ = State::kStop;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
   }
   ChunkReader(const ChunkReader&) = delete;
@@ -353,19 +358,19 @@ class ChunkReader {
   // Starts reading chunk k into `buf`. REQUIRES: no read started and not taken.
   void Start(uint64_t k, std::shared_ptr<std::string> buf) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       assert(state_ == State::kIdle);
       k_ = k;
       buf_ = std::move(buf);
       state_ = State::kReading;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   // Waits for the read Start began; its buffer goes to *buf.
   Result<ChunkText> Take(std::shared_ptr<std::string>* buf) {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     assert(state_ == State::kReading || state_ == State::kDone);
-    cv_.wait(lock, [this] { return state_ == State::kDone; });
+    while (state_ != State::kDone) cv_.Wait(&mu_);
     state_ = State::kIdle;
     *buf = std::move(buf_);
     return std::move(result_);
@@ -375,29 +380,30 @@ class ChunkReader {
   enum class State { kIdle, kReading, kDone, kStop };
 
   void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (;;) {
-      cv_.wait(lock, [this] { return state_ == State::kReading || state_ == State::kStop; });
+      while (state_ != State::kReading && state_ != State::kStop) cv_.Wait(&mu_);
       if (state_ == State::kStop) return;
       const uint64_t k = k_;
       std::string& buf = *buf_;  // the main thread leaves it alone until Take
-      lock.unlock();
+      lock.Unlock();
       Result<ChunkText> r = read_(k, buf);
-      lock.lock();
+      lock.Lock();
       result_ = std::move(r);
       if (state_ == State::kStop) return;
       state_ = State::kDone;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
   const ReadFn read_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  State state_ = State::kIdle;
-  uint64_t k_ = 0;
-  std::shared_ptr<std::string> buf_;
-  Result<ChunkText> result_ = Status::RuntimeError("no chunk read");
+  Mutex mu_;
+  CondVar cv_;
+  State state_ GUARDED_BY(mu_) = State::kIdle;
+  uint64_t k_ GUARDED_BY(mu_) = 0;
+  // The pointer is guarded; the string it points to is the reader thread's from Start to Take.
+  std::shared_ptr<std::string> buf_ GUARDED_BY(mu_);
+  Result<ChunkText> result_ GUARDED_BY(mu_) = Status::RuntimeError("no chunk read");
   std::thread thread_;  // last: starts after the members it uses
 };
 

@@ -11,11 +11,11 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
-#include <mutex>
 #include <random>
 
 #include "engine/expr.h"
 #include "engine/failpoint.h"
+#include "engine/mutex.h"
 #include "operators/factories.h"
 #include "operators/staged_file.h"
 
@@ -144,7 +144,7 @@ class KafkaSink : public Operator {
     if (!o_.exactly_once || (!ctx.checkpointing && !restoring)) return OpenProducer(false);
     SR_ASSIGN_OR_RETURN(staging_dir_, StagedFile::MakeDir(ctx.state_dir, ctx.name));
     {
-      std::lock_guard<std::mutex> lock(txn_mu_);
+      MutexLock lock(&txn_mu_);
       // init_transactions fences an earlier instance of this sink and aborts its open
       // transaction: whatever it had not committed is either staged here or after the checkpoint.
       SR_RETURN_IF_ERROR(OpenProducer(true));
@@ -212,7 +212,7 @@ class KafkaSink : public Operator {
     SR_RETURN_IF_ERROR(FlushStage());
     if (staged_.bytes() > 0) {
       SR_ASSIGN_OR_RETURN(std::string name, staged_.Seal(checkpoint_id, out));
-      std::lock_guard<std::mutex> lock(pending_mu_);
+      MutexLock lock(&pending_mu_);
       pending_.push_back({checkpoint_id, std::move(name)});
     }
     out->meta = MetaJson();
@@ -238,7 +238,7 @@ class KafkaSink : public Operator {
     SR_RETURN_IF_ERROR(FlushStage());
     staged_.Close();
     if (staged_.bytes() > 0) {
-      std::lock_guard<std::mutex> lock(pending_mu_);
+      MutexLock lock(&pending_mu_);
       pending_.push_back({kFinalEpoch, staged_.current_path()});
     }
     SR_RETURN_IF_ERROR(CommitUpTo(kFinalEpoch));
@@ -257,13 +257,13 @@ class KafkaSink : public Operator {
 
   std::string Where() const { return "sink '" + ctx_->name + "': "; }
 
-  Status AsyncError() {
+  Status AsyncError() LOCKS_EXCLUDED(error_mu_) {
     if (!has_error_.load(std::memory_order_acquire)) return Status::Ok();
-    std::lock_guard<std::mutex> lock(error_mu_);
+    MutexLock lock(&error_mu_);
     return error_;
   }
-  void SetAsyncError(const Status& st) {
-    std::lock_guard<std::mutex> lock(error_mu_);
+  void SetAsyncError(const Status& st) LOCKS_EXCLUDED(error_mu_) {
+    MutexLock lock(&error_mu_);
     if (error_.ok()) error_ = st;
     has_error_.store(true, std::memory_order_release);
   }
@@ -390,8 +390,8 @@ class KafkaSink : public Operator {
     return Status::Ok();
   }
 
-  std::string MetaJson() {
-    std::lock_guard<std::mutex> lock(pending_mu_);
+  std::string MetaJson() LOCKS_EXCLUDED(pending_mu_) {
+    MutexLock lock(&pending_mu_);
     std::string out = "{\"run\":\"" + token_ + "\",\"pending\":[";
     for (size_t i = 0; i < pending_.size(); ++i) {
       out += (i ? "," : "") + std::to_string(pending_[i].id);
@@ -400,10 +400,10 @@ class KafkaSink : public Operator {
   }
 
   // Commits every staged epoch up to `checkpoint_id` in one transaction.
-  Status CommitUpTo(int64_t checkpoint_id) {
+  Status CommitUpTo(int64_t checkpoint_id) LOCKS_EXCLUDED(txn_mu_, pending_mu_) {
     auto due = [&] {
       std::vector<Epoch> epochs;
-      std::lock_guard<std::mutex> lock(pending_mu_);
+      MutexLock lock(&pending_mu_);
       for (const Epoch& e : pending_) {
         if (e.id <= checkpoint_id) epochs.push_back(e);
       }
@@ -412,7 +412,7 @@ class KafkaSink : public Operator {
     if (due().empty()) return Status::Ok();
     // A crash here: the checkpoint is complete, its output staged and not yet produced.
     SR_FAILPOINT("sink.before_commit");
-    std::lock_guard<std::mutex> lock(txn_mu_);
+    MutexLock lock(&txn_mu_);
     // Taken again under the producer's lock: the checkpoint thread (NotifyCheckpointComplete)
     // and the sink's thread (Finish, at the end of the input) may both be committing, and what
     // the other one committed meanwhile is pending no longer (its staged file is gone).
@@ -420,15 +420,16 @@ class KafkaSink : public Operator {
     if (epochs.empty()) return Status::Ok();
     SR_RETURN_IF_ERROR(CommitEpochs(epochs, epochs.back().id));
     {
-      std::lock_guard<std::mutex> plock(pending_mu_);
+      MutexLock plock(&pending_mu_);
       std::erase_if(pending_, [&](const Epoch& e) { return e.id <= epochs.back().id; });
     }
     return Status::Ok();
   }
 
   // Produces `epochs` in one transaction that also commits the marker `marker`, with retries;
-  // then removes their staged files. REQUIRES: txn_mu_ held.
-  Status CommitEpochs(const std::vector<Epoch>& epochs, int64_t marker) {
+  // then removes their staged files.
+  Status CommitEpochs(const std::vector<Epoch>& epochs, int64_t marker)
+      EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     bool recreated = false;
     for (int attempt = 1;; ++attempt) {
       TxnResult r = Transaction(epochs, marker);
@@ -461,7 +462,7 @@ class KafkaSink : public Operator {
   }
 
   // Whether the producer failed for good because another one took its transactional id.
-  bool Fenced() {
+  bool Fenced() EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     const rd_kafka_resp_err_t err = rd_kafka_fatal_error(producer_.get(), nullptr, 0);
     return err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
            err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
@@ -474,7 +475,7 @@ class KafkaSink : public Operator {
         "' took over (is the job running twice, or another job using the same id?)");
   }
 
-  TxnResult Failed(std::string_view what, rd_kafka_error_t* e) {
+  TxnResult Failed(std::string_view what, rd_kafka_error_t* e) EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     TxnResult r;
     r.fatal = rd_kafka_error_is_fatal(e);
     const rd_kafka_resp_err_t code = rd_kafka_error_code(e);
@@ -504,7 +505,8 @@ class KafkaSink : public Operator {
     return r;
   }
 
-  TxnResult Transaction(const std::vector<Epoch>& epochs, int64_t marker) {
+  TxnResult Transaction(const std::vector<Epoch>& epochs, int64_t marker)
+      EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     rd_kafka_t* rk = producer_.get();
     if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk))
       return Failed("begin a transaction", e);
@@ -557,7 +559,7 @@ class KafkaSink : public Operator {
   }
 
   // Aborts after `st` (a failure of ours, or of producing a record).
-  TxnResult Abort(Status st) {
+  TxnResult Abort(Status st) EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     TxnResult r;
     r.status = st;
     if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), o_.timeout_ms)) {
@@ -573,8 +575,8 @@ class KafkaSink : public Operator {
   }
 
   // Brings the topic to the state of the restored checkpoint: its staged epochs that a crash
-  // kept from being committed are committed now. REQUIRES: txn_mu_ held.
-  Status Recover(const std::string& meta) {
+  // kept from being committed are committed now.
+  Status Recover(const std::string& meta) EXCLUSIVE_LOCKS_REQUIRED(txn_mu_) {
     rapidjson::Document doc;
     doc.Parse(meta.data(), meta.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("run") || !doc["run"].IsString() ||
@@ -653,12 +655,15 @@ class KafkaSink : public Operator {
   std::string stage_buf_;
   std::string token_;  // this run of the sink (kafka_sink.h), set in Open
 
-  std::mutex txn_mu_;     // the producer, in exactly_once
-  KafkaHandle producer_;  // guarded by txn_mu_ in exactly_once
-  std::mutex pending_mu_;
-  std::vector<Epoch> pending_;  // guarded by pending_mu_: staged, not committed
-  std::mutex error_mu_;
-  Status error_;  // guarded by error_mu_: the first error of a callback or a commit
+  Mutex txn_mu_;  // the producer, in exactly_once
+  // Not GUARDED_BY(txn_mu_), since it is guarded only while staging: then every use holds
+  // txn_mu_ (the transaction functions require it), while at least once the sink's thread uses
+  // it alone, without the lock (Process, Produce, FlushProducer).
+  KafkaHandle producer_;
+  Mutex pending_mu_;
+  std::vector<Epoch> pending_ GUARDED_BY(pending_mu_);  // staged, not committed
+  Mutex error_mu_;
+  Status error_ GUARDED_BY(error_mu_);  // the first error of a callback or a commit
   std::atomic<bool> has_error_{false};
 };
 

@@ -9,16 +9,15 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "engine/civil_time.h"
 #include "engine/json_extract.h"
 #include "engine/metrics.h"
+#include "engine/mutex.h"
 #include "operators/factories.h"
 
 namespace streamrun {
@@ -197,20 +196,20 @@ class KafkaGroup {
   // and starts the group thread; the others wait for it. Every subtask that called Join
   // calls Leave when it ends; the last one closes the consumer (it leaves the group).
   Status Join(const KafkaSourceOptions& o, const SourceContext& ctx) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     if (state_ == State::kNew) {
       state_ = State::kSettingUp;
-      lock.unlock();
+      lock.Unlock();
       Status st = Setup(o, ctx);
-      lock.lock();
+      lock.Lock();
       setup_ = st;
       state_ = State::kReady;
-      cv_.notify_all();
+      cv_.SignalAll();
       return st;
     }
     while (state_ == State::kSettingUp) {
       if (IsCancelled(ctx)) return Status::Cancelled();
-      cv_.wait_for(lock, std::chrono::milliseconds(kPollMs));
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(kPollMs));
     }
     return setup_;
   }
@@ -219,7 +218,7 @@ class KafkaGroup {
     slots_[static_cast<size_t>(subtask)].looked_ns.store(0, std::memory_order_relaxed);
     bool last = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       last = ++left_ == static_cast<int>(slots_.size());
     }
     if (last) Stop();
@@ -234,7 +233,7 @@ class KafkaGroup {
   bool member() const { return member_.load(std::memory_order_acquire); }
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   std::string failure() const {
-    std::lock_guard lock(failure_mu_);
+    MutexLock lock(&failure_mu_);
     return failure_;
   }
 
@@ -369,9 +368,9 @@ class KafkaGroup {
     }
   }
 
-  void Stop() {
+  void Stop() LOCKS_EXCLUDED(mu_) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (stopped_) return;
       stopped_ = true;
     }
@@ -417,8 +416,8 @@ class KafkaGroup {
     spdlog::warn("{}{} (retrying)", Where(), what);
   }
 
-  void Fail(const std::string& what) {
-    std::lock_guard lock(failure_mu_);
+  void Fail(const std::string& what) LOCKS_EXCLUDED(failure_mu_) {
+    MutexLock lock(&failure_mu_);
     if (failure_.empty()) failure_ = what;
     failed_.store(true, std::memory_order_release);
   }
@@ -616,21 +615,22 @@ class KafkaGroup {
   std::atomic<uint64_t> version_{0};
   std::atomic<bool> member_{false};
   std::atomic<bool> failed_{false};
-  mutable std::mutex failure_mu_;
-  std::string failure_;
+  mutable Mutex failure_mu_;
+  std::string failure_ GUARDED_BY(failure_mu_);
   bool bounded_ = false;  // stop_at end: assigned, not subscribed
   // Group thread only.
   bool closing_ = false;
   int rebalances_ = 0;
   SteadyClock::time_point last_warning_{};
   rd_kafka_resp_err_t last_warning_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
-  // Join and Leave.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  State state_ = State::kNew;
-  Status setup_;
-  int left_ = 0;
-  bool stopped_ = false;
+  // Join, Leave and Stop. The members above that Setup sets are not guarded: the subtask that
+  // sets up writes them before its kReady under mu_, and the others read them after seeing it.
+  Mutex mu_;
+  CondVar cv_;
+  State state_ GUARDED_BY(mu_) = State::kNew;
+  Status setup_ GUARDED_BY(mu_);
+  int left_ GUARDED_BY(mu_) = 0;
+  bool stopped_ GUARDED_BY(mu_) = false;
 };
 
 class KafkaSource : public SourceOperator {

@@ -10,10 +10,10 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "engine/failpoint.h"
+#include "engine/mutex.h"
 #include "operators/factories.h"
 #include "operators/sinks.h"
 #include "operators/staged_file.h"
@@ -97,7 +97,7 @@ class LineSink : public Operator {
   Status Snapshot(int64_t checkpoint_id, OperatorSnapshot* out) override {
     if (stdout_) return Flush();  // at least once: what was written stays
     if (!finished_) SR_RETURN_IF_ERROR(Flush());
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!staging_ || finished_) {
       // Written straight to the file (savepoints without periodic checkpoints, or finished).
       out->meta = "{\"committed\":" + std::to_string(finished_ ? final_length_ : direct_length_) +
@@ -125,14 +125,14 @@ class LineSink : public Operator {
 
   Status NotifyCheckpointComplete(int64_t checkpoint_id) override {
     SR_FAILPOINT("sink.before_commit");  // the checkpoint is complete, its output not committed
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return CommitUpTo(checkpoint_id);
   }
 
   Status Finish() override {
     SR_RETURN_IF_ERROR(Flush());
     if (!stdout_ && own_fd_ && fd_ >= 0) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (staging_) {
         // The end of the input: everything is committed before the job ends.
         SR_RETURN_IF_ERROR(CommitUpTo(std::numeric_limits<int64_t>::max()));
@@ -206,8 +206,7 @@ class LineSink : public Operator {
     return Status::Ok();
   }
 
-  // REQUIRES: mu_ held.
-  Status CommitUpTo(int64_t checkpoint_id) {
+  Status CommitUpTo(int64_t checkpoint_id) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (!pending_.empty() && pending_.front().id <= checkpoint_id) {
       const Pending& p = pending_.front();
       int from = ::open(p.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -312,6 +311,9 @@ class LineSink : public Operator {
   std::string path_;
   std::string name_;
   bool stdout_;
+  // Not GUARDED_BY(mu_), though shared with the commits: after Open only Finish writes it, under
+  // mu_, on the sink's thread, which reads it without mu_ (Write, the hot path); the commits
+  // (CommitUpTo on the checkpoint thread) read it under mu_.
   int fd_;
   bool own_fd_;
   std::unique_ptr<char[]> buf_;  // [0, used_): bytes not yet written
@@ -320,16 +322,20 @@ class LineSink : public Operator {
   uint64_t direct_length_ = 0;  // bytes written straight to the output file
   uint64_t written_back_ = 0;   // direct bytes below this were handed to sync_file_range
 
-  // Staging (checkpointing jobs). Written on the sink's thread; pending_, fd_ writes and
-  // finished_ are shared with the checkpoint thread's commits under mu_.
+  // Staging (checkpointing jobs). Written on the sink's thread; pending_ and fd_ are shared with
+  // the checkpoint thread's commits (NotifyCheckpointComplete). staging_, staging_dir_, staged_
+  // and next_start_ are the sink thread's alone (Snapshot and Finish use them under mu_, Write
+  // and Open without), so not GUARDED_BY.
   bool staging_ = false;
   std::string staging_dir_;
   StagedFile staged_;        // current.staged
   uint64_t next_start_ = 0;  // output length once everything staged before is committed
-  std::mutex mu_;
-  std::vector<Pending> pending_;
+  Mutex mu_;
+  std::vector<Pending> pending_ GUARDED_BY(mu_);
+  // Written under mu_ (Finish) and read under it, except in Snapshot by the sink's thread, its
+  // only writer, before it takes mu_: so not GUARDED_BY.
   bool finished_ = false;
-  uint64_t final_length_ = 0;
+  uint64_t final_length_ GUARDED_BY(mu_) = 0;
 };
 
 class LineSinkConfig : public NodeConfig {

@@ -46,7 +46,7 @@ void WindowSegment::CopyFrom(const WindowSegment& other) {
 
 std::shared_ptr<WindowSegment> SegmentPool::Take() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!free_.empty()) {
       std::shared_ptr<WindowSegment> s = std::move(free_.back());
       free_.pop_back();
@@ -57,12 +57,12 @@ std::shared_ptr<WindowSegment> SegmentPool::Take() {
 }
 
 void SegmentPool::Give(std::shared_ptr<WindowSegment> segment) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   free_.push_back(std::move(segment));
 }
 
 size_t SegmentPool::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return free_.size();
 }
 

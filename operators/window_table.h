@@ -46,13 +46,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
+#include "engine/mutex.h"
 #include "operators/window_aggregates.h"
 
 namespace streamrun {
@@ -142,8 +142,8 @@ class SegmentPool {
 
  private:
   const size_t per_entry_;
-  mutable std::mutex mu_;
-  std::vector<std::shared_ptr<WindowSegment>> free_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::shared_ptr<WindowSegment>> free_ GUARDED_BY(mu_);
 };
 
 // What a Capture() and its view share: who copies which segment. state[s] goes from kShared to
