@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <rapidjson/document.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include <immintrin.h>
 #endif
 
+#include "engine/cpus.h"
 #include "engine/exchange.h"
 #include "engine/mutex.h"
 #include "operators/factories.h"
@@ -307,13 +307,6 @@ struct ParsedChunk {
   uint64_t bytes = 0;  // the chunk's size, for progress
   DeferredErrors errors;
 };
-
-// The CPUs this process may run on.
-int UsableCpus() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 class Fd {
  public:
