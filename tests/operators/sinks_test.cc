@@ -40,6 +40,47 @@ TEST_CASE("file sink: writes raw bytes per row, creates folders, truncates") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("file sink: an old output is emptied, larger than the new or with nothing new") {
+  // The old file is cut on a helper thread that the first write waits for (line_writer.cc).
+  auto dir =
+      std::filesystem::temp_directory_path() / ("streamrun_sink_old_" + std::to_string(::getpid()));
+  auto path = dir / "out.jsonl";
+  std::filesystem::create_directories(dir);
+  for (bool write_rows : {true, false}) {
+    CAPTURE(write_rows);
+    {
+      std::ofstream old(path);
+      for (int i = 0; i < 100000; ++i)
+        old << "an old line of the previous run, number " << i << "\n";
+    }
+    REQUIRE(std::filesystem::file_size(path) > (4u << 20));
+    auto op = NewFileSinkConfig(path.string())->CreateOperator();
+    REQUIRE(op.ok());
+    OperatorContext ctx;
+    REQUIRE(op.value()->Open(ctx).ok());
+    if (write_rows) {
+      auto batch = NewBatch(0);
+      Row row;
+      row.raw = batch->arena.Copy("new");
+      batch->AddRow(row);
+      REQUIRE(op.value()->Process(std::move(batch)).ok());
+    }
+    REQUIRE(op.value()->Finish().ok());
+    std::stringstream ss;
+    ss << std::ifstream(path).rdbuf();
+    CHECK(ss.str() == (write_rows ? "new\n" : ""));
+  }
+  {  // Dropped without Finish (a job that failed early): the old output is gone all the same.
+    std::ofstream(path) << "old\n";
+    auto op = NewFileSinkConfig(path.string())->CreateOperator();
+    REQUIRE(op.ok());
+    OperatorContext ctx;
+    REQUIRE(op.value()->Open(ctx).ok());
+  }
+  CHECK(std::filesystem::file_size(path) == 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("file sink: output of many MiB, handed to writeback on the way, is complete") {
   // More than the sink's write buffer and its writeback step (8 MiB) several times over, with
   // lines of every length up to ~100 bytes; the expected file is built here line by line.
