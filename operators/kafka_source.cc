@@ -60,23 +60,6 @@ KafkaProperties ConsumerDefaults(const std::string& group, const std::string& cl
   };
 }
 
-// What a metadata slot of the layout takes.
-enum class Meta : uint8_t {
-  kKey,
-  kTimestamp,
-  kPartition,
-  kOffset,
-  kTopic,
-  kHeaders,
-  kHeader,
-  kLine
-};
-struct MetaSlot {
-  uint32_t slot;
-  Meta meta;
-  std::string header;  // kHeader
-};
-
 struct GroupPartition;
 
 // One partition this subtask reads.
@@ -660,26 +643,7 @@ class KafkaSource : public SourceOperator {
   Status Init() {
     SR_RETURN_IF_ERROR(maker_->Init());
     const Layout& layout = ctx_->layout;
-    static constexpr std::pair<std::string_view, Meta> kNames[] = {{"$key", Meta::kKey},
-                                                                   {"$timestamp", Meta::kTimestamp},
-                                                                   {"$partition", Meta::kPartition},
-                                                                   {"$offset", Meta::kOffset},
-                                                                   {"$topic", Meta::kTopic},
-                                                                   {"$headers", Meta::kHeaders}};
-    for (uint32_t i = 0; i < layout.size(); ++i) {
-      const FieldPath& p = layout[i];
-      if (p.size() == 2 && p[0] == "$headers") {
-        meta_.push_back({i, Meta::kHeader, p[1]});
-        continue;
-      }
-      if (p.size() == 1 && p[0] == "line" && o_.format == LineFormat::kText) {
-        meta_.push_back({i, Meta::kLine, ""});
-        continue;
-      }
-      for (const auto& [name, meta] : kNames) {
-        if (p.size() == 1 && p[0] == name) meta_.push_back({i, meta, ""});
-      }
-    }
+    meta_ = MetaSlotsOf(layout, /*text_line=*/o_.format == LineFormat::kText);
     if (o_.format == LineFormat::kJson) extractor_ = std::make_unique<JsonExtractor>(layout);
     return Status::Ok();
   }
@@ -1026,40 +990,40 @@ class KafkaSource : public SourceOperator {
     for (const MetaSlot& s : meta_) {
       Value v = Value::Null();
       switch (s.meta) {
-        case Meta::kKey:
+        case RecordMeta::kKey:
           if (m->key != nullptr)
             v = Value::String(arena.Copy({static_cast<const char*>(m->key), m->key_len}));
           break;
-        case Meta::kTimestamp: {
+        case RecordMeta::kTimestamp: {
           rd_kafka_timestamp_type_t type;
           int64_t ts = rd_kafka_message_timestamp(m, &type);
           if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0) v = Value::Int(ts);
           break;
         }
-        case Meta::kPartition:
+        case RecordMeta::kPartition:
           v = Value::Int(p.partition);
           break;
-        case Meta::kOffset:
+        case RecordMeta::kOffset:
           v = Value::Int(m->offset);
           break;
-        case Meta::kTopic:
+        case RecordMeta::kTopic:
           v = Value::String(arena.Copy(p.topic));
           break;
-        case Meta::kLine:
+        case RecordMeta::kLine:
           v = Value::String(raw);
           break;
-        case Meta::kHeaders:
-        case Meta::kHeader: {
+        case RecordMeta::kHeaders:
+        case RecordMeta::kHeader: {
           if (!headers_read) {
             headers_read = true;
             if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
               headers = nullptr;
           }
           if (headers == nullptr) {
-            if (s.meta == Meta::kHeaders) v = Value::Json(arena.Copy("{}"));
+            if (s.meta == RecordMeta::kHeaders) v = Value::Json(arena.Copy("{}"));
             break;
           }
-          if (s.meta == Meta::kHeader) {
+          if (s.meta == RecordMeta::kHeader) {
             const void* value = nullptr;
             size_t size = 0;
             // The last value of a header that repeats, as Kafka Streams' lastHeader.

@@ -57,6 +57,33 @@ LineFormat LineFormatNamed(std::string_view name) {
   return LineFormat::kJson;
 }
 
+std::vector<MetaSlot> MetaSlotsOf(const Layout& layout, bool text_line) {
+  static constexpr std::pair<std::string_view, RecordMeta> kNames[] = {
+      {"$key", RecordMeta::kKey},
+      {"$timestamp", RecordMeta::kTimestamp},
+      {"$partition", RecordMeta::kPartition},
+      {"$offset", RecordMeta::kOffset},
+      {"$topic", RecordMeta::kTopic},
+      {"$headers", RecordMeta::kHeaders}};
+  std::vector<MetaSlot> slots;
+  for (uint32_t i = 0; i < layout.size(); ++i) {
+    const FieldPath& p = layout[i];
+    if (p.size() == 2 && p[0] == "$headers") {
+      slots.push_back({i, RecordMeta::kHeader, p[1]});
+      continue;
+    }
+    if (p.size() != 1) continue;
+    if (text_line && p[0] == "line") {
+      slots.push_back({i, RecordMeta::kLine, ""});
+      continue;
+    }
+    for (const auto& [name, meta] : kNames) {
+      if (p[0] == name) slots.push_back({i, meta, ""});
+    }
+  }
+  return slots;
+}
+
 int64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -75,24 +102,8 @@ RecordMaker::RecordMaker(const SourceCommon& common, const SourceContext& ctx, L
   }
   if (format_ != LineFormat::kText) extractor_ = std::make_unique<JsonExtractor>(ctx.layout);
   if (format_ == LineFormat::kRecording) {
-    // Metadata fields: `$key`, ..., `$headers` (the object) and `$headers.NAME`. Deeper paths
-    // (`$key.a`, `$headers.a.b`) are not filled: they read as missing.
-    static constexpr std::pair<std::string_view, Meta> kNames[] = {{"$key", Meta::kKey},
-                                                                   {"$timestamp", Meta::kTimestamp},
-                                                                   {"$partition", Meta::kPartition},
-                                                                   {"$offset", Meta::kOffset},
-                                                                   {"$topic", Meta::kTopic},
-                                                                   {"$headers", Meta::kHeaders}};
-    for (uint32_t i = 0; i < width_; ++i) {
-      const FieldPath& p = ctx.layout[i];
-      if (p.size() == 2 && p[0] == "$headers") {
-        meta_slots_.push_back({i, Meta::kHeader, p[1]});
-        continue;
-      }
-      for (const auto& [name, meta] : kNames) {
-        if (p.size() == 1 && p[0] == name) meta_slots_.push_back({i, meta, ""});
-      }
-    }
+    // The record's own `line` (a text record) is line_slot_, as for format text.
+    meta_slots_ = MetaSlotsOf(ctx.layout, /*text_line=*/false);
     // The value's fields are extracted right after decoding, which checks its JSON.
     recording_ = std::make_unique<RecordingDecoder>(RecordingDecoder::ValueCheck::kStructure);
   }
@@ -213,23 +224,23 @@ Status RecordMaker::AddRecordingLine(Batch& batch, std::string_view line, uint64
 Value RecordMaker::RecordedMeta(const MetaSlot& m, Arena& arena) {
   const RecordingRecord& rec = recorded_;
   switch (m.meta) {
-    case Meta::kKey:
+    case RecordMeta::kKey:
       return rec.key ? Value::String(arena.Copy(*rec.key)) : Value::Null();
-    case Meta::kTimestamp:
+    case RecordMeta::kTimestamp:
       return rec.timestamp ? Value::Int(*rec.timestamp) : Value::Missing();
-    case Meta::kPartition:
+    case RecordMeta::kPartition:
       return rec.partition >= 0 ? Value::Int(rec.partition) : Value::Missing();
-    case Meta::kOffset:
+    case RecordMeta::kOffset:
       return rec.offset >= 0 ? Value::Int(rec.offset) : Value::Missing();
-    case Meta::kTopic:
+    case RecordMeta::kTopic:
       return rec.topic.empty() ? Value::Missing() : Value::String(arena.Copy(rec.topic));
-    case Meta::kHeader:
+    case RecordMeta::kHeader:
       for (auto h = rec.headers.rbegin(); h != rec.headers.rend(); ++h) {
         if (h->name != m.header) continue;
         return h->value ? Value::String(arena.Copy(*h->value)) : Value::Null();
       }
       return Value::Null();
-    case Meta::kHeaders:
+    case RecordMeta::kHeaders:
       headers_json_ = "{";
       for (size_t i = 0; i < rec.headers.size(); ++i) {
         if (i > 0) headers_json_ += ',';
@@ -243,6 +254,8 @@ Value RecordMaker::RecordedMeta(const MetaSlot& m, Arena& arena) {
       }
       headers_json_ += '}';
       return Value::Json(arena.Copy(headers_json_));
+    case RecordMeta::kLine:  // not a metadata slot here (MetaSlotsOf without text_line)
+      break;
   }
   return Value::Missing();
 }

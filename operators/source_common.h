@@ -50,6 +50,30 @@ enum class LineFormat : uint8_t { kJson, kText, kRecording };
 // "json", "text" or "recording" (anything else: json).
 LineFormat LineFormatNamed(std::string_view name);
 
+// A Kafka metadata field that a slot of a source's layout takes: `$key`, `$timestamp`,
+// `$partition`, `$offset`, `$topic`, `$headers` (the object), `$headers.NAME` (kHeader), and for
+// text records the field `line` (kLine). Filled by the kafka source from each message and by a
+// recording from each line, the same way.
+enum class RecordMeta : uint8_t {
+  kKey,
+  kTimestamp,
+  kPartition,
+  kOffset,
+  kTopic,
+  kHeaders,
+  kHeader,
+  kLine
+};
+struct MetaSlot {
+  uint32_t slot;
+  RecordMeta meta;
+  std::string header;  // kHeader: its name
+};
+// The slots of `layout` that take metadata. Deeper paths (`$key.a`, `$headers.a.b`) take none:
+// they read as missing. `text_line`: `line` is a metadata slot (kLine), as for a kafka source
+// of format text.
+std::vector<MetaSlot> MetaSlotsOf(const Layout& layout, bool text_line);
+
 // The NodeConfig every source type derives from: the settings all sources have and the format
 // of the records it makes. `streamrun test` reads them to replace a source, whatever its type,
 // by a file source with the same event time, watermark and on_error (engine/test_runner.cc).
@@ -114,14 +138,6 @@ class RecordMaker {
   int offset_slot() const { return offset_slot_; }
 
  private:
-  // A recording's metadata field that a slot takes (format recording).
-  enum class Meta : uint8_t { kKey, kTimestamp, kPartition, kOffset, kTopic, kHeaders, kHeader };
-  struct MetaSlot {
-    uint32_t slot;
-    Meta meta;
-    std::string header;  // kHeader: its name
-  };
-
   Status Bad(Batch& batch, std::string_view text, uint64_t offset, std::string_view reason);
   // FinishRow's event time of the last row of `batch` by evaluating event_time; false when it
   // fails (the row is then reported and removed, with *status the report's).
