@@ -137,6 +137,7 @@ Status OutputEmitter::Send(Route& r, BatchPtr batch) {
   const uint64_t groups = static_cast<uint64_t>(r.max_parallelism);
   const bool mask = (groups & (groups - 1)) == 0;  // KeyGroupOf is then a mask
   for (size_t row = 0; row < rows; ++row) {
+    mut.arena.PrefetchAhead(256);  // the key records of the rows a few ahead
     EncodeKey(mut.SlotsOf(row), r.key_slots, &key_);
     const uint64_t hash = HashKey(key_);
     char* record = mut.arena.Allocate(kKeyRecordHeader + key_.size());

@@ -506,6 +506,7 @@ struct WindowOperator::Impl {
     Row& row = out->rows[r];
     row.ts = bounds.max_timestamp();
     row.wm = stamp;
+    out->arena.PrefetchAhead(512);  // the text of the results a few ahead (PrefetchForWrite)
     row.raw = out->arena.Copy(json);
     Value* slots = out->SlotsOf(r);
     for (size_t s = 0; s < out_fields.size(); ++s) {

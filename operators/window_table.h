@@ -53,20 +53,10 @@
 #include "engine/huge_page_allocator.h"
 #include "engine/key.h"
 #include "engine/mutex.h"
+#include "engine/prefetch.h"
 #include "operators/window_aggregates.h"
 
 namespace streamrun {
-
-// A prefetch the compiler cannot drop. GCC 12 at -O2 deletes __builtin_prefetch calls behind a
-// branch in loops it sees no other effect in (measured: the prefetches of this operator's
-// per-row look-ahead were all gone from the binary), so on x86 it is an asm statement.
-inline void Prefetch(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-#endif
-}
 
 inline constexpr uint32_t kNoEntry = std::numeric_limits<uint32_t>::max();
 
