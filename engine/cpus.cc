@@ -59,6 +59,12 @@ std::optional<int> CpusOfCfs(const std::string& dir) {
   return CpusOf(*q, *p);
 }
 
+std::optional<int> Smaller(std::optional<int> a, std::optional<int> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
 // The smallest limit `read` finds from mount + path up to mount.
 template <class Read>
 std::optional<int> SmallestUpFrom(const std::string& mount, const std::string& path, Read read) {
@@ -69,19 +75,11 @@ std::optional<int> SmallestUpFrom(const std::string& mount, const std::string& p
   fs::path rel = fs::path(path).relative_path();
   for (;;) {
     const fs::path dir = fs::path(mount) / rel;
-    if (std::optional<int> limit = read(dir.string())) {
-      smallest = smallest ? std::min(*smallest, *limit) : *limit;
-    }
+    smallest = Smaller(smallest, read(dir.string()));
     if (rel.empty()) break;
     rel = rel.parent_path();
   }
   return smallest;
-}
-
-std::optional<int> Smaller(std::optional<int> a, std::optional<int> b) {
-  if (!a) return b;
-  if (!b) return a;
-  return std::min(*a, *b);
 }
 
 }  // namespace
