@@ -73,7 +73,9 @@ def machine():
 def commit():
     try:
         rev = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
-        dirty = sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT).strip() != ""
+        # The results file itself does not make the code dirty: runs in a row rewrite it.
+        dirty = sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":(exclude)bench/results.json"], cwd=ROOT).strip() != ""
         return rev + ("-dirty" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
