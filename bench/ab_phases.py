@@ -21,8 +21,7 @@ import random
 import subprocess
 import tempfile
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(BENCH)
+from run import BENCH, DATA, ROOT, ensure_prefix, warm
 
 
 def probe():
@@ -32,9 +31,7 @@ def probe():
 
 
 def samples(binary, args, tmp):
-    with open(args.input, "rb") as f:  # in the page cache, as bench/run.py does before each run
-        while f.read(1 << 24):
-            pass
+    warm(args.input)
     data = os.path.join(tmp, "perf.data")
     env = dict(os.environ, BENCH_INPUT=args.input, BENCH_OUTPUT=os.path.join(tmp, "out.jsonl"),
                BENCH_STATE=os.path.join(tmp, "state"))
@@ -56,16 +53,10 @@ def samples(binary, args, tmp):
 
 
 def default_input():
-    path = os.path.join(BENCH, "data", "clicks_3000000.jsonl")
-    if not os.path.exists(path):
-        full = os.path.join(BENCH, "data", "clicks_10000000.jsonl")
-        if not os.path.exists(full):
-            raise SystemExit(f"{full} is missing: run `make bench` once, or pass --input")
-        with open(full, "rb") as src, open(path + ".tmp", "wb") as dst:
-            for _, line in zip(range(3_000_000), src):
-                dst.write(line)
-        os.rename(path + ".tmp", path)
-    return path
+    full = os.path.join(DATA, "clicks_10000000.jsonl")
+    if not os.path.exists(full):
+        raise SystemExit(f"{full} is missing: run `make bench` once, or pass --input")
+    return ensure_prefix(full, 3_000_000)
 
 
 def main():
